@@ -1,1 +1,15 @@
-//! placeholder
+//! Wire types shared by the server, the client and the balancer: revisions, error codes,
+//! request and response bodies, and the seed-compatible JSON encoding.
+
+mod canonical_json;
+mod error_code;
+mod revision;
+mod wire;
+
+pub use canonical_json::{CanonicalJson, to_canonical_json};
+pub use error_code::ErrorCode;
+pub use revision::Revision;
+pub use wire::{DELETE_MESSAGE, ErrorBody, SET_MESSAGE, ScanItem, ScanPage, WriteBody};
+
+/// Longest key accepted, in bytes of UTF-8 after percent-decoding.
+pub const MAX_KEY_BYTES: usize = 1024;

@@ -1,1 +1,16 @@
-//! placeholder
+//! The durable store: a state machine of keys, values, revisions and expiry times on fjall,
+//! fed by a group-commit writer. No network code lives here, so the Raft layer can drive the
+//! same state machine from its log.
+
+mod command;
+mod error;
+mod expiry;
+mod group_commit;
+mod record;
+mod state_machine;
+
+pub use command::{Command, Condition, Op, Outcome};
+pub use error::StoreError;
+pub use group_commit::{ApplyHook, NoHook, ProposeError, Writer, WriterConfig};
+pub use record::Record;
+pub use state_machine::{Change, StateMachine, StoreConfig, StoreStats};

@@ -1,0 +1,55 @@
+//! Stable machine-readable error codes: the `code` field of every error body.
+
+use serde::{Deserialize, Serialize};
+
+/// Every error the HTTP API can report. The string form (`as_str`) is a stable contract for
+/// scripts; the message next to it in the body is for people and may change.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ErrorCode {
+    KeyNotFound,
+    RouteNotFound,
+    MethodNotAllowed,
+    InvalidJson,
+    MissingValue,
+    InvalidTtl,
+    InvalidKey,
+    KeyTooLong,
+    ValueTooLarge,
+    BodyTooLarge,
+    UnsupportedContentType,
+    InvalidPrecondition,
+    PreconditionFailed,
+    InvalidQuery,
+    Overloaded,
+    Timeout,
+    Unavailable,
+    DiskFull,
+    Internal,
+}
+
+impl ErrorCode {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ErrorCode::KeyNotFound => "key_not_found",
+            ErrorCode::RouteNotFound => "route_not_found",
+            ErrorCode::MethodNotAllowed => "method_not_allowed",
+            ErrorCode::InvalidJson => "invalid_json",
+            ErrorCode::MissingValue => "missing_value",
+            ErrorCode::InvalidTtl => "invalid_ttl",
+            ErrorCode::InvalidKey => "invalid_key",
+            ErrorCode::KeyTooLong => "key_too_long",
+            ErrorCode::ValueTooLarge => "value_too_large",
+            ErrorCode::BodyTooLarge => "body_too_large",
+            ErrorCode::UnsupportedContentType => "unsupported_content_type",
+            ErrorCode::InvalidPrecondition => "invalid_precondition",
+            ErrorCode::PreconditionFailed => "precondition_failed",
+            ErrorCode::InvalidQuery => "invalid_query",
+            ErrorCode::Overloaded => "overloaded",
+            ErrorCode::Timeout => "timeout",
+            ErrorCode::Unavailable => "unavailable",
+            ErrorCode::DiskFull => "disk_full",
+            ErrorCode::Internal => "internal",
+        }
+    }
+}

@@ -1,0 +1,32 @@
+//! Errors of the storage layer, split into "this call failed" and "this store is broken".
+
+use std::io;
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// The disk has no room: nothing of the batch was applied.
+    #[error("the disk is full")]
+    DiskFull,
+    /// The engine failed; after a failed write the store refuses further writes (fjall poisons
+    /// itself), so callers should treat the node as broken.
+    #[error("storage engine error: {0}")]
+    Engine(#[from] fjall::Error),
+    /// Bytes on disk did not decode: a bug or corruption, never the client's fault.
+    #[error("corrupt record for key {key:?}: {reason}")]
+    Corrupt { key: String, reason: &'static str },
+    /// The writer has stopped (shutdown or an earlier fatal error).
+    #[error("the store is closed")]
+    Closed,
+}
+
+impl StoreError {
+    /// Classifies an engine error, so a full disk can be reported as such (HTTP 507).
+    pub(crate) fn from_engine(err: fjall::Error) -> StoreError {
+        if let fjall::Error::Io(io) = &err
+            && io.kind() == io::ErrorKind::StorageFull
+        {
+            return StoreError::DiskFull;
+        }
+        StoreError::Engine(err)
+    }
+}

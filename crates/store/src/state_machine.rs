@@ -1,0 +1,263 @@
+//! The state machine on fjall: applies batches of commands atomically and durably, and
+//! answers point reads and ordered scans.
+//!
+//! Layout, one fjall database per node:
+//! - `data`: key bytes → [`Record`];
+//! - `expiry`: `expires_at_ms (BE) ‖ key` → revision, so due keys are found by a range scan;
+//! - `meta`: `revision` → the last revision handed out (u64 BE).
+//!
+//! A batch is committed with `PersistMode::SyncAll` set on the fjall batch, which fsyncs the
+//! journal *before* the batch becomes visible to readers: nobody can read a write that a
+//! crash could still take back.
+
+use crate::{Command, Op, Outcome, Record, StoreError};
+use fjall::{Database, Keyspace, KeyspaceCreateOptions, PersistMode};
+use hakv_api::Revision;
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+const REVISION_KEY: &[u8] = b"revision";
+
+/// Where and how to open the store.
+#[derive(Debug, Clone)]
+pub struct StoreConfig {
+    pub data_dir: PathBuf,
+    /// fjall's block cache, in bytes (separate from hakv's value cache).
+    pub block_cache_bytes: u64,
+}
+
+/// Sizes for `/metrics`.
+#[derive(Debug, Clone, Copy)]
+pub struct StoreStats {
+    pub approximate_keys: u64,
+    pub disk_bytes: u64,
+    pub revision: Revision,
+}
+
+/// One key changed by an applied batch: its new record, or `None` when it was removed.
+#[derive(Debug, Clone)]
+pub struct Change {
+    pub key: String,
+    pub record: Option<Record>,
+}
+
+pub struct StateMachine {
+    db: Database,
+    data: Keyspace,
+    expiry: Keyspace,
+    meta: Keyspace,
+    /// The revision of the last applied batch; readers load it *before* reading so that a
+    /// value they read is at least this new (the cache's fill guard depends on that).
+    applied: AtomicU64,
+}
+
+impl StateMachine {
+    pub fn open(config: &StoreConfig) -> Result<StateMachine, StoreError> {
+        std::fs::create_dir_all(&config.data_dir)
+            .map_err(|e| StoreError::from_engine(fjall::Error::Io(e)))?;
+        let db = Database::builder(&config.data_dir)
+            .cache_size(config.block_cache_bytes)
+            .open()
+            .map_err(StoreError::from_engine)?;
+        let data = db.keyspace("data", KeyspaceCreateOptions::default)?;
+        let expiry = db.keyspace("expiry", KeyspaceCreateOptions::default)?;
+        let meta = db.keyspace("meta", KeyspaceCreateOptions::default)?;
+        let revision = match meta.get(REVISION_KEY)? {
+            Some(bytes) => {
+                u64::from_be_bytes(bytes.as_ref().try_into().map_err(|_| StoreError::Corrupt {
+                    key: "meta/revision".into(),
+                    reason: "revision is not 8 bytes",
+                })?)
+            }
+            None => 0,
+        };
+        Ok(StateMachine {
+            db,
+            data,
+            expiry,
+            meta,
+            applied: AtomicU64::new(revision),
+        })
+    }
+
+    /// The revision of the newest applied change.
+    pub fn revision(&self) -> Revision {
+        Revision(self.applied.load(Ordering::Acquire))
+    }
+
+    /// The stored record, expired or not; callers decide liveness with their clock.
+    pub fn get(&self, key: &str) -> Result<Option<Record>, StoreError> {
+        match self.data.get(key.as_bytes())? {
+            Some(bytes) => Record::decode(key, &bytes).map(Some),
+            None => Ok(None),
+        }
+    }
+
+    /// Up to `limit` live keys starting with `prefix`, in byte order, strictly after `after`.
+    pub fn scan(
+        &self,
+        prefix: &str,
+        after: Option<&str>,
+        limit: usize,
+        now_ms: u64,
+    ) -> Result<Vec<(String, Record)>, StoreError> {
+        use std::ops::Bound;
+        let start = match after {
+            Some(after) if after >= prefix => Bound::Excluded(after.as_bytes().to_vec()),
+            _ => Bound::Included(prefix.as_bytes().to_vec()),
+        };
+        let mut out = Vec::new();
+        for guard in self.data.range::<Vec<u8>, _>((start, Bound::Unbounded)) {
+            let (key, value) = guard.into_inner()?;
+            if !key.starts_with(prefix.as_bytes()) {
+                break;
+            }
+            let key = String::from_utf8(key.to_vec()).map_err(|_| StoreError::Corrupt {
+                key: String::from_utf8_lossy(&key).into(),
+                reason: "key is not UTF-8",
+            })?;
+            let record = Record::decode(&key, &value)?;
+            if record.is_live_at(now_ms) {
+                out.push((key, record));
+                if out.len() >= limit {
+                    break;
+                }
+            }
+        }
+        Ok(out)
+    }
+
+    pub fn stats(&self) -> StoreStats {
+        StoreStats {
+            approximate_keys: self.data.approximate_len() as u64,
+            disk_bytes: self.db.disk_space().unwrap_or(0),
+            revision: self.revision(),
+        }
+    }
+
+    /// Keys whose expiry time is at or before `now_ms`, oldest first, with the revision they
+    /// expire at (for `Op::Expire`).
+    pub fn due_for_expiry(&self, now_ms: u64, limit: usize) -> Result<Vec<(String, Revision)>, StoreError> {
+        crate::expiry::due(&self.expiry, now_ms, limit)
+    }
+
+    /// Applies commands in order as one atomic, fsynced batch. Returns each command's outcome
+    /// and the keys it changed. `on_changes` runs before the batch becomes visible, with the
+    /// highest revision of the batch (the cache invalidates there).
+    pub fn apply_batch(
+        &self,
+        commands: &[Command],
+        before_visible: impl FnOnce(&[Change], Revision),
+    ) -> Result<(Vec<Outcome>, Vec<Change>), StoreError> {
+        let mut revision = self.revision();
+        let mut pending: HashMap<&str, Option<Record>> = HashMap::new();
+        let mut outcomes = Vec::with_capacity(commands.len());
+        let mut batch = self.db.batch().durability(Some(PersistMode::SyncAll));
+        for command in commands {
+            let key = command.op.key();
+            let stored = match pending.get(key) {
+                Some(record) => record.clone(),
+                None => self.get(key)?,
+            };
+            let live = stored.as_ref().filter(|r| r.is_live_at(command.at_ms));
+            let (outcome, next) = decide(command, live, stored.as_ref(), revision.next());
+            if let Some(next) = next {
+                revision = revision.next();
+                if let Some(at) = stored.as_ref().and_then(|old| old.expires_at_ms) {
+                    batch.remove(&self.expiry, crate::expiry::index_key(at, key));
+                }
+                match &next {
+                    Some(record) => {
+                        batch.insert(&self.data, key.as_bytes(), record.encode());
+                        if let Some(at) = record.expires_at_ms {
+                            batch.insert(
+                                &self.expiry,
+                                crate::expiry::index_key(at, key),
+                                record.revision.0.to_be_bytes(),
+                            );
+                        }
+                    }
+                    None => batch.remove(&self.data, key.as_bytes()),
+                }
+                pending.insert(key, next);
+            }
+            outcomes.push(outcome);
+        }
+        let changes: Vec<Change> = pending
+            .into_iter()
+            .map(|(key, record)| Change {
+                key: key.to_owned(),
+                record,
+            })
+            .collect();
+        if changes.is_empty() {
+            return Ok((outcomes, changes));
+        }
+        batch.insert(&self.meta, REVISION_KEY, revision.0.to_be_bytes());
+        before_visible(&changes, revision);
+        batch.commit().map_err(StoreError::from_engine)?;
+        self.applied.store(revision.0, Ordering::Release);
+        Ok((outcomes, changes))
+    }
+
+    /// Flushes the journal to disk; used on shutdown.
+    pub fn persist(&self) -> Result<(), StoreError> {
+        self.db
+            .persist(PersistMode::SyncAll)
+            .map_err(StoreError::from_engine)
+    }
+}
+
+/// What one command does to its key: the outcome, and the key's new state when it changes
+/// (`Some(None)` removes it). `live` is the key as the command sees it (expired = absent);
+/// `stored` is what is on disk, which an `Expire` needs to see past the expiry.
+fn decide(
+    command: &Command,
+    live: Option<&Record>,
+    stored: Option<&Record>,
+    revision: Revision,
+) -> (Outcome, Option<Option<Record>>) {
+    let current = live.map(|r| r.revision);
+    match &command.op {
+        Op::Put {
+            value,
+            ttl_ms,
+            condition,
+            ..
+        } => {
+            if !condition.holds(current) {
+                return (Outcome::ConditionFailed { current }, None);
+            }
+            let record = Record {
+                revision,
+                expires_at_ms: ttl_ms.map(|ttl| command.at_ms.saturating_add(ttl)),
+                value: value.clone(),
+            };
+            (
+                Outcome::Written {
+                    revision,
+                    created: live.is_none(),
+                },
+                Some(Some(record)),
+            )
+        }
+        Op::Delete { condition, .. } => {
+            if !condition.holds(current) {
+                return (Outcome::ConditionFailed { current }, None);
+            }
+            if live.is_none() {
+                return (Outcome::NotFound, None);
+            }
+            (Outcome::Deleted { revision }, Some(None))
+        }
+        Op::Expire {
+            revision: expected, ..
+        } => match stored {
+            Some(r) if r.revision == *expected && !r.is_live_at(command.at_ms) => {
+                (Outcome::Deleted { revision }, Some(None))
+            }
+            _ => (Outcome::Unchanged, None),
+        },
+    }
+}

@@ -1,0 +1,193 @@
+//! The state machine's contract: conditions, revisions, expiry and durability across reopen.
+
+use hakv_api::{Revision, to_canonical_json};
+use hakv_store::{Command, Condition, Op, Outcome, StateMachine, StoreConfig};
+use serde_json::json;
+
+fn open(dir: &std::path::Path) -> StateMachine {
+    StateMachine::open(&StoreConfig {
+        data_dir: dir.to_path_buf(),
+        block_cache_bytes: 8 << 20,
+    })
+    .unwrap()
+}
+
+fn put(key: &str, value: serde_json::Value, condition: Condition) -> Command {
+    Command {
+        at_ms: 1_000,
+        op: Op::Put {
+            key: key.into(),
+            value: to_canonical_json(&value),
+            ttl_ms: None,
+            condition,
+        },
+    }
+}
+
+fn apply(sm: &StateMachine, commands: &[Command]) -> Vec<Outcome> {
+    sm.apply_batch(commands, |_, _| {}).unwrap().0
+}
+
+#[test]
+fn revisions_grow_and_conditions_are_decided_in_batch_order() {
+    let dir = tempfile::tempdir().unwrap();
+    let sm = open(dir.path());
+    let outcomes = apply(
+        &sm,
+        &[
+            put("a", json!(1), Condition::Absent),
+            put("a", json!(2), Condition::Absent),
+            put("a", json!(3), Condition::Revision(Revision(1))),
+            put("a", json!(4), Condition::Revision(Revision(1))),
+            Command {
+                at_ms: 1_000,
+                op: Op::Delete {
+                    key: "missing".into(),
+                    condition: Condition::Always,
+                },
+            },
+        ],
+    );
+    assert_eq!(
+        outcomes,
+        vec![
+            Outcome::Written {
+                revision: Revision(1),
+                created: true
+            },
+            Outcome::ConditionFailed {
+                current: Some(Revision(1))
+            },
+            Outcome::Written {
+                revision: Revision(2),
+                created: false
+            },
+            Outcome::ConditionFailed {
+                current: Some(Revision(2))
+            },
+            Outcome::NotFound,
+        ]
+    );
+    let record = sm.get("a").unwrap().unwrap();
+    assert_eq!(record.revision, Revision(2));
+    assert_eq!(record.value.as_bytes(), b"3");
+    assert_eq!(sm.revision(), Revision(2));
+}
+
+#[test]
+fn state_and_revision_survive_reopen() {
+    let dir = tempfile::tempdir().unwrap();
+    {
+        let sm = open(dir.path());
+        apply(
+            &sm,
+            &[
+                put("x", json!({"n": 1}), Condition::Always),
+                put("y", json!("v"), Condition::Always),
+            ],
+        );
+        apply(
+            &sm,
+            &[Command {
+                at_ms: 1_000,
+                op: Op::Delete {
+                    key: "y".into(),
+                    condition: Condition::Always,
+                },
+            }],
+        );
+    }
+    let sm = open(dir.path());
+    assert_eq!(sm.revision(), Revision(3));
+    assert_eq!(sm.get("x").unwrap().unwrap().value.as_bytes(), br#"{"n":1}"#);
+    assert!(sm.get("y").unwrap().is_none());
+    let next = apply(&sm, &[put("z", json!(0), Condition::Always)]);
+    assert_eq!(
+        next,
+        vec![Outcome::Written {
+            revision: Revision(4),
+            created: true
+        }]
+    );
+}
+
+#[test]
+fn expired_keys_are_absent_to_commands_and_purged_by_expire() {
+    let dir = tempfile::tempdir().unwrap();
+    let sm = open(dir.path());
+    let ttl = Command {
+        at_ms: 1_000,
+        op: Op::Put {
+            key: "t".into(),
+            value: to_canonical_json(&json!(1)),
+            ttl_ms: Some(500),
+            condition: Condition::Always,
+        },
+    };
+    apply(&sm, &[ttl]);
+    assert!(sm.get("t").unwrap().unwrap().is_live_at(1_499));
+    assert!(!sm.get("t").unwrap().unwrap().is_live_at(1_500));
+    assert!(sm.due_for_expiry(1_499, 10).unwrap().is_empty());
+    assert_eq!(
+        sm.due_for_expiry(1_500, 10).unwrap(),
+        vec![("t".to_string(), Revision(1))]
+    );
+    assert_eq!(sm.scan("", None, 10, 1_600).unwrap().len(), 0);
+
+    // After expiry, create-only succeeds: the expired key counts as absent.
+    let mut recreate = put("t", json!(2), Condition::Absent);
+    recreate.at_ms = 1_600;
+    // A stale purge (for revision 1) must not remove the new value.
+    let stale_purge = Command {
+        at_ms: 1_700,
+        op: Op::Expire {
+            key: "t".into(),
+            revision: Revision(1),
+        },
+    };
+    let outcomes = apply(&sm, &[recreate, stale_purge]);
+    assert_eq!(
+        outcomes,
+        vec![
+            Outcome::Written {
+                revision: Revision(2),
+                created: true
+            },
+            Outcome::Unchanged
+        ]
+    );
+    assert_eq!(sm.get("t").unwrap().unwrap().value.as_bytes(), b"2");
+    assert!(
+        sm.due_for_expiry(u64::MAX - 1, 10).unwrap().is_empty(),
+        "the old index entry is gone"
+    );
+}
+
+#[test]
+fn scan_pages_through_a_prefix_in_order() {
+    let dir = tempfile::tempdir().unwrap();
+    let sm = open(dir.path());
+    let commands: Vec<_> = (0..50)
+        .map(|i| put(&format!("p/{i:03}"), json!(i), Condition::Always))
+        .collect();
+    apply(&sm, &commands);
+    apply(
+        &sm,
+        &[
+            put("q", json!(0), Condition::Always),
+            put("o", json!(0), Condition::Always),
+        ],
+    );
+    let mut seen = Vec::new();
+    let mut cursor: Option<String> = None;
+    loop {
+        let page = sm.scan("p/", cursor.as_deref(), 7, 0).unwrap();
+        if page.is_empty() {
+            break;
+        }
+        cursor = Some(page.last().unwrap().0.clone());
+        seen.extend(page.into_iter().map(|(k, _)| k));
+    }
+    let expected: Vec<_> = (0..50).map(|i| format!("p/{i:03}")).collect();
+    assert_eq!(seen, expected);
+}
