@@ -1,0 +1,160 @@
+//! The balancer's own endpoints: `GET /lb/status`, `GET /metrics`, and runtime changes to the
+//! backend set (`POST /lb/backends`, `PATCH|DELETE /lb/backends/{addr}`,
+//! `POST /lb/backends/{addr}/drain`).
+
+use crate::body::ResponseBody;
+use crate::config::BackendSpec;
+use crate::error::json_response;
+use crate::pool::PoolError;
+use crate::proxy::Shared;
+use http::{Method, Request, Response, StatusCode, header};
+use http_body_util::{BodyExt, Limited};
+use hyper::body::Incoming;
+use serde::Deserialize;
+use serde_json::json;
+
+/// Paths the balancer answers itself instead of forwarding.
+#[inline]
+pub fn is_admin_path(path: &str) -> bool {
+    path.starts_with("/lb/") || path == "/metrics"
+}
+
+#[derive(Debug, thiserror::Error)]
+enum AdminError {
+    #[error("bad request body: {0}")]
+    BadBody(String),
+    #[error(transparent)]
+    Pool(#[from] PoolError),
+    #[error("invalid backend: {0}")]
+    BadSpec(#[from] crate::config::ConfigError),
+    #[error("no such endpoint: {0} {1}")]
+    NotFound(Method, String),
+}
+
+impl AdminError {
+    fn into_response(self) -> Response<ResponseBody> {
+        let (status, code) = match &self {
+            Self::BadBody(_) | Self::BadSpec(_) | Self::Pool(PoolError::BadWeight(_)) => {
+                (StatusCode::BAD_REQUEST, "bad_request")
+            }
+            Self::Pool(PoolError::Duplicate(_)) => (StatusCode::CONFLICT, "backend_exists"),
+            Self::Pool(PoolError::Unknown(_)) => (StatusCode::NOT_FOUND, "unknown_backend"),
+            Self::NotFound(..) => (StatusCode::NOT_FOUND, "not_found"),
+        };
+        json_response(status, &json!({ "error": self.to_string(), "code": code }))
+    }
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct AddBackend {
+    addr: String,
+    #[serde(default = "one")]
+    weight: u32,
+}
+
+fn one() -> u32 {
+    1
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct UpdateBackend {
+    weight: Option<u32>,
+    draining: Option<bool>,
+}
+
+pub async fn handle(shared: &Shared, req: Request<Incoming>) -> Response<ResponseBody> {
+    match route(shared, req).await {
+        Ok(resp) => resp,
+        Err(e) => e.into_response(),
+    }
+}
+
+async fn route(shared: &Shared, req: Request<Incoming>) -> Result<Response<ResponseBody>, AdminError> {
+    let method = req.method().clone();
+    let path = req.uri().path().to_owned();
+    let backend = path.strip_prefix("/lb/backends/").map(str::to_owned);
+    match (&method, path.as_str(), backend) {
+        (&Method::GET, "/metrics", _) => {
+            let mut resp = Response::new(ResponseBody::local(crate::metrics::render(shared)));
+            resp.headers_mut().insert(
+                header::CONTENT_TYPE,
+                header::HeaderValue::from_static("text/plain; version=0.0.4"),
+            );
+            Ok(resp)
+        }
+        (&Method::GET, "/lb/status", _) => Ok(json_response(StatusCode::OK, &status(shared))),
+        (&Method::POST, "/lb/backends", _) => {
+            let add: AddBackend = read_json(req).await?;
+            let spec: BackendSpec = format!("{}={}", add.addr, add.weight).parse()?;
+            shared.pool.add(&spec)?;
+            tracing::info!(backend = %spec, "backend added");
+            Ok(json_response(
+                StatusCode::CREATED,
+                &json!({ "added": spec.authority.as_str() }),
+            ))
+        }
+        (&Method::DELETE, _, Some(addr)) => {
+            shared.pool.remove(&addr)?;
+            tracing::info!(backend = addr, "backend removed");
+            Ok(json_response(StatusCode::OK, &json!({ "removed": addr })))
+        }
+        (&Method::PATCH, _, Some(addr)) => {
+            let update: UpdateBackend = read_json(req).await?;
+            shared.pool.update(&addr, update.weight, update.draining)?;
+            tracing::info!(backend = addr, weight = ?update.weight, draining = ?update.draining, "backend updated");
+            Ok(json_response(StatusCode::OK, &json!({ "updated": addr })))
+        }
+        (&Method::POST, _, Some(rest)) if rest.ends_with("/drain") => {
+            let addr = rest.trim_end_matches("/drain");
+            shared.pool.update(addr, None, Some(true))?;
+            tracing::info!(backend = addr, "backend draining");
+            Ok(json_response(StatusCode::OK, &json!({ "draining": addr })))
+        }
+        _ => Err(AdminError::NotFound(method, path)),
+    }
+}
+
+async fn read_json<T: serde::de::DeserializeOwned>(req: Request<Incoming>) -> Result<T, AdminError> {
+    let body = Limited::new(req.into_body(), 64 << 10)
+        .collect()
+        .await
+        .map_err(|e| AdminError::BadBody(e.to_string()))?
+        .to_bytes();
+    serde_json::from_slice(&body).map_err(|e| AdminError::BadBody(e.to_string()))
+}
+
+/// The `/lb/status` document.
+pub fn status(shared: &Shared) -> serde_json::Value {
+    let set = shared.pool.load();
+    let backends: Vec<_> = set
+        .backends
+        .iter()
+        .map(|b| {
+            json!({
+                "addr": b.addr(),
+                "weight": b.weight(),
+                "healthy": b.is_healthy(),
+                "ejected": b.is_ejected(),
+                "draining": b.is_draining(),
+                "available": b.is_available(),
+                "in_flight": b.in_flight(),
+                "ejections": b.ejections(),
+                "ewma_latency_ms": b.ewma_latency() * 1e3,
+                "requests": b.requests(),
+                "errors": b.errors(),
+                "retries": b.stats.retries.load(std::sync::atomic::Ordering::Relaxed),
+            })
+        })
+        .collect();
+    json!({
+        "algorithm": set.algorithm.name(),
+        "leader": shared.leader.as_ref().and_then(|l| l.leader()),
+        "in_flight": shared.limiter.current(),
+        "requests": shared.counters.requests.load(std::sync::atomic::Ordering::Relaxed),
+        "retries": shared.counters.retries.load(std::sync::atomic::Ordering::Relaxed),
+        "retry_budget_exhausted": shared.budget.exhausted(),
+        "backends": backends,
+    })
+}

@@ -1,0 +1,153 @@
+//! Command-line flags (each also read from a `HAKV_BALANCE_*` environment variable) and how they
+//! combine with `--config FILE`: the file first, then every flag that was given on top.
+
+use crate::algorithm::Algorithm;
+use crate::config::{BackendSpec, BalancerConfig, ConfigError};
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+#[derive(Clone, Debug, Default, clap::Args)]
+pub struct BalanceArgs {
+    /// TOML file with any of the settings below (and more: see docs/balancer.md); flags win.
+    /// SIGHUP re-reads it.
+    #[arg(long, env = "HAKV_BALANCE_CONFIG")]
+    pub config: Option<PathBuf>,
+    /// Address to accept clients on [default: 127.0.0.1:7380].
+    #[arg(long, env = "HAKV_BALANCE_LISTEN")]
+    pub listen: Option<SocketAddr>,
+    /// Serve /lb/* and /metrics only on this address instead of the main one.
+    #[arg(long, env = "HAKV_BALANCE_ADMIN_LISTEN")]
+    pub admin_listen: Option<SocketAddr>,
+    /// A backend, HOST:PORT[=WEIGHT]; repeat the flag (or comma-separate in the variable).
+    #[arg(long = "backend", env = "HAKV_BALANCE_BACKENDS", value_delimiter = ',')]
+    pub backends: Vec<BackendSpec>,
+    /// How to choose a backend [default: round-robin].
+    #[arg(long, env = "HAKV_BALANCE_ALGORITHM", value_enum)]
+    pub algorithm: Option<Algorithm>,
+    /// Worker threads; 0 = one per core, 1 = single-threaded [default: 0].
+    #[arg(long, env = "HAKV_BALANCE_THREADS")]
+    pub threads: Option<usize>,
+    /// Health check period in milliseconds [default: 1000].
+    #[arg(long, env = "HAKV_BALANCE_HEALTH_INTERVAL_MS")]
+    pub health_interval_ms: Option<u64>,
+    /// Health check timeout in milliseconds [default: 500].
+    #[arg(long, env = "HAKV_BALANCE_HEALTH_TIMEOUT_MS")]
+    pub health_timeout_ms: Option<u64>,
+    /// Good probes in a row to mark a backend up [default: 2].
+    #[arg(long, env = "HAKV_BALANCE_RISE")]
+    pub rise: Option<u32>,
+    /// Failed probes in a row to mark a backend down [default: 3].
+    #[arg(long, env = "HAKV_BALANCE_FALL")]
+    pub fall: Option<u32>,
+    /// Attempts per request, first try included [default: 3].
+    #[arg(long, env = "HAKV_BALANCE_MAX_ATTEMPTS")]
+    pub max_attempts: Option<u32>,
+    /// Retries allowed as a fraction of requests [default: 0.2].
+    #[arg(long, env = "HAKV_BALANCE_RETRY_BUDGET")]
+    pub retry_budget: Option<f64>,
+    /// Per-attempt timeout to response headers, in milliseconds [default: 5000].
+    #[arg(long, env = "HAKV_BALANCE_ATTEMPT_TIMEOUT_MS")]
+    pub attempt_timeout_ms: Option<u64>,
+    /// Timeout over all attempts, in milliseconds [default: 15000].
+    #[arg(long, env = "HAKV_BALANCE_TOTAL_TIMEOUT_MS")]
+    pub total_timeout_ms: Option<u64>,
+    /// Client connections at most [default: 10000].
+    #[arg(long, env = "HAKV_BALANCE_MAX_CONNECTIONS")]
+    pub max_connections: Option<usize>,
+    /// Requests in progress at most; more are shed with 503 [default: 10000].
+    #[arg(long, env = "HAKV_BALANCE_MAX_IN_FLIGHT")]
+    pub max_in_flight: Option<usize>,
+    /// Send writes to the leader named by the backends' GET /cluster.
+    #[arg(long, env = "HAKV_BALANCE_LEADER_AWARE")]
+    pub leader_aware: bool,
+    /// Seed for the random choices (p2c, backoff jitter); 0 = from the clock [default: 0].
+    #[arg(long, env = "HAKV_BALANCE_SEED")]
+    pub seed: Option<u64>,
+}
+
+impl BalanceArgs {
+    /// The file (if any) with the flags on top, validated.
+    pub fn to_config(&self) -> Result<BalancerConfig, ConfigError> {
+        let mut c = match &self.config {
+            Some(path) => BalancerConfig::from_file(path)?,
+            None => BalancerConfig::default(),
+        };
+        fn set<T: Clone>(slot: &mut T, flag: &Option<T>) {
+            if let Some(v) = flag {
+                *slot = v.clone();
+            }
+        }
+        set(&mut c.listen, &self.listen);
+        if self.admin_listen.is_some() {
+            c.admin_listen = self.admin_listen;
+        }
+        if !self.backends.is_empty() {
+            c.backends = self.backends.clone();
+        }
+        set(&mut c.algorithm, &self.algorithm);
+        set(&mut c.threads, &self.threads);
+        set(&mut c.health.interval_ms, &self.health_interval_ms);
+        set(&mut c.health.timeout_ms, &self.health_timeout_ms);
+        set(&mut c.health.rise, &self.rise);
+        set(&mut c.health.fall, &self.fall);
+        set(&mut c.retry.max_attempts, &self.max_attempts);
+        set(&mut c.retry.budget_ratio, &self.retry_budget);
+        set(&mut c.timeouts.attempt_ms, &self.attempt_timeout_ms);
+        set(&mut c.timeouts.total_ms, &self.total_timeout_ms);
+        set(&mut c.limits.max_connections, &self.max_connections);
+        set(&mut c.limits.max_in_flight, &self.max_in_flight);
+        set(&mut c.seed, &self.seed);
+        c.leader_aware |= self.leader_aware;
+        c.validate()?;
+        Ok(c)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::Parser;
+
+    #[derive(Debug, Parser)]
+    struct Cli {
+        #[command(flatten)]
+        args: BalanceArgs,
+    }
+
+    #[test]
+    fn flags_override_the_file() {
+        let dir = std::env::temp_dir().join(format!("hakv-lb-args-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let file = dir.join("lb.toml");
+        std::fs::write(
+            &file,
+            "backends = [\"127.0.0.1:1\"]\nalgorithm = \"p2c\"\n[health]\nrise = 4\n",
+        )
+        .unwrap();
+        let cli = Cli::try_parse_from([
+            "x",
+            "--config",
+            file.to_str().unwrap(),
+            "--algorithm",
+            "key-hash",
+            "--fall",
+            "9",
+        ])
+        .unwrap();
+        let c = cli.args.to_config().unwrap();
+        assert_eq!(c.algorithm, Algorithm::KeyHash);
+        assert_eq!((c.health.rise, c.health.fall), (4, 9));
+        assert_eq!(c.backends.len(), 1);
+        std::fs::remove_dir_all(dir).unwrap();
+    }
+
+    #[test]
+    fn bad_flags_are_refused_with_a_reason() {
+        let r = Cli::try_parse_from(["x", "--backend", "nope"]);
+        assert!(r.unwrap_err().to_string().contains("HOST:PORT"));
+        let r = Cli::try_parse_from(["x", "--algorithm", "random"]);
+        assert!(r.is_err());
+        let cli = Cli::try_parse_from(["x"]).unwrap();
+        assert!(matches!(cli.args.to_config(), Err(ConfigError::NoBackends)));
+    }
+}

@@ -1,0 +1,464 @@
+//! The balancer's configuration: one struct with defaults, TOML (serde) support and
+//! `validate()`, so a bad setting is refused at start (or at reload) with a clear message.
+
+use crate::algorithm::Algorithm;
+use http::uri::Authority;
+use serde::{Deserialize, Serialize};
+use std::fmt;
+use std::net::SocketAddr;
+use std::str::FromStr;
+use std::time::Duration;
+
+/// Heaviest weight accepted; bounds the key-hash ring (64 points per unit of weight).
+pub const MAX_WEIGHT: u32 = 1000;
+/// Most attempts one request may make (the first try plus retries).
+pub const MAX_ATTEMPTS: u32 = 8;
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("backend `{0}`: expected HOST:PORT or HOST:PORT=WEIGHT (e.g. 127.0.0.1:7379=2)")]
+    BadBackend(String),
+    #[error("backend `{addr}`: weight must be 1..={max}, got `{weight}`")]
+    BadWeight { addr: String, weight: String, max: u32 },
+    #[error("backend `{0}` is listed twice")]
+    DuplicateBackend(String),
+    #[error("no backends: give at least one --backend ADDR[=WEIGHT] (or `backends` in the file)")]
+    NoBackends,
+    #[error(
+        "unknown algorithm `{0}`: use round-robin, weighted-round-robin, least-connections, p2c or key-hash"
+    )]
+    UnknownAlgorithm(String),
+    #[error("{name} must be {rule}, got {value}")]
+    OutOfRange {
+        name: &'static str,
+        rule: &'static str,
+        value: String,
+    },
+    #[error("cannot read config file {path}: {source}")]
+    Read { path: String, source: std::io::Error },
+    #[error("config file {path}: {source}")]
+    Parse {
+        path: String,
+        source: Box<toml::de::Error>,
+    },
+}
+
+/// One backend as configured: `HOST:PORT[=WEIGHT]` (an `http://` prefix is accepted).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(try_from = "String", into = "String")]
+pub struct BackendSpec {
+    pub authority: Authority,
+    pub weight: u32,
+}
+
+impl FromStr for BackendSpec {
+    type Err = ConfigError;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        let s = s.trim();
+        let (addr, weight) = match s.rsplit_once('=') {
+            Some((a, w)) => (a, Some(w)),
+            None => (s, None),
+        };
+        let addr = addr.strip_prefix("http://").unwrap_or(addr);
+        let addr = addr.strip_suffix('/').unwrap_or(addr);
+        let authority: Authority = addr.parse().map_err(|_| ConfigError::BadBackend(s.to_owned()))?;
+        if authority.port_u16().is_none() {
+            return Err(ConfigError::BadBackend(s.to_owned()));
+        }
+        let weight = match weight {
+            None => 1,
+            Some(w) => match w.parse::<u32>() {
+                Ok(n) if (1..=MAX_WEIGHT).contains(&n) => n,
+                _ => {
+                    return Err(ConfigError::BadWeight {
+                        addr: addr.to_owned(),
+                        weight: w.to_owned(),
+                        max: MAX_WEIGHT,
+                    });
+                }
+            },
+        };
+        Ok(Self { authority, weight })
+    }
+}
+
+impl TryFrom<String> for BackendSpec {
+    type Error = ConfigError;
+    fn try_from(s: String) -> Result<Self, Self::Error> {
+        s.parse()
+    }
+}
+
+impl From<BackendSpec> for String {
+    fn from(b: BackendSpec) -> String {
+        b.to_string()
+    }
+}
+
+impl fmt::Display for BackendSpec {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}={}", self.authority, self.weight)
+    }
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct BalancerConfig {
+    pub listen: SocketAddr,
+    /// Where `/lb/*` and `/metrics` are served instead of the main listener, when set.
+    pub admin_listen: Option<SocketAddr>,
+    pub backends: Vec<BackendSpec>,
+    pub algorithm: Algorithm,
+    /// Runtime worker threads; 0 = one per available core, 1 = a single-threaded runtime.
+    pub threads: usize,
+    /// Send writes to the leader named by the backends' `GET /cluster`.
+    pub leader_aware: bool,
+    pub leader_refresh_ms: u64,
+    /// Bounded-load factor of key-hash: no backend takes more than this × its fair share.
+    pub hash_load_factor: f64,
+    /// Seed for the p2c and backoff random source; 0 = seeded from the clock.
+    pub seed: u64,
+    pub health: HealthConfig,
+    pub outlier: OutlierConfig,
+    pub retry: RetryConfig,
+    pub timeouts: TimeoutConfig,
+    pub limits: LimitConfig,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct HealthConfig {
+    pub path: String,
+    pub interval_ms: u64,
+    pub timeout_ms: u64,
+    /// Consecutive good probes before a down backend is up again.
+    pub rise: u32,
+    /// Consecutive failed probes before an up backend is down.
+    pub fall: u32,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct OutlierConfig {
+    /// Consecutive connect errors or 5xx answers that eject a backend; 0 disables ejection.
+    pub consecutive_failures: u32,
+    /// First ejection lasts this long; the n-th lasts n times as long, up to `max_ejection_ms`.
+    pub base_ejection_ms: u64,
+    pub max_ejection_ms: u64,
+    /// Never eject more than this fraction of the backends at once.
+    pub max_ejected_fraction: f64,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct RetryConfig {
+    /// The first try plus retries, at most.
+    pub max_attempts: u32,
+    /// Retries may be at most this fraction of requests (a token bucket filled per request).
+    pub budget_ratio: f64,
+    /// Most retry tokens saved up during quiet times.
+    pub budget_max_tokens: u32,
+    /// Full-jitter backoff: the n-th retry waits a random time below base × 2^(n-1).
+    pub backoff_base_ms: u64,
+    /// Request bodies up to this size are buffered so they can be replayed on a retry; larger
+    /// ones are streamed and never retried.
+    pub max_buffered_body_bytes: usize,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct TimeoutConfig {
+    pub connect_ms: u64,
+    /// Until the response headers of one attempt.
+    pub attempt_ms: u64,
+    /// Until the response headers, over all attempts and backoffs.
+    pub total_ms: u64,
+    /// Pooled backend connections idle longer than this are closed; keep it below the backends'
+    /// own idle timeout so the balancer never reuses a connection the backend is closing.
+    pub backend_idle_ms: u64,
+    /// On shutdown, how long open client connections may take to finish.
+    pub drain_ms: u64,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct LimitConfig {
+    /// Client connections; beyond it new connections wait in the kernel's accept queue.
+    pub max_connections: usize,
+    /// Requests in progress; beyond it requests are shed with 503 and `Retry-After`.
+    pub max_in_flight: usize,
+    pub retry_after_secs: u32,
+    /// Idle pooled connections kept per backend.
+    pub max_idle_per_backend: usize,
+}
+
+impl Default for BalancerConfig {
+    fn default() -> Self {
+        Self {
+            listen: SocketAddr::from(([127, 0, 0, 1], 7380)),
+            admin_listen: None,
+            backends: Vec::new(),
+            algorithm: Algorithm::RoundRobin,
+            threads: 0,
+            leader_aware: false,
+            leader_refresh_ms: 1000,
+            hash_load_factor: 1.25,
+            seed: 0,
+            health: HealthConfig::default(),
+            outlier: OutlierConfig::default(),
+            retry: RetryConfig::default(),
+            timeouts: TimeoutConfig::default(),
+            limits: LimitConfig::default(),
+        }
+    }
+}
+
+impl Default for HealthConfig {
+    fn default() -> Self {
+        Self {
+            path: "/ready".into(),
+            interval_ms: 1000,
+            timeout_ms: 500,
+            rise: 2,
+            fall: 3,
+        }
+    }
+}
+
+impl Default for OutlierConfig {
+    fn default() -> Self {
+        Self {
+            consecutive_failures: 5,
+            base_ejection_ms: 5_000,
+            max_ejection_ms: 60_000,
+            max_ejected_fraction: 0.5,
+        }
+    }
+}
+
+impl Default for RetryConfig {
+    fn default() -> Self {
+        Self {
+            max_attempts: 3,
+            budget_ratio: 0.2,
+            budget_max_tokens: 100,
+            backoff_base_ms: 2,
+            max_buffered_body_bytes: 2 << 20,
+        }
+    }
+}
+
+impl Default for TimeoutConfig {
+    fn default() -> Self {
+        Self {
+            connect_ms: 1_000,
+            attempt_ms: 5_000,
+            total_ms: 15_000,
+            backend_idle_ms: 20_000,
+            drain_ms: 10_000,
+        }
+    }
+}
+
+impl Default for LimitConfig {
+    fn default() -> Self {
+        Self {
+            max_connections: 10_000,
+            max_in_flight: 10_000,
+            retry_after_secs: 1,
+            max_idle_per_backend: 256,
+        }
+    }
+}
+
+fn check(
+    ok: bool,
+    name: &'static str,
+    rule: &'static str,
+    value: impl fmt::Display,
+) -> Result<(), ConfigError> {
+    if ok {
+        Ok(())
+    } else {
+        Err(ConfigError::OutOfRange {
+            name,
+            rule,
+            value: value.to_string(),
+        })
+    }
+}
+
+impl BalancerConfig {
+    /// Reads a TOML file; missing fields keep their defaults.
+    pub fn from_file(path: &std::path::Path) -> Result<Self, ConfigError> {
+        let shown = path.display().to_string();
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            path: shown.clone(),
+            source,
+        })?;
+        toml::from_str(&text).map_err(|source| ConfigError::Parse {
+            path: shown,
+            source: Box::new(source),
+        })
+    }
+
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        if self.backends.is_empty() {
+            return Err(ConfigError::NoBackends);
+        }
+        let mut seen = std::collections::HashSet::new();
+        for b in &self.backends {
+            if !seen.insert(b.authority.as_str()) {
+                return Err(ConfigError::DuplicateBackend(b.authority.to_string()));
+            }
+            check(
+                (1..=MAX_WEIGHT).contains(&b.weight),
+                "backend weight",
+                "1..=1000",
+                b.weight,
+            )?;
+        }
+        let h = &self.health;
+        check(
+            h.path.starts_with('/'),
+            "health.path",
+            "a path starting with /",
+            &h.path,
+        )?;
+        check(h.interval_ms >= 10, "health.interval_ms", ">= 10", h.interval_ms)?;
+        check(
+            h.timeout_ms >= 1 && h.timeout_ms <= h.interval_ms,
+            "health.timeout_ms",
+            "1..=health.interval_ms",
+            h.timeout_ms,
+        )?;
+        check(h.rise >= 1, "health.rise", ">= 1", h.rise)?;
+        check(h.fall >= 1, "health.fall", ">= 1", h.fall)?;
+        let o = &self.outlier;
+        check(
+            (0.0..=1.0).contains(&o.max_ejected_fraction),
+            "outlier.max_ejected_fraction",
+            "0.0..=1.0",
+            o.max_ejected_fraction,
+        )?;
+        check(
+            o.base_ejection_ms <= o.max_ejection_ms,
+            "outlier.base_ejection_ms",
+            "<= outlier.max_ejection_ms",
+            o.base_ejection_ms,
+        )?;
+        let r = &self.retry;
+        check(
+            (1..=MAX_ATTEMPTS).contains(&r.max_attempts),
+            "retry.max_attempts",
+            "1..=8",
+            r.max_attempts,
+        )?;
+        check(
+            (0.0..=1.0).contains(&r.budget_ratio),
+            "retry.budget_ratio",
+            "0.0..=1.0",
+            r.budget_ratio,
+        )?;
+        let t = &self.timeouts;
+        check(t.connect_ms >= 1, "timeouts.connect_ms", ">= 1", t.connect_ms)?;
+        check(t.attempt_ms >= 1, "timeouts.attempt_ms", ">= 1", t.attempt_ms)?;
+        check(
+            t.total_ms >= t.attempt_ms,
+            "timeouts.total_ms",
+            ">= timeouts.attempt_ms",
+            t.total_ms,
+        )?;
+        check(
+            t.backend_idle_ms >= 1,
+            "timeouts.backend_idle_ms",
+            ">= 1",
+            t.backend_idle_ms,
+        )?;
+        let l = &self.limits;
+        check(
+            l.max_connections >= 1,
+            "limits.max_connections",
+            ">= 1",
+            l.max_connections,
+        )?;
+        check(
+            l.max_in_flight >= 1,
+            "limits.max_in_flight",
+            ">= 1",
+            l.max_in_flight,
+        )?;
+        check(
+            self.hash_load_factor >= 1.0,
+            "hash_load_factor",
+            ">= 1.0",
+            self.hash_load_factor,
+        )?;
+        check(
+            self.leader_refresh_ms >= 10,
+            "leader_refresh_ms",
+            ">= 10",
+            self.leader_refresh_ms,
+        )?;
+        Ok(())
+    }
+}
+
+/// Milliseconds to a `Duration`, for the `*_ms` settings.
+pub(crate) fn ms(v: u64) -> Duration {
+    Duration::from_millis(v)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backend_specs_parse_with_and_without_weight() {
+        let b: BackendSpec = "127.0.0.1:7379".parse().unwrap();
+        assert_eq!((b.authority.as_str(), b.weight), ("127.0.0.1:7379", 1));
+        let b: BackendSpec = "http://node-a:80=5".parse().unwrap();
+        assert_eq!((b.authority.as_str(), b.weight), ("node-a:80", 5));
+    }
+
+    #[test]
+    fn bad_backend_specs_are_refused_with_the_reason() {
+        let e = "127.0.0.1".parse::<BackendSpec>().unwrap_err();
+        assert!(e.to_string().contains("HOST:PORT"), "{e}");
+        let e = "127.0.0.1:1=0".parse::<BackendSpec>().unwrap_err();
+        assert!(e.to_string().contains("weight must be 1..=1000"), "{e}");
+        assert!("a:1=x".parse::<BackendSpec>().is_err());
+    }
+
+    #[test]
+    fn toml_overrides_only_what_it_names() {
+        let c: BalancerConfig = toml::from_str(
+            "backends = [\"127.0.0.1:1=2\", \"127.0.0.1:2\"]\nalgorithm = \"p2c\"\n[health]\nfall = 7\n",
+        )
+        .unwrap();
+        assert_eq!(c.backends.len(), 2);
+        assert_eq!(c.backends[0].weight, 2);
+        assert_eq!(c.algorithm, Algorithm::P2c);
+        assert_eq!(c.health.fall, 7);
+        assert_eq!(c.health.rise, HealthConfig::default().rise);
+        c.validate().unwrap();
+    }
+
+    #[test]
+    fn validate_names_the_bad_setting() {
+        let mut c = BalancerConfig::default();
+        assert!(matches!(c.validate(), Err(ConfigError::NoBackends)));
+        c.backends = vec!["127.0.0.1:1".parse().unwrap(), "127.0.0.1:1".parse().unwrap()];
+        assert!(matches!(c.validate(), Err(ConfigError::DuplicateBackend(_))));
+        c.backends.pop();
+        c.health.timeout_ms = c.health.interval_ms + 1;
+        let e = c.validate().unwrap_err().to_string();
+        assert!(e.starts_with("health.timeout_ms"), "{e}");
+    }
+
+    #[test]
+    fn unknown_fields_in_the_file_are_errors() {
+        assert!(toml::from_str::<BalancerConfig>("backendz = []").is_err());
+    }
+}

@@ -1,0 +1,322 @@
+//! The forwarding path: pick a backend, send the request over a pooled connection, and on a
+//! retryable failure try a different backend within the retry budget and the deadline.
+
+use crate::algorithm::Pick;
+use crate::backend::{Backend, InFlight};
+use crate::body::{Limiter, RequestBody, ResponseBody};
+use crate::clock::{Clock, RandomSource};
+use crate::config::{BalancerConfig, MAX_ATTEMPTS, ms};
+use crate::error::ProxyError;
+use crate::headers::{ClientAddr, add_forwarded, strip_hop_by_hop};
+use crate::leader::{LeaderTracker, is_write};
+use crate::outlier::OutlierDetector;
+use crate::pool::{BackendSet, Pool};
+use crate::retry::{Failure, RetryBudget, backoff};
+use bytes::Bytes;
+use http::uri::{Parts, PathAndQuery, Scheme};
+use http::{Request, Response, StatusCode, Uri, Version};
+use http_body::Body as _;
+use http_body_util::{BodyExt, Either, Full, Limited};
+use hyper::body::Incoming;
+use hyper_util::client::legacy::{Client, connect::HttpConnector};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+use std::time::Duration;
+use tokio::time::Instant;
+
+/// Balancer-wide counters for `/metrics`.
+#[derive(Debug, Default)]
+pub struct Counters {
+    pub requests: AtomicU64,
+    pub retries: AtomicU64,
+    /// Answers the balancer made itself, by `ProxyError::code` (see `metrics::ERROR_CODES`).
+    pub errors: [AtomicU64; 7],
+}
+
+/// Everything the request path needs, shared by all connections.
+pub struct Shared {
+    pub config: BalancerConfig,
+    pub pool: Arc<Pool>,
+    pub client: Client<HttpConnector, RequestBody>,
+    pub budget: RetryBudget,
+    pub outlier: OutlierDetector,
+    pub limiter: Arc<Limiter>,
+    pub leader: Option<Arc<LeaderTracker>>,
+    pub clock: Arc<dyn Clock>,
+    pub rng: Arc<dyn RandomSource>,
+    pub counters: Counters,
+    pub(crate) attempt_timeout: Duration,
+    pub(crate) total_timeout: Duration,
+    pub(crate) backoff_base: Duration,
+}
+
+/// A request body ready for one or more attempts.
+enum Prepared {
+    /// Buffered (possibly empty): every attempt sends a cheap clone.
+    Replayable(Bytes),
+    /// Too large to buffer: streamed to the first attempt only.
+    Stream(Option<Incoming>),
+}
+
+/// The key of `/data/{key}`, for key-hash.
+#[inline]
+pub fn key_of(path: &str) -> Option<&[u8]> {
+    path.strip_prefix("/data/")
+        .filter(|k| !k.is_empty())
+        .map(str::as_bytes)
+}
+
+impl Shared {
+    /// Serves one client request by forwarding it; never fails (errors become JSON answers).
+    pub async fn forward(&self, req: Request<Incoming>, client: &ClientAddr) -> Response<ResponseBody> {
+        self.counters.requests.fetch_add(1, Relaxed);
+        let Some(slot) = self.limiter.try_acquire() else {
+            return self.error(ProxyError::Overloaded {
+                retry_after_secs: self.config.limits.retry_after_secs,
+            });
+        };
+        self.budget.deposit();
+        match self.try_forward(req, client).await {
+            Ok((resp, backend_slot)) => {
+                let (mut parts, inner) = resp.into_parts();
+                strip_hop_by_hop(&mut parts.headers);
+                let body = ResponseBody::Backend {
+                    inner,
+                    _backend: backend_slot,
+                    _global: Some(slot),
+                };
+                Response::from_parts(parts, body)
+            }
+            Err(e) => self.error(e),
+        }
+    }
+
+    fn error(&self, e: ProxyError) -> Response<ResponseBody> {
+        let i = crate::metrics::ERROR_CODES
+            .iter()
+            .position(|c| *c == e.code())
+            .unwrap_or(0);
+        self.counters.errors[i].fetch_add(1, Relaxed);
+        e.into_response()
+    }
+
+    async fn try_forward(
+        &self,
+        req: Request<Incoming>,
+        client: &ClientAddr,
+    ) -> Result<(Response<Incoming>, InFlight), ProxyError> {
+        let deadline = Instant::now() + self.total_timeout;
+        let (mut parts, body) = req.into_parts();
+        strip_hop_by_hop(&mut parts.headers);
+        add_forwarded(&mut parts.headers, client);
+        let pq = parts
+            .uri
+            .path_and_query()
+            .cloned()
+            .unwrap_or_else(|| PathAndQuery::from_static("/"));
+        let mut body = self.prepare(body, deadline).await?;
+        let set = self.pool.load();
+        let leader_route = self.leader.as_deref().filter(|_| is_write(&parts.method));
+        let max_attempts = self.config.retry.max_attempts.min(MAX_ATTEMPTS) as usize;
+        let mut tried = [usize::MAX; MAX_ATTEMPTS as usize];
+        let mut last_error = ProxyError::NoBackend;
+
+        for attempt in 0..max_attempts {
+            let pick = Pick {
+                key: key_of(pq.path()),
+                tried: &tried[..attempt],
+            };
+            let chosen = leader_route
+                .and_then(|l| l.leader_index(&set, &pick))
+                .or_else(|| set.select(&pick));
+            let Some(i) = chosen else { return Err(last_error) };
+            tried[attempt] = i;
+            let backend = &set.backends[i];
+            if attempt > 0 {
+                backend.stats.retries.fetch_add(1, Relaxed);
+                self.counters.retries.fetch_add(1, Relaxed);
+            }
+            let final_try = attempt + 1 == max_attempts;
+            let mut request = Request::new(match &mut body {
+                Prepared::Replayable(b) => Either::Left(Full::new(b.clone())),
+                Prepared::Stream(s) => match s.take() {
+                    Some(s) => Either::Right(s),
+                    None => return Err(last_error),
+                },
+            });
+            *request.method_mut() = parts.method.clone();
+            *request.uri_mut() = backend_uri(backend, &pq);
+            *request.version_mut() = Version::HTTP_11;
+            // The last possible attempt takes the headers; earlier ones keep them for a retry.
+            *request.headers_mut() = if final_try {
+                std::mem::take(&mut parts.headers)
+            } else {
+                parts.headers.clone()
+            };
+
+            let slot = backend.start_request();
+            let started = Instant::now();
+            let attempt_deadline = deadline.min(started + self.attempt_timeout);
+            let failure = match tokio::time::timeout_at(attempt_deadline, self.client.request(request)).await
+            {
+                Err(_) => {
+                    self.outlier
+                        .on_failure(backend, &set.backends, self.clock.as_ref());
+                    return Err(if attempt_deadline == deadline {
+                        ProxyError::TotalTimeout(self.total_timeout.as_millis() as u64)
+                    } else {
+                        ProxyError::AttemptTimeout(self.attempt_timeout.as_millis() as u64)
+                    });
+                }
+                Ok(Ok(resp)) => {
+                    backend.record_latency(started.elapsed());
+                    let status = resp.status();
+                    if !status.is_server_error() {
+                        self.outlier.on_success(backend);
+                        return Ok((resp, slot));
+                    }
+                    self.outlier
+                        .on_failure(backend, &set.backends, self.clock.as_ref());
+                    let unavailable =
+                        matches!(status, StatusCode::BAD_GATEWAY | StatusCode::SERVICE_UNAVAILABLE);
+                    if let (true, Some(l)) = (unavailable, leader_route) {
+                        l.invalidate();
+                    }
+                    if !unavailable
+                        || !Failure::Unavailable.retryable(&parts.method)
+                        || !self.may_retry(attempt, max_attempts, &body, &set, &tried[..=attempt])
+                    {
+                        return Ok((resp, slot));
+                    }
+                    // Retrying: this answer is dropped (its connection is not reused).
+                    drop((resp, slot));
+                    last_error = ProxyError::Broken(format!("backend {} answered {status}", backend.addr()));
+                    continue_after_backoff(self, attempt + 1, deadline).await;
+                    continue;
+                }
+                Ok(Err(e)) => classify(&e, backend),
+            };
+            drop(slot);
+            self.outlier
+                .on_failure(backend, &set.backends, self.clock.as_ref());
+            if let Some(l) = leader_route {
+                l.invalidate();
+            }
+            last_error = failure.1;
+            if !failure.0.retryable(&parts.method)
+                || !self.may_retry(attempt, max_attempts, &body, &set, &tried[..=attempt])
+            {
+                return Err(last_error);
+            }
+            continue_after_backoff(self, attempt + 1, deadline).await;
+        }
+        Err(last_error)
+    }
+
+    /// Whether one more attempt is allowed: attempts left, a replayable body, another backend to
+    /// try, and a token from the retry budget (taken last, so it is spent only on a real retry).
+    fn may_retry(
+        &self,
+        attempt: usize,
+        max: usize,
+        body: &Prepared,
+        set: &BackendSet,
+        tried: &[usize],
+    ) -> bool {
+        attempt + 1 < max
+            && matches!(body, Prepared::Replayable(_))
+            && (0..set.backends.len()).any(|i| set.backends[i].is_available() && !tried.contains(&i))
+            && self.budget.try_withdraw()
+    }
+
+    /// Buffers small bodies so they can be replayed; streams the rest.
+    async fn prepare(&self, body: Incoming, deadline: Instant) -> Result<Prepared, ProxyError> {
+        if body.is_end_stream() {
+            return Ok(Prepared::Replayable(Bytes::new()));
+        }
+        let limit = self.config.retry.max_buffered_body_bytes;
+        if body.size_hint().upper().is_none_or(|n| n > limit as u64) {
+            return Ok(Prepared::Stream(Some(body)));
+        }
+        let collected = tokio::time::timeout_at(deadline, Limited::new(body, limit).collect())
+            .await
+            .map_err(|_| ProxyError::TotalTimeout(self.total_timeout.as_millis() as u64))?
+            .map_err(|e| ProxyError::BadRequestBody(e.to_string()))?;
+        Ok(Prepared::Replayable(collected.to_bytes()))
+    }
+}
+
+async fn continue_after_backoff(shared: &Shared, retry: usize, deadline: Instant) {
+    let wait = backoff(shared.backoff_base, retry as u32, shared.rng.as_ref());
+    if !wait.is_zero() {
+        tokio::time::sleep_until(deadline.min(Instant::now() + wait)).await;
+    }
+}
+
+/// `http://{backend}{path?query}` without formatting a string.
+#[inline]
+fn backend_uri(backend: &Backend, pq: &PathAndQuery) -> Uri {
+    let mut parts = Parts::default();
+    parts.scheme = Some(Scheme::HTTP);
+    parts.authority = Some(backend.authority().clone());
+    parts.path_and_query = Some(pq.clone());
+    Uri::from_parts(parts).expect("scheme, authority and path make a valid URI")
+}
+
+/// Sorts a client error into what retrying needs to know, with a message for the client.
+fn classify(e: &hyper_util::client::legacy::Error, backend: &Backend) -> (Failure, ProxyError) {
+    let mut source: Option<&(dyn std::error::Error + 'static)> = std::error::Error::source(e);
+    let mut refused = false;
+    while let Some(s) = source {
+        if let Some(io) = s.downcast_ref::<std::io::Error>() {
+            refused |= io.kind() == std::io::ErrorKind::ConnectionRefused;
+        }
+        source = s.source();
+    }
+    let addr = backend.addr();
+    if refused {
+        (
+            Failure::Refused,
+            ProxyError::Unreachable(format!("{addr} refused the connection")),
+        )
+    } else if e.is_connect() {
+        (Failure::Connect, ProxyError::Unreachable(format!("{addr}: {e}")))
+    } else {
+        (
+            Failure::Broken,
+            ProxyError::Broken(format!("{addr}: {}", error_chain(e))),
+        )
+    }
+}
+
+fn error_chain(e: &dyn std::error::Error) -> String {
+    let mut s = e.to_string();
+    let mut source = e.source();
+    while let Some(inner) = source {
+        s.push_str(": ");
+        s.push_str(&inner.to_string());
+        source = inner.source();
+    }
+    s
+}
+
+/// Millisecond settings as durations, computed once.
+pub(crate) fn timeouts(config: &BalancerConfig) -> (Duration, Duration, Duration) {
+    (
+        ms(config.timeouts.attempt_ms),
+        ms(config.timeouts.total_ms),
+        ms(config.retry.backoff_base_ms),
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_key_is_the_rest_of_the_data_path() {
+        assert_eq!(key_of("/data/user/42"), Some(&b"user/42"[..]));
+        assert_eq!(key_of("/data/"), None);
+        assert_eq!(key_of("/health"), None);
+    }
+}
