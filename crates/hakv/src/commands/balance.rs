@@ -1,11 +1,76 @@
-//! `hakv balance` (placeholder until its crate lands).
+//! `hakv balance`: the HTTP load balancer. Parses flags, builds the runtime, binds, and handles
+//! signals (SIGTERM/Ctrl-C drain and stop, SIGHUP reloads `--config`); the rest is in
+//! `hakv-balancer`.
 
+use anyhow::Context;
+use hakv_balancer::{BalanceArgs, Balancer};
+use std::io::Write;
 use std::process::ExitCode;
 
 #[derive(Debug, clap::Args)]
-pub struct BalanceCommand {}
+pub struct BalanceCommand {
+    #[command(flatten)]
+    args: BalanceArgs,
+}
 
-pub fn run(_cmd: BalanceCommand) -> ExitCode {
-    eprintln!("hakv balance: not built yet");
-    ExitCode::FAILURE
+pub fn run(cmd: BalanceCommand) -> ExitCode {
+    let filter = std::env::var("HAKV_LOG").unwrap_or_else(|_| "info".to_string());
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(tracing_subscriber::EnvFilter::new(filter))
+        .with_writer(std::io::stderr)
+        .try_init();
+    match serve(cmd.args) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("hakv balance: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn serve(args: BalanceArgs) -> anyhow::Result<()> {
+    let config = args.to_config()?;
+    // One worker thread is a current-thread runtime: no work stealing or cross-thread wakeups,
+    // which is what a balancer pinned to one core wants.
+    let runtime = match config.threads {
+        1 => tokio::runtime::Builder::new_current_thread().enable_all().build(),
+        0 => tokio::runtime::Builder::new_multi_thread().enable_all().build(),
+        n => tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(n)
+            .enable_all()
+            .build(),
+    }
+    .context("cannot start the runtime")?;
+    runtime.block_on(async move {
+        let balancer = Balancer::new(config)?;
+        let handle = balancer.clone().spawn().await?;
+        // The one stdout line scripts and tests wait for (same shape as `hakv serve`).
+        println!("listening on http://{}", handle.addr);
+        let _ = std::io::stdout().flush();
+        tracing::info!(addr = %handle.addr, admin = ?handle.admin_addr, "balancing");
+        signals(&args, &balancer).await?;
+        tracing::info!("draining");
+        handle.shutdown().await?;
+        Ok(())
+    })
+}
+
+/// Returns on SIGTERM or Ctrl-C; reloads the configuration on each SIGHUP.
+async fn signals(args: &BalanceArgs, balancer: &Balancer) -> anyhow::Result<()> {
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut term = signal(SignalKind::terminate()).context("SIGTERM handler")?;
+    let mut hup = signal(SignalKind::hangup()).context("SIGHUP handler")?;
+    loop {
+        tokio::select! {
+            _ = tokio::signal::ctrl_c() => return Ok(()),
+            _ = term.recv() => return Ok(()),
+            _ = hup.recv() => {
+                // A bad file is logged and ignored: the running configuration stays.
+                match args.to_config().and_then(|c| balancer.reload(&c)) {
+                    Ok(()) => {}
+                    Err(e) => tracing::error!("reload refused: {e}"),
+                }
+            }
+        }
+    }
 }
