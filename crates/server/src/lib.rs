@@ -1,1 +1,23 @@
-//! placeholder
+//! One hakv node: configuration, the HTTP API over the durable store and its read cache,
+//! metrics, limits and graceful shutdown. `app()` builds the router (testable without a
+//! socket); `run()` serves it on a listener until shutdown.
+
+mod cache_hook;
+mod clock;
+mod config;
+mod error;
+mod expiry_task;
+mod key;
+mod limits;
+mod node;
+mod observability;
+mod routes;
+mod server;
+mod units;
+mod write_body;
+
+pub use config::{ConfigError, ServeArgs, ServeConfig};
+pub use error::ApiError;
+pub use node::{Node, NodeError};
+pub use routes::app;
+pub use server::{ServeError, run};

@@ -3,6 +3,7 @@
 mod balance;
 mod bench;
 mod client;
+pub mod runtime;
 mod serve;
 
 use std::process::ExitCode;

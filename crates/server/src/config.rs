@@ -1,0 +1,251 @@
+//! `hakv serve` configuration: defaults, then a TOML file (`--config`), then environment
+//! variables and flags (clap merges those two). Checked once at start by `validate`.
+
+use crate::units::{de_bytes, de_duration, parse_bytes, parse_duration};
+use hakv_cache::{CacheConfig, Policy};
+use serde::Deserialize;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+/// Everything a node is configured with. Field names are also the TOML keys.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ServeConfig {
+    pub listen: SocketAddr,
+    pub data_dir: PathBuf,
+    #[serde(deserialize_with = "de_policy")]
+    pub cache_policy: Policy,
+    #[serde(deserialize_with = "de_bytes")]
+    pub cache_bytes: u64,
+    pub cache_shards: usize,
+    #[serde(deserialize_with = "de_bytes")]
+    pub max_value_bytes: u64,
+    pub max_connections: usize,
+    pub max_in_flight: usize,
+    pub write_queue: usize,
+    #[serde(deserialize_with = "de_duration")]
+    pub request_timeout: Duration,
+    #[serde(deserialize_with = "de_duration")]
+    pub shutdown_grace: Duration,
+    #[serde(deserialize_with = "de_bytes")]
+    pub store_cache_bytes: u64,
+}
+
+impl Default for ServeConfig {
+    fn default() -> Self {
+        ServeConfig {
+            listen: SocketAddr::from(([127, 0, 0, 1], 7379)),
+            data_dir: PathBuf::from("hakv-data"),
+            cache_policy: Policy::Lru,
+            cache_bytes: 64 << 20,
+            cache_shards: 16,
+            max_value_bytes: 1 << 20,
+            max_connections: 4096,
+            max_in_flight: 1024,
+            write_queue: 4096,
+            request_timeout: Duration::from_secs(10),
+            shutdown_grace: Duration::from_secs(10),
+            store_cache_bytes: 32 << 20,
+        }
+    }
+}
+
+/// A configuration that cannot run, with a message that says what to change.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("cannot read config file {path}: {source}")]
+    ReadFile { path: PathBuf, source: std::io::Error },
+    #[error("config file {path}: {message}")]
+    ParseFile { path: PathBuf, message: String },
+    #[error("invalid setting {setting}: {message}")]
+    Invalid { setting: &'static str, message: String },
+}
+
+fn invalid(setting: &'static str, message: impl Into<String>) -> ConfigError {
+    ConfigError::Invalid {
+        setting,
+        message: message.into(),
+    }
+}
+
+impl ServeConfig {
+    /// Builds the configuration from flags/environment over an optional file over defaults.
+    pub fn load(args: &ServeArgs) -> Result<ServeConfig, ConfigError> {
+        let mut config = match &args.config {
+            Some(path) => ServeConfig::from_file(path)?,
+            None => ServeConfig::default(),
+        };
+        args.apply_to(&mut config)?;
+        config.validate()?;
+        Ok(config)
+    }
+
+    pub fn from_file(path: &std::path::Path) -> Result<ServeConfig, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::ReadFile {
+            path: path.to_owned(),
+            source,
+        })?;
+        toml::from_str(&text).map_err(|e| ConfigError::ParseFile {
+            path: path.to_owned(),
+            message: e.to_string(),
+        })
+    }
+
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        if self.data_dir.as_os_str().is_empty() {
+            return Err(invalid("data_dir", "must not be empty"));
+        }
+        if !(1..=64 << 20).contains(&self.max_value_bytes) {
+            return Err(invalid("max_value_bytes", "must be between 1 byte and 64MiB"));
+        }
+        for (setting, value) in [
+            ("max_connections", self.max_connections),
+            ("max_in_flight", self.max_in_flight),
+            ("write_queue", self.write_queue),
+        ] {
+            if value == 0 {
+                return Err(invalid(setting, "must be at least 1"));
+            }
+        }
+        if self.request_timeout.is_zero() {
+            return Err(invalid("request_timeout", "must be longer than zero"));
+        }
+        self.cache_config()
+            .validate()
+            .map_err(|e| invalid("cache", e.to_string()))?;
+        Ok(())
+    }
+
+    pub fn cache_config(&self) -> CacheConfig {
+        CacheConfig {
+            policy: self.cache_policy,
+            capacity_bytes: self.cache_bytes,
+            shards: self.cache_shards,
+        }
+    }
+
+    /// Largest request body accepted: the value limit plus room for the JSON envelope.
+    pub fn max_body_bytes(&self) -> usize {
+        (self.max_value_bytes + 64 * 1024) as usize
+    }
+}
+
+fn de_policy<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Policy, D::Error> {
+    let name = String::deserialize(d)?;
+    name.parse().map_err(serde::de::Error::custom)
+}
+
+/// The command line of `hakv serve`; every flag also reads an `HAKV_…` environment variable.
+#[derive(Debug, Clone, Default, clap::Args)]
+pub struct ServeArgs {
+    /// TOML file with any of the settings below (flags and environment override it).
+    #[arg(long, env = "HAKV_CONFIG", value_name = "FILE")]
+    pub config: Option<PathBuf>,
+    /// Address to listen on [default: 127.0.0.1:7379].
+    #[arg(long, env = "HAKV_LISTEN", value_name = "ADDR")]
+    pub listen: Option<SocketAddr>,
+    /// Directory of the durable store [default: ./hakv-data].
+    #[arg(long, env = "HAKV_DATA_DIR", value_name = "DIR")]
+    pub data_dir: Option<PathBuf>,
+    /// Read-cache eviction policy: lru, lfu or fifo [default: lru].
+    #[arg(long, env = "HAKV_CACHE_POLICY", value_name = "POLICY")]
+    pub cache_policy: Option<Policy>,
+    /// Read-cache size, e.g. 64MiB; 0 disables the cache [default: 64MiB].
+    #[arg(long, env = "HAKV_CACHE_BYTES", value_name = "SIZE", value_parser = parse_bytes)]
+    pub cache_bytes: Option<u64>,
+    /// Read-cache shards (a power of two) [default: 16].
+    #[arg(long, env = "HAKV_CACHE_SHARDS", value_name = "N")]
+    pub cache_shards: Option<usize>,
+    /// Largest value accepted, as canonical JSON [default: 1MiB].
+    #[arg(long, env = "HAKV_MAX_VALUE_BYTES", value_name = "SIZE", value_parser = parse_bytes)]
+    pub max_value_bytes: Option<u64>,
+    /// Open client connections; beyond this, new connections wait in the listen backlog [default: 4096].
+    #[arg(long, env = "HAKV_MAX_CONNECTIONS", value_name = "N")]
+    pub max_connections: Option<usize>,
+    /// Requests being served at once; beyond this, requests get 503 with Retry-After [default: 1024].
+    #[arg(long, env = "HAKV_MAX_IN_FLIGHT", value_name = "N")]
+    pub max_in_flight: Option<usize>,
+    /// Writes waiting for the disk; beyond this, writes get 503 with Retry-After [default: 4096].
+    #[arg(long, env = "HAKV_WRITE_QUEUE", value_name = "N")]
+    pub write_queue: Option<usize>,
+    /// Time limit for one request, e.g. 10s [default: 10s].
+    #[arg(long, env = "HAKV_REQUEST_TIMEOUT", value_name = "DURATION", value_parser = parse_duration)]
+    pub request_timeout: Option<Duration>,
+    /// On shutdown, how long in-flight requests may take to finish [default: 10s].
+    #[arg(long, env = "HAKV_SHUTDOWN_GRACE", value_name = "DURATION", value_parser = parse_duration)]
+    pub shutdown_grace: Option<Duration>,
+    /// Block cache of the storage engine [default: 32MiB].
+    #[arg(long, env = "HAKV_STORE_CACHE_BYTES", value_name = "SIZE", value_parser = parse_bytes)]
+    pub store_cache_bytes: Option<u64>,
+}
+
+impl ServeArgs {
+    fn apply_to(&self, config: &mut ServeConfig) -> Result<(), ConfigError> {
+        macro_rules! set {
+            ($($field:ident),*) => { $( if let Some(v) = &self.$field { config.$field = v.clone(); } )* };
+        }
+        set!(
+            listen,
+            data_dir,
+            cache_policy,
+            cache_bytes,
+            cache_shards,
+            max_value_bytes,
+            max_connections,
+            max_in_flight,
+            write_queue,
+            request_timeout,
+            shutdown_grace,
+            store_cache_bytes
+        );
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::Write;
+
+    #[test]
+    fn flags_override_the_file_which_overrides_defaults() {
+        let mut file = tempfile::NamedTempFile::new().unwrap();
+        writeln!(
+            file,
+            "cache_policy = \"lfu\"\ncache_bytes = \"8MiB\"\nrequest_timeout = \"250ms\""
+        )
+        .unwrap();
+        let args = ServeArgs {
+            config: Some(file.path().to_owned()),
+            cache_bytes: Some(1 << 20),
+            ..ServeArgs::default()
+        };
+        let config = ServeConfig::load(&args).unwrap();
+        assert_eq!(config.cache_policy, Policy::Lfu);
+        assert_eq!(config.cache_bytes, 1 << 20);
+        assert_eq!(config.request_timeout, Duration::from_millis(250));
+        assert_eq!(config.listen, ServeConfig::default().listen);
+    }
+
+    #[test]
+    fn bad_settings_are_refused_with_the_setting_named() {
+        let mut file = tempfile::NamedTempFile::new().unwrap();
+        writeln!(file, "cache_polcy = \"lfu\"").unwrap();
+        let err = ServeConfig::from_file(file.path()).unwrap_err().to_string();
+        assert!(err.contains("cache_polcy"), "{err}");
+
+        let args = ServeArgs {
+            max_in_flight: Some(0),
+            ..ServeArgs::default()
+        };
+        let err = ServeConfig::load(&args).unwrap_err().to_string();
+        assert!(err.contains("max_in_flight"), "{err}");
+
+        let args = ServeArgs {
+            cache_shards: Some(3),
+            ..ServeArgs::default()
+        };
+        assert!(ServeConfig::load(&args).is_err());
+    }
+}

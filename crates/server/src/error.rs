@@ -1,0 +1,157 @@
+//! Every way a request can fail, and the one place where a failure becomes an HTTP status
+//! and a JSON body `{"code", "error"}`.
+
+use axum::response::{IntoResponse, Response};
+use hakv_api::{ErrorBody, ErrorCode, Revision};
+use hakv_store::ProposeError;
+use http::{HeaderValue, StatusCode, header};
+
+#[derive(Debug, thiserror::Error)]
+pub enum ApiError {
+    #[error("Key not found")]
+    KeyNotFound,
+    #[error("No such route: {0}")]
+    RouteNotFound(String),
+    #[error("Method {method} is not allowed here; allowed: {allowed}")]
+    MethodNotAllowed { method: String, allowed: &'static str },
+    #[error("The body is not valid JSON: {0}")]
+    InvalidJson(String),
+    #[error("The body must be a JSON object with a \"value\" field")]
+    MissingValue,
+    #[error("ttl_seconds must be a whole number of seconds between 1 and {max}")]
+    InvalidTtl { max: u64 },
+    #[error("Invalid key: {0}")]
+    InvalidKey(&'static str),
+    #[error("The key is longer than {max} bytes")]
+    KeyTooLong { max: usize },
+    #[error("The value is {size} bytes as JSON; the limit is {limit}")]
+    ValueTooLarge { size: usize, limit: u64 },
+    #[error("The request body is larger than {limit} bytes")]
+    BodyTooLarge { limit: usize },
+    #[error("The body must be JSON: send Content-Type: application/json")]
+    UnsupportedContentType,
+    #[error("Invalid precondition header: {0}")]
+    InvalidPrecondition(&'static str),
+    #[error("The precondition failed: the key's current revision is {}", .current.map_or("none (absent)".to_string(), |r| r.to_string()))]
+    PreconditionFailed { current: Option<Revision> },
+    #[error("Invalid query: {0}")]
+    InvalidQuery(String),
+    #[error("The server is at its limit of {0}; retry shortly")]
+    Overloaded(&'static str),
+    #[error("The request timed out; a write may or may not have been applied")]
+    Timeout,
+    #[error("The service is unavailable: {0}")]
+    Unavailable(String),
+    #[error("The disk is full; nothing was written")]
+    DiskFull,
+}
+
+impl ApiError {
+    pub fn status(&self) -> StatusCode {
+        match self {
+            ApiError::KeyNotFound | ApiError::RouteNotFound(_) => StatusCode::NOT_FOUND,
+            ApiError::MethodNotAllowed { .. } => StatusCode::METHOD_NOT_ALLOWED,
+            ApiError::InvalidJson(_)
+            | ApiError::MissingValue
+            | ApiError::InvalidTtl { .. }
+            | ApiError::InvalidKey(_)
+            | ApiError::InvalidPrecondition(_)
+            | ApiError::InvalidQuery(_) => StatusCode::BAD_REQUEST,
+            ApiError::KeyTooLong { .. } => StatusCode::URI_TOO_LONG,
+            ApiError::ValueTooLarge { .. } | ApiError::BodyTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
+            ApiError::UnsupportedContentType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            ApiError::PreconditionFailed { .. } => StatusCode::PRECONDITION_FAILED,
+            ApiError::Overloaded(_) | ApiError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+            ApiError::Timeout => StatusCode::GATEWAY_TIMEOUT,
+            ApiError::DiskFull => StatusCode::INSUFFICIENT_STORAGE,
+        }
+    }
+
+    pub fn code(&self) -> ErrorCode {
+        match self {
+            ApiError::KeyNotFound => ErrorCode::KeyNotFound,
+            ApiError::RouteNotFound(_) => ErrorCode::RouteNotFound,
+            ApiError::MethodNotAllowed { .. } => ErrorCode::MethodNotAllowed,
+            ApiError::InvalidJson(_) => ErrorCode::InvalidJson,
+            ApiError::MissingValue => ErrorCode::MissingValue,
+            ApiError::InvalidTtl { .. } => ErrorCode::InvalidTtl,
+            ApiError::InvalidKey(_) => ErrorCode::InvalidKey,
+            ApiError::KeyTooLong { .. } => ErrorCode::KeyTooLong,
+            ApiError::ValueTooLarge { .. } => ErrorCode::ValueTooLarge,
+            ApiError::BodyTooLarge { .. } => ErrorCode::BodyTooLarge,
+            ApiError::UnsupportedContentType => ErrorCode::UnsupportedContentType,
+            ApiError::InvalidPrecondition(_) => ErrorCode::InvalidPrecondition,
+            ApiError::PreconditionFailed { .. } => ErrorCode::PreconditionFailed,
+            ApiError::InvalidQuery(_) => ErrorCode::InvalidQuery,
+            ApiError::Overloaded(_) => ErrorCode::Overloaded,
+            ApiError::Timeout => ErrorCode::Timeout,
+            ApiError::Unavailable(_) => ErrorCode::Unavailable,
+            ApiError::DiskFull => ErrorCode::DiskFull,
+        }
+    }
+}
+
+impl From<ProposeError> for ApiError {
+    fn from(err: ProposeError) -> Self {
+        match err {
+            ProposeError::QueueFull => ApiError::Overloaded("queued writes"),
+            ProposeError::DiskFull => ApiError::DiskFull,
+            ProposeError::Storage(message) => ApiError::Unavailable(format!("storage failure: {message}")),
+            ProposeError::Closed => ApiError::Unavailable("the node is shutting down".into()),
+        }
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let status = self.status();
+        let current = match &self {
+            ApiError::PreconditionFailed { current } => Some(*current),
+            _ => None,
+        };
+        let body = ErrorBody {
+            code: self.code(),
+            error: self.to_string(),
+            current_revision: current,
+        };
+        let mut bytes = serde_json::to_vec(&body).expect("error bodies serialize");
+        bytes.push(b'\n');
+        let mut response = (status, bytes).into_response();
+        let headers = response.headers_mut();
+        headers.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
+        if status == StatusCode::SERVICE_UNAVAILABLE {
+            headers.insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+        }
+        if let ApiError::MethodNotAllowed { allowed, .. } = &self {
+            headers.insert(header::ALLOW, HeaderValue::from_static(allowed));
+        }
+        if let Some(Some(revision)) = current {
+            headers.insert(
+                header::ETAG,
+                HeaderValue::from_str(&revision.etag()).expect("digits and quotes"),
+            );
+        }
+        response
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn client_mistakes_are_4xx_and_name_their_code() {
+        for err in [
+            ApiError::InvalidJson("x".into()),
+            ApiError::MissingValue,
+            ApiError::KeyTooLong { max: 1024 },
+            ApiError::UnsupportedContentType,
+            ApiError::PreconditionFailed { current: None },
+        ] {
+            assert!(err.status().is_client_error(), "{err:?}");
+        }
+        let response = ApiError::Overloaded("in-flight requests").into_response();
+        assert_eq!(response.status(), StatusCode::SERVICE_UNAVAILABLE);
+        assert_eq!(response.headers()[header::RETRY_AFTER], "1");
+    }
+}

@@ -1,0 +1,68 @@
+//! The per-request envelope: admission against the in-flight limit (shedding with 503 and
+//! `Retry-After`), the request timeout, and the request metrics.
+
+use crate::ApiError;
+use crate::node::Node;
+use crate::observability::record_request;
+use axum::extract::{MatchedPath, Request, State};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Instant;
+
+pub async fn track_request(State(node): State<Arc<Node>>, request: Request, next: Next) -> Response {
+    let started = Instant::now();
+    let route = route_label(request.extensions().get::<MatchedPath>());
+    let method = request.method().clone();
+    // Operational endpoints skip admission: an overloaded node must still say so.
+    let permit =
+        (!is_operational(route)).then(|| InFlight::admit(&node.in_flight, node.config.max_in_flight));
+    let response = if let Some(None) = permit {
+        ApiError::Overloaded("in-flight requests").into_response()
+    } else {
+        match tokio::time::timeout(node.config.request_timeout, next.run(request)).await {
+            Ok(response) => response,
+            Err(_) => ApiError::Timeout.into_response(),
+        }
+    };
+    drop(permit);
+    record_request(route, &method, response.status(), started.elapsed());
+    response
+}
+
+/// One admitted request; releases its slot when dropped, also when the client goes away.
+struct InFlight<'a>(&'a AtomicUsize);
+
+impl InFlight<'_> {
+    fn admit(counter: &AtomicUsize, limit: usize) -> Option<InFlight<'_>> {
+        if counter.fetch_add(1, Ordering::AcqRel) < limit {
+            Some(InFlight(counter))
+        } else {
+            counter.fetch_sub(1, Ordering::AcqRel);
+            None
+        }
+    }
+}
+
+impl Drop for InFlight<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::AcqRel);
+    }
+}
+
+fn is_operational(route: &str) -> bool {
+    matches!(route, "/health" | "/ready" | "/metrics")
+}
+
+/// A bounded set of route labels for metrics (never the raw path, which is unbounded).
+fn route_label(matched: Option<&MatchedPath>) -> &'static str {
+    match matched.map(MatchedPath::as_str) {
+        Some("/data/{*key}") | Some("/data/") => "/data/{key}",
+        Some("/data") => "/data",
+        Some("/health") => "/health",
+        Some("/ready") => "/ready",
+        Some("/metrics") => "/metrics",
+        _ => "unmatched",
+    }
+}

@@ -1,0 +1,171 @@
+//! Prometheus metrics: the process-wide recorder, request metrics, and the gauges read from
+//! the node (cache, store, queues) each time `/metrics` is scraped.
+
+use crate::node::Node;
+use metrics::{Unit, counter, describe_counter, describe_gauge, describe_histogram, gauge, histogram};
+use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
+use std::sync::OnceLock;
+use std::sync::atomic::Ordering;
+use std::time::Duration;
+
+static HANDLE: OnceLock<PrometheusHandle> = OnceLock::new();
+
+const LATENCY_BUCKETS: &[f64] = &[
+    0.000_05, 0.000_1, 0.000_25, 0.000_5, 0.001, 0.002_5, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5,
+    10.0,
+];
+const BATCH_BUCKETS: &[f64] = &[1.0, 2.0, 4.0, 8.0, 16.0, 32.0, 64.0, 128.0, 256.0, 512.0, 1024.0];
+
+/// Installs the recorder once per process and returns its handle. If another recorder was
+/// installed first (an embedding program), hakv's metrics go there instead.
+pub fn install() -> &'static PrometheusHandle {
+    HANDLE.get_or_init(|| {
+        let recorder = PrometheusBuilder::new()
+            .set_buckets_for_metric(Matcher::Suffix("_seconds".into()), LATENCY_BUCKETS)
+            .and_then(|b| {
+                b.set_buckets_for_metric(Matcher::Full("hakv_storage_batch_commands".into()), BATCH_BUCKETS)
+            })
+            .expect("bucket lists are non-empty")
+            .build_recorder();
+        let handle = recorder.handle();
+        if metrics::set_global_recorder(recorder).is_err() {
+            tracing::warn!("a metrics recorder was already installed; /metrics shows only hakv's gauges");
+        }
+        describe();
+        handle
+    })
+}
+
+fn describe() {
+    describe_counter!(
+        "hakv_http_requests_total",
+        "HTTP requests answered, by route, method and status."
+    );
+    describe_histogram!(
+        "hakv_http_request_duration_seconds",
+        Unit::Seconds,
+        "Time to answer an HTTP request."
+    );
+    describe_gauge!("hakv_http_requests_in_flight", "Requests being served now.");
+    describe_histogram!(
+        "hakv_storage_commit_duration_seconds",
+        Unit::Seconds,
+        "Time to write and fsync one group-commit batch."
+    );
+    describe_histogram!(
+        "hakv_storage_batch_commands",
+        "Commands applied per group-commit batch (per fsync)."
+    );
+    describe_counter!(
+        "hakv_storage_commit_failures_total",
+        "Batches whose commit failed."
+    );
+    describe_gauge!(
+        "hakv_storage_write_queue_depth",
+        "Writes waiting for the group-commit writer."
+    );
+    describe_gauge!(
+        "hakv_storage_keys",
+        "Approximate number of stored keys (including expired, unpurged ones)."
+    );
+    describe_gauge!(
+        "hakv_storage_disk_bytes",
+        Unit::Bytes,
+        "Bytes the store uses on disk."
+    );
+    describe_gauge!("hakv_storage_revision", "The newest applied revision.");
+    describe_counter!(
+        "hakv_storage_expired_keys_total",
+        "Expired keys purged in the background."
+    );
+    describe_counter!("hakv_cache_hits_total", "Reads answered by the cache.");
+    describe_counter!("hakv_cache_misses_total", "Reads that went to the store.");
+    describe_counter!(
+        "hakv_cache_evictions_total",
+        "Entries evicted by the cache policy."
+    );
+    describe_gauge!("hakv_cache_entries", "Entries in the cache.");
+    describe_gauge!("hakv_cache_bytes", Unit::Bytes, "Bytes the cache accounts for.");
+    describe_gauge!(
+        "hakv_cache_capacity_bytes",
+        Unit::Bytes,
+        "The cache's byte budget."
+    );
+}
+
+/// Counts one answered request and its latency.
+pub fn record_request(
+    route: &'static str,
+    method: &http::Method,
+    status: http::StatusCode,
+    elapsed: Duration,
+) {
+    let method = method_label(method);
+    counter!("hakv_http_requests_total", "route" => route, "method" => method, "status" => status_label(status))
+        .increment(1);
+    histogram!("hakv_http_request_duration_seconds", "route" => route, "method" => method)
+        .record(elapsed.as_secs_f64());
+}
+
+/// The exposition text, with the node's gauges brought up to date first.
+pub fn render(node: &Node) -> String {
+    let handle = install();
+    let cache = node.cache.stats();
+    counter!("hakv_cache_hits_total").absolute(cache.hits);
+    counter!("hakv_cache_misses_total").absolute(cache.misses);
+    counter!("hakv_cache_evictions_total").absolute(cache.evictions);
+    gauge!("hakv_cache_entries").set(cache.entries as f64);
+    gauge!("hakv_cache_bytes").set(cache.bytes as f64);
+    gauge!("hakv_cache_capacity_bytes").set(cache.capacity_bytes as f64);
+    let store = node.state_machine.stats();
+    gauge!("hakv_storage_keys").set(store.approximate_keys as f64);
+    gauge!("hakv_storage_disk_bytes").set(store.disk_bytes as f64);
+    gauge!("hakv_storage_revision").set(store.revision.0 as f64);
+    gauge!("hakv_storage_write_queue_depth").set(node.writer.queue_depth() as f64);
+    gauge!("hakv_http_requests_in_flight").set(node.in_flight.load(Ordering::Relaxed) as f64);
+    handle.run_upkeep();
+    handle.render()
+}
+
+/// Drains histogram buffers now and then, so memory stays bounded between scrapes.
+pub async fn upkeep_loop() {
+    let handle = install();
+    let mut tick = tokio::time::interval(Duration::from_secs(5));
+    loop {
+        tick.tick().await;
+        handle.run_upkeep();
+    }
+}
+
+fn method_label(method: &http::Method) -> &'static str {
+    match *method {
+        http::Method::GET => "GET",
+        http::Method::HEAD => "HEAD",
+        http::Method::POST => "POST",
+        http::Method::PUT => "PUT",
+        http::Method::DELETE => "DELETE",
+        _ => "other",
+    }
+}
+
+fn status_label(status: http::StatusCode) -> &'static str {
+    match status.as_u16() {
+        200 => "200",
+        201 => "201",
+        304 => "304",
+        400 => "400",
+        404 => "404",
+        405 => "405",
+        408 => "408",
+        412 => "412",
+        413 => "413",
+        414 => "414",
+        415 => "415",
+        429 => "429",
+        500 => "500",
+        503 => "503",
+        504 => "504",
+        507 => "507",
+        _ => "other",
+    }
+}

@@ -1,0 +1,37 @@
+//! The HTTP API: `app(node)` builds the whole router, including limits and metrics.
+
+mod data;
+mod ops;
+mod query;
+mod scan;
+
+use crate::limits::track_request;
+use crate::node::Node;
+use axum::Router;
+use axum::routing::{MethodFilter, get, on};
+use std::sync::Arc;
+
+/// The node's HTTP API (documented in `docs/api.md`).
+pub fn app(node: Arc<Node>) -> Router {
+    let key_methods = MethodFilter::GET
+        .or(MethodFilter::HEAD)
+        .or(MethodFilter::POST)
+        .or(MethodFilter::PUT)
+        .or(MethodFilter::DELETE);
+    Router::new()
+        .route(
+            "/data/{*key}",
+            on(key_methods, data::key_request).fallback(data::method_not_allowed),
+        )
+        .route(
+            "/data/",
+            on(key_methods, data::empty_key).fallback(data::method_not_allowed),
+        )
+        .route("/data", get(scan::scan).fallback(ops::get_only))
+        .route("/health", get(ops::health).fallback(ops::get_only))
+        .route("/ready", get(ops::ready).fallback(ops::get_only))
+        .route("/metrics", get(ops::metrics).fallback(ops::get_only))
+        .fallback(ops::route_not_found)
+        .layer(axum::middleware::from_fn_with_state(node.clone(), track_request))
+        .with_state(node)
+}

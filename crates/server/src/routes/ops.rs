@@ -1,0 +1,49 @@
+//! Operational endpoints: liveness, readiness, Prometheus metrics, and the JSON answers for
+//! unknown routes and methods.
+
+use crate::ApiError;
+use crate::node::Node;
+use crate::observability;
+use axum::extract::State;
+use axum::response::{IntoResponse, Response};
+use http::{HeaderValue, Method, StatusCode, Uri, header};
+use std::sync::Arc;
+
+/// Liveness: the process answers.
+pub async fn health() -> Response {
+    super::data::json_response(StatusCode::OK, "{\"status\":\"ok\"}\n".into(), None)
+}
+
+/// Readiness: the node can serve reads and writes.
+pub async fn ready(State(node): State<Arc<Node>>) -> Result<Response, ApiError> {
+    if !node.is_ready() {
+        return Err(ApiError::Unavailable(
+            "the store has failed; see the node's log".into(),
+        ));
+    }
+    Ok(super::data::json_response(
+        StatusCode::OK,
+        "{\"status\":\"ready\"}\n".into(),
+        None,
+    ))
+}
+
+pub async fn metrics(State(node): State<Arc<Node>>) -> Response {
+    let mut response = observability::render(&node).into_response();
+    response.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/plain; version=0.0.4; charset=utf-8"),
+    );
+    response
+}
+
+pub async fn route_not_found(uri: Uri) -> ApiError {
+    ApiError::RouteNotFound(uri.path().chars().take(200).collect())
+}
+
+pub async fn get_only(method: Method) -> ApiError {
+    ApiError::MethodNotAllowed {
+        method: method.to_string(),
+        allowed: "GET, HEAD",
+    }
+}

@@ -1,0 +1,123 @@
+//! Serving the router on a listener: a bounded number of connections, header-read timeouts,
+//! and the shutdown order: stop accepting, drain in-flight requests (bounded by the grace
+//! period), stop background tasks, then stop the writer, which flushes the store.
+
+use crate::node::{Node, NodeError};
+use crate::{ServeConfig, app, expiry_task, observability};
+use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+use hyper_util::server::conn::auto;
+use hyper_util::service::TowerToHyperService;
+use std::future::Future;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::net::TcpListener;
+use tokio::sync::{Semaphore, watch};
+use tokio::task::JoinSet;
+
+/// How often expired keys are purged.
+const PURGE_EVERY: Duration = Duration::from_secs(1);
+/// A client must send its request headers within this time (slowloris protection).
+const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(10);
+
+#[derive(Debug, thiserror::Error)]
+pub enum ServeError {
+    #[error(transparent)]
+    Node(#[from] NodeError),
+    #[error("the writer thread panicked; the store may not have been flushed")]
+    WriterPanicked,
+}
+
+/// Serves `config` on `listener` until `shutdown` completes, then shuts down in order.
+pub async fn run(
+    listener: TcpListener,
+    config: ServeConfig,
+    shutdown: impl Future<Output = ()>,
+) -> Result<(), ServeError> {
+    observability::install();
+    let grace = config.shutdown_grace;
+    let connection_slots = Arc::new(Semaphore::new(config.max_connections));
+    let node = Node::open(config)?;
+    let router = app(node.clone());
+
+    let mut background = JoinSet::new();
+    background.spawn(expiry_task::purge_loop(node.clone(), PURGE_EVERY));
+    background.spawn(observability::upkeep_loop());
+
+    let (stop_tx, stop_rx) = watch::channel(false);
+    let mut connections = JoinSet::new();
+    let mut http = auto::Builder::new(TokioExecutor::new()).http1_only();
+    http.http1()
+        .timer(TokioTimer::new())
+        .header_read_timeout(HEADER_READ_TIMEOUT);
+    let http = Arc::new(http);
+
+    tokio::pin!(shutdown);
+    loop {
+        let slot = tokio::select! {
+            _ = &mut shutdown => break,
+            slot = connection_slots.clone().acquire_owned() => slot.expect("the semaphore is never closed"),
+        };
+        let (stream, peer) = tokio::select! {
+            _ = &mut shutdown => break,
+            accepted = listener.accept() => match accepted {
+                Ok(accepted) => accepted,
+                Err(err) => {
+                    // Out of file descriptors and the like: back off instead of spinning.
+                    tracing::warn!(error = %err, "accept failed");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    continue;
+                }
+            },
+        };
+        let _ = stream.set_nodelay(true);
+        let service = TowerToHyperService::new(router.clone());
+        let (http, mut stop_rx) = (http.clone(), stop_rx.clone());
+        connections.spawn(async move {
+            let _slot = slot;
+            let connection = http.serve_connection_with_upgrades(TokioIo::new(stream), service);
+            tokio::pin!(connection);
+            tokio::select! {
+                result = connection.as_mut() => {
+                    if let Err(err) = result {
+                        tracing::debug!(%peer, error = %err, "connection ended with an error");
+                    }
+                }
+                _ = stop_rx.changed() => {
+                    // Finish the request in progress, then close (keep-alive ends here).
+                    connection.as_mut().graceful_shutdown();
+                    let _ = connection.await;
+                }
+            }
+        });
+        // Reap finished connection tasks so the set does not grow without bound.
+        while connections.try_join_next().is_some() {}
+    }
+
+    tracing::info!("shutting down: no new connections; draining in-flight requests");
+    drop(listener);
+    let _ = stop_tx.send(true);
+    let drained =
+        tokio::time::timeout(grace, async { while connections.join_next().await.is_some() {} }).await;
+    if drained.is_err() {
+        tracing::warn!(
+            remaining = connections.len(),
+            "grace period over; closing the remaining connections"
+        );
+        connections.shutdown().await;
+    }
+    background.shutdown().await;
+    drop(router);
+
+    // Every `Writer` clone lives in the node; once the last reference is gone the writer
+    // thread drains its queue, flushes the store and exits.
+    let writer_thread = node.take_writer_thread();
+    drop(node);
+    if let Some(thread) = writer_thread {
+        tokio::task::spawn_blocking(move || thread.join())
+            .await
+            .map_err(|_| ServeError::WriterPanicked)?
+            .map_err(|_| ServeError::WriterPanicked)?;
+    }
+    tracing::info!("shutdown complete");
+    Ok(())
+}

@@ -1,0 +1,171 @@
+//! Reading a write request: content type, size limits, the `{"value", "ttl_seconds"}` body,
+//! and the `If-Match` / `If-None-Match` preconditions.
+
+use crate::ApiError;
+use axum::body::Body;
+use hakv_api::{CanonicalJson, Revision, WriteBody, to_canonical_json};
+use hakv_store::Condition;
+use http::{HeaderMap, header};
+
+/// Longest TTL accepted: ten years.
+const MAX_TTL_SECONDS: u64 = 10 * 365 * 24 * 3600;
+
+/// A validated write: the value in canonical form and its time to live.
+pub struct WriteRequest {
+    pub value: CanonicalJson,
+    pub ttl_ms: Option<u64>,
+}
+
+pub fn require_json_content_type(headers: &HeaderMap) -> Result<(), ApiError> {
+    let content_type = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .ok_or(ApiError::UnsupportedContentType)?;
+    let mime = content_type
+        .split(';')
+        .next()
+        .unwrap_or("")
+        .trim()
+        .to_ascii_lowercase();
+    if mime == "application/json" || (mime.starts_with("application/") && mime.ends_with("+json")) {
+        Ok(())
+    } else {
+        Err(ApiError::UnsupportedContentType)
+    }
+}
+
+/// Reads at most `max_body` bytes and validates them as a write body.
+pub async fn read_write_body(body: Body, max_body: usize, max_value: u64) -> Result<WriteRequest, ApiError> {
+    let bytes = axum::body::to_bytes(body, max_body).await.map_err(|err| {
+        if std::error::Error::source(&err).is_some_and(|s| s.is::<http_body_util::LengthLimitError>()) {
+            ApiError::BodyTooLarge { limit: max_body }
+        } else {
+            ApiError::InvalidJson(format!("the body could not be read: {err}"))
+        }
+    })?;
+    parse_write_body(&bytes, max_value)
+}
+
+pub fn parse_write_body(bytes: &[u8], max_value: u64) -> Result<WriteRequest, ApiError> {
+    // serde would also accept a JSON array for a struct (`[v]`); the seed wants an object.
+    let first = bytes.iter().find(|b| !b.is_ascii_whitespace());
+    if first.is_some_and(|b| *b != b'{') && serde_json::from_slice::<serde::de::IgnoredAny>(bytes).is_ok() {
+        return Err(ApiError::MissingValue);
+    }
+    let body: WriteBody = serde_json::from_slice(bytes).map_err(|err| match err.classify() {
+        // Well-formed JSON of the wrong shape (an array, a string...): the value is missing.
+        serde_json::error::Category::Data => ApiError::MissingValue,
+        _ => ApiError::InvalidJson(err.to_string()),
+    })?;
+    let value = body.value.ok_or(ApiError::MissingValue)?;
+    let value = to_canonical_json(&value);
+    if value.as_bytes().len() as u64 > max_value {
+        return Err(ApiError::ValueTooLarge {
+            size: value.as_bytes().len(),
+            limit: max_value,
+        });
+    }
+    let ttl_ms = match body.ttl_seconds {
+        None | Some(serde_json::Value::Null) => None,
+        Some(ttl) => match ttl.as_u64() {
+            Some(seconds) if (1..=MAX_TTL_SECONDS).contains(&seconds) => Some(seconds * 1000),
+            _ => return Err(ApiError::InvalidTtl { max: MAX_TTL_SECONDS }),
+        },
+    };
+    Ok(WriteRequest { value, ttl_ms })
+}
+
+/// The precondition of a write or delete, from `If-Match` or `If-None-Match: *`.
+pub fn condition_from_headers(headers: &HeaderMap) -> Result<Condition, ApiError> {
+    let text = |name| -> Result<Option<&str>, ApiError> {
+        headers
+            .get(name)
+            .map(|v| {
+                v.to_str()
+                    .map_err(|_| ApiError::InvalidPrecondition("the header is not ASCII"))
+            })
+            .transpose()
+    };
+    match (text(header::IF_MATCH)?, text(header::IF_NONE_MATCH)?) {
+        (Some(_), Some(_)) => Err(ApiError::InvalidPrecondition(
+            "send either If-Match or If-None-Match, not both",
+        )),
+        (Some(tag), None) if tag.trim() == "*" => Ok(Condition::Exists),
+        (Some(tag), None) => {
+            Revision::parse_etag(tag)
+                .map(Condition::Revision)
+                .ok_or(ApiError::InvalidPrecondition(
+                    "If-Match must be * or one revision like \"42\"",
+                ))
+        }
+        (None, Some(tag)) if tag.trim() == "*" => Ok(Condition::Absent),
+        (None, Some(_)) => Err(ApiError::InvalidPrecondition("If-None-Match on writes must be *")),
+        (None, None) => Ok(Condition::Always),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn bodies_are_validated() {
+        let ok = parse_write_body(br#"{"value": {"b": 1, "a": 2}, "ttl_seconds": 5}"#, 100).unwrap();
+        assert_eq!(ok.value.as_bytes(), br#"{"a":2,"b":1}"#);
+        assert_eq!(ok.ttl_ms, Some(5000));
+        assert!(parse_write_body(br#"{"value": null}"#, 100).is_ok());
+        assert!(matches!(
+            parse_write_body(b"{", 100),
+            Err(ApiError::InvalidJson(_))
+        ));
+        assert!(matches!(
+            parse_write_body(b"[1]", 100),
+            Err(ApiError::MissingValue)
+        ));
+        assert!(matches!(
+            parse_write_body(br#"{"valu": 1}"#, 100),
+            Err(ApiError::MissingValue)
+        ));
+        assert!(matches!(
+            parse_write_body(br#"{"value": "xxxxxx"}"#, 5),
+            Err(ApiError::ValueTooLarge { .. })
+        ));
+        for ttl in ["0", "-1", "1.5", "\"5\"", "999999999999"] {
+            let body = format!(r#"{{"value": 1, "ttl_seconds": {ttl}}}"#);
+            assert!(
+                matches!(
+                    parse_write_body(body.as_bytes(), 100),
+                    Err(ApiError::InvalidTtl { .. })
+                ),
+                "{ttl}"
+            );
+        }
+    }
+
+    #[test]
+    fn preconditions_parse() {
+        let headers = |pairs: &[(&'static str, &str)]| {
+            let mut h = HeaderMap::new();
+            for (k, v) in pairs {
+                h.insert(*k, v.parse().unwrap());
+            }
+            h
+        };
+        assert_eq!(condition_from_headers(&headers(&[])).unwrap(), Condition::Always);
+        assert_eq!(
+            condition_from_headers(&headers(&[("if-match", "\"7\"")])).unwrap(),
+            Condition::Revision(Revision(7))
+        );
+        assert_eq!(
+            condition_from_headers(&headers(&[("if-match", "*")])).unwrap(),
+            Condition::Exists
+        );
+        assert_eq!(
+            condition_from_headers(&headers(&[("if-none-match", "*")])).unwrap(),
+            Condition::Absent
+        );
+        assert!(condition_from_headers(&headers(&[("if-match", "abc")])).is_err());
+        assert!(condition_from_headers(&headers(&[("if-none-match", "\"3\"")])).is_err());
+        assert!(condition_from_headers(&headers(&[("if-match", "1"), ("if-none-match", "*")])).is_err());
+    }
+}
