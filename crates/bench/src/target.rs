@@ -1,0 +1,174 @@
+//! The service under load: its address, and how each operation becomes an HTTP request.
+
+use crate::config::{BenchConfig, WriteMethod};
+use crate::error::BenchError;
+use crate::workload::Op;
+use bytes::Bytes;
+use http::{HeaderValue, Method, Request, Uri, header};
+use http_body_util::Full;
+use std::fmt::Write as _;
+use std::net::SocketAddr;
+
+/// A resolved target with the parts of every request prepared once.
+#[derive(Debug)]
+pub struct Target {
+    pub addr: SocketAddr,
+    host: HeaderValue,
+    /// Path prefix before `/data/` (empty unless the target URL has a path).
+    base_path: String,
+    read_query: &'static str,
+    write_method: Method,
+    /// `{"value": "xxx…"}`, shared by every write (cloning `Bytes` is a refcount bump).
+    write_body: Bytes,
+}
+
+/// `http://host[:port][/base]`, split into what a connection needs.
+#[derive(Debug, PartialEq, Eq)]
+pub struct ParsedUrl {
+    pub host: String,
+    pub port: u16,
+    pub base_path: String,
+}
+
+pub fn parse_url(url: &str) -> Result<ParsedUrl, BenchError> {
+    let bad = |reason: &str| BenchError::InvalidTarget {
+        url: url.to_string(),
+        reason: reason.to_string(),
+    };
+    let uri: Uri = url.parse().map_err(|_| bad("not a URL"))?;
+    match uri.scheme_str() {
+        Some("http") => {}
+        Some(_) => return Err(bad("only http:// is supported")),
+        None => return Err(bad("give a scheme, e.g. http://127.0.0.1:7379")),
+    }
+    let host = uri.host().ok_or_else(|| bad("no host"))?;
+    if uri.query().is_some() {
+        return Err(bad("a query string is not allowed"));
+    }
+    Ok(ParsedUrl {
+        host: host.trim_start_matches('[').trim_end_matches(']').to_string(),
+        port: uri.port_u16().unwrap_or(80),
+        base_path: uri.path().trim_end_matches('/').to_string(),
+    })
+}
+
+/// The JSON body of every write: a string of exactly `size` characters.
+pub fn write_body(size: usize) -> Bytes {
+    let mut body = String::with_capacity(size + 16);
+    body.push_str("{\"value\":\"");
+    body.extend(std::iter::repeat_n('x', size));
+    body.push_str("\"}");
+    Bytes::from(body)
+}
+
+impl Target {
+    /// Parses the URL and resolves the host once, so no request pays for DNS.
+    pub async fn resolve(config: &BenchConfig) -> Result<Target, BenchError> {
+        let parsed = parse_url(&config.target)?;
+        let addr = tokio::net::lookup_host((parsed.host.as_str(), parsed.port))
+            .await
+            .ok()
+            .and_then(|mut addrs| addrs.next())
+            .ok_or_else(|| BenchError::InvalidTarget {
+                url: config.target.clone(),
+                reason: format!("cannot resolve host {}", parsed.host),
+            })?;
+        let authority = Uri::try_from(config.target.as_str())
+            .ok()
+            .and_then(|u| u.authority().map(|a| a.to_string()))
+            .unwrap_or_else(|| addr.to_string());
+        Ok(Target {
+            addr,
+            host: HeaderValue::try_from(authority).map_err(|_| BenchError::InvalidTarget {
+                url: config.target.clone(),
+                reason: "bad host".into(),
+            })?,
+            base_path: parsed.base_path,
+            read_query: if config.stale_reads {
+                "?consistency=stale"
+            } else {
+                ""
+            },
+            write_method: match config.write_method {
+                WriteMethod::Post => Method::POST,
+                WriteMethod::Put => Method::PUT,
+            },
+            write_body: write_body(config.value_size),
+        })
+    }
+
+    pub fn request(&self, op: Op) -> Request<Full<Bytes>> {
+        let mut path = String::with_capacity(self.base_path.len() + 40);
+        path.push_str(&self.base_path);
+        let (method, body, key) = match op {
+            Op::Read(key) => (Method::GET, Bytes::new(), key),
+            Op::Write(key) => (self.write_method.clone(), self.write_body.clone(), key),
+        };
+        // Key names are ASCII letters, digits and '-', so they need no percent-encoding.
+        let _ = write!(path, "/data/bench-{key}");
+        if matches!(op, Op::Read(_)) {
+            path.push_str(self.read_query);
+        }
+        let mut request = Request::new(Full::new(body));
+        *request.method_mut() = method;
+        *request.uri_mut() = Uri::try_from(path).unwrap_or_else(|_| Uri::from_static("/"));
+        let headers = request.headers_mut();
+        headers.insert(header::HOST, self.host.clone());
+        if matches!(op, Op::Write(_)) {
+            headers.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
+        }
+        request
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn urls() {
+        let parsed = parse_url("http://127.0.0.1:7379").unwrap();
+        assert_eq!(
+            parsed,
+            ParsedUrl {
+                host: "127.0.0.1".into(),
+                port: 7379,
+                base_path: String::new()
+            }
+        );
+        assert_eq!(parse_url("http://example.com/kv/").unwrap().base_path, "/kv");
+        assert_eq!(parse_url("http://example.com").unwrap().port, 80);
+        assert_eq!(parse_url("http://[::1]:9/").unwrap().host, "::1");
+        assert!(parse_url("https://example.com").is_err());
+        assert!(parse_url("127.0.0.1:7379").is_err());
+        assert!(parse_url("http://h/?x=1").is_err());
+    }
+
+    #[test]
+    fn write_body_is_seed_json_of_the_requested_size() {
+        let body = write_body(37);
+        let json: serde_json::Value = serde_json::from_slice(&body).unwrap();
+        assert_eq!(json["value"].as_str().unwrap().len(), 37);
+        assert_eq!(json.as_object().unwrap().len(), 1);
+    }
+
+    #[tokio::test]
+    async fn requests_carry_method_path_and_body() {
+        let config = BenchConfig {
+            target: "http://127.0.0.1:1/base".into(),
+            write_method: WriteMethod::Put,
+            stale_reads: true,
+            value_size: 3,
+            ..BenchConfig::default()
+        };
+        let target = Target::resolve(&config).await.unwrap();
+        let read = target.request(Op::Read(12));
+        assert_eq!(read.method(), Method::GET);
+        assert_eq!(read.uri(), "/base/data/bench-12?consistency=stale");
+        assert_eq!(read.headers()[header::HOST], "127.0.0.1:1");
+        let write = target.request(Op::Write(0));
+        assert_eq!(write.method(), Method::PUT);
+        assert_eq!(write.uri(), "/base/data/bench-0");
+        assert_eq!(write.headers()[header::CONTENT_TYPE], "application/json");
+    }
+}
