@@ -16,6 +16,13 @@ pub const LATENCY_BUCKETS: [f64; 12] = [
 /// slow within a handful of requests.
 const EWMA_ALPHA: f64 = 0.3;
 
+/// Time constant of the EWMA's decay towards zero while a backend gets no responses. Without it
+/// p2c would starve a backend forever after one slow answer (e.g. the first one, which pays for
+/// the TCP connect): nobody sends it a request, so its estimate never improves. With it, an
+/// avoided backend looks cheaper and cheaper until it is tried again (as in Finagle's and
+/// Linkerd's peak-EWMA).
+const EWMA_DECAY_SECS: f64 = 0.25;
+
 #[derive(Debug)]
 pub struct Backend {
     addr: String,
@@ -40,6 +47,8 @@ pub(crate) struct BackendState {
     pub in_flight: AtomicU64,
     /// f64 bits of the latency EWMA in seconds; 0 until the first response.
     pub ewma_latency: AtomicU64,
+    /// Clock time (ns) of the last EWMA update.
+    pub ewma_updated_nanos: AtomicU64,
 }
 
 #[derive(Debug, Default)]
@@ -112,9 +121,22 @@ impl Backend {
         self.state.in_flight.load(Relaxed)
     }
 
-    /// Latency EWMA in seconds (0 before the first response).
+    /// Latency EWMA in seconds as of the last response (0 before the first one).
     pub fn ewma_latency(&self) -> f64 {
         f64::from_bits(self.state.ewma_latency.load(Relaxed))
+    }
+
+    /// The EWMA decayed for the time since its last update (`now` from the balancer's clock).
+    #[inline]
+    pub fn ewma_latency_at(&self, now: Duration) -> f64 {
+        let ewma = self.ewma_latency();
+        let updated = self.state.ewma_updated_nanos.load(Relaxed);
+        let idle = now.as_nanos().saturating_sub(u128::from(updated)) as f64 / 1e9;
+        if idle <= 0.0 {
+            ewma
+        } else {
+            ewma * (-idle / EWMA_DECAY_SECS).exp()
+        }
     }
 
     pub fn requests(&self) -> u64 {
@@ -137,17 +159,20 @@ impl Backend {
         InFlight(Arc::clone(self))
     }
 
-    /// Feeds the EWMA and the histogram with the time to response headers.
-    pub fn record_latency(&self, latency: Duration) {
+    /// Feeds the EWMA and the histogram with the time to response headers, measured at `now`.
+    pub fn record_latency(&self, latency: Duration, now: Duration) {
         let secs = latency.as_secs_f64();
-        let old = self.ewma_latency();
-        let new = if old == 0.0 {
+        let old = self.ewma_latency_at(now);
+        let new = if self.ewma_latency() == 0.0 {
             secs
         } else {
             old + EWMA_ALPHA * (secs - old)
         };
         // A lost update under a race only drops one sample from an average; no CAS loop needed.
         self.state.ewma_latency.store(new.to_bits(), Relaxed);
+        self.state
+            .ewma_updated_nanos
+            .store(now.as_nanos() as u64, Relaxed);
         let bucket = LATENCY_BUCKETS
             .iter()
             .position(|&le| secs <= le)
@@ -173,10 +198,29 @@ impl Backend {
         self.state.healthy.store(healthy, Relaxed);
     }
 
-    /// Test hook: set the latency EWMA directly.
+    /// Test hook: set the latency EWMA directly, as of clock time zero.
     #[doc(hidden)]
     pub fn set_ewma_for_test(&self, secs: f64) {
         self.state.ewma_latency.store(secs.to_bits(), Relaxed);
+        self.state.ewma_updated_nanos.store(0, Relaxed);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_ewma_follows_samples_and_decays_while_idle() {
+        let b = Backend::new("127.0.0.1:1".parse().unwrap(), 1);
+        let t = Duration::from_secs(10);
+        b.record_latency(Duration::from_millis(10), t);
+        assert_eq!(b.ewma_latency_at(t), 0.010);
+        b.record_latency(Duration::from_millis(20), t);
+        assert!((b.ewma_latency_at(t) - 0.013).abs() < 1e-12);
+        // One time constant later the estimate is down to 1/e.
+        let later = t + Duration::from_millis(250);
+        assert!((b.ewma_latency_at(later) - 0.013 / std::f64::consts::E).abs() < 1e-12);
     }
 }
 

@@ -3,7 +3,7 @@
 
 use crate::algorithm::{Algorithm, Pick, SelectionAlgorithm};
 use crate::backend::Backend;
-use crate::clock::RandomSource;
+use crate::clock::{Clock, RandomSource};
 use crate::config::{BackendSpec, MAX_WEIGHT};
 use arc_swap::ArcSwap;
 use std::sync::{Arc, Mutex};
@@ -40,6 +40,7 @@ impl BackendSet {
 pub struct Pool {
     current: ArcSwap<BackendSet>,
     rng: Arc<dyn RandomSource>,
+    clock: Arc<dyn Clock>,
     hash_load_factor: f64,
     /// Serialises writers (load, build, store) so two admin calls cannot lose each other's
     /// change; readers never take it.
@@ -51,16 +52,18 @@ impl Pool {
         specs: &[BackendSpec],
         algorithm: Algorithm,
         rng: Arc<dyn RandomSource>,
+        clock: Arc<dyn Clock>,
         hash_load_factor: f64,
     ) -> Self {
         let backends: Vec<_> = specs
             .iter()
             .map(|s| Arc::new(Backend::new(s.authority.clone(), s.weight)))
             .collect();
-        let set = build(backends, algorithm, &rng, hash_load_factor);
+        let set = build(backends, algorithm, &rng, &clock, hash_load_factor);
         Self {
             current: ArcSwap::from_pointee(set),
             rng,
+            clock,
             hash_load_factor,
             edit: Mutex::new(()),
         }
@@ -73,7 +76,7 @@ impl Pool {
     }
 
     fn publish(&self, backends: Vec<Arc<Backend>>, algorithm: Algorithm) {
-        let set = build(backends, algorithm, &self.rng, self.hash_load_factor);
+        let set = build(backends, algorithm, &self.rng, &self.clock, self.hash_load_factor);
         self.current.store(Arc::new(set));
     }
 
@@ -149,9 +152,10 @@ fn build(
     backends: Vec<Arc<Backend>>,
     algorithm: Algorithm,
     rng: &Arc<dyn RandomSource>,
+    clock: &Arc<dyn Clock>,
     hash_load_factor: f64,
 ) -> BackendSet {
-    let selector = algorithm.build(&backends, Arc::clone(rng), hash_load_factor);
+    let selector = algorithm.build(&backends, Arc::clone(rng), Arc::clone(clock), hash_load_factor);
     BackendSet {
         backends,
         algorithm,
@@ -162,7 +166,7 @@ fn build(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::clock::SplitMix64;
+    use crate::clock::{SplitMix64, SystemClock};
 
     fn pool(specs: &[&str]) -> Pool {
         let specs: Vec<BackendSpec> = specs.iter().map(|s| s.parse().unwrap()).collect();
@@ -170,6 +174,7 @@ mod tests {
             &specs,
             Algorithm::WeightedRoundRobin,
             Arc::new(SplitMix64::new(1)),
+            Arc::new(SystemClock::default()),
             1.25,
         )
     }

@@ -169,7 +169,7 @@ impl Shared {
                     });
                 }
                 Ok(Ok(resp)) => {
-                    backend.record_latency(started.elapsed());
+                    backend.record_latency(started.elapsed(), self.clock.now());
                     let status = resp.status();
                     if !status.is_server_error() {
                         self.outlier.on_success(backend);

@@ -75,6 +75,7 @@ impl Balancer {
             &config.backends,
             config.algorithm,
             Arc::clone(&rng),
+            Arc::clone(&clock),
             config.hash_load_factor,
         ));
         let mut connector = HttpConnector::new();

@@ -14,7 +14,7 @@ pub use round_robin::RoundRobin;
 pub use weighted_round_robin::SmoothWeightedRoundRobin;
 
 use crate::backend::Backend;
-use crate::clock::RandomSource;
+use crate::clock::{Clock, RandomSource};
 use serde::{Deserialize, Serialize};
 use std::sync::Arc;
 
@@ -68,13 +68,14 @@ impl Algorithm {
         self,
         backends: &[Arc<Backend>],
         rng: Arc<dyn RandomSource>,
+        clock: Arc<dyn Clock>,
         hash_load_factor: f64,
     ) -> Box<dyn SelectionAlgorithm> {
         match self {
             Self::RoundRobin => Box::new(RoundRobin::default()),
             Self::WeightedRoundRobin => Box::new(SmoothWeightedRoundRobin::new(backends)),
             Self::LeastConnections => Box::new(LeastConnections::default()),
-            Self::P2c => Box::new(PowerOfTwoChoices::new(rng)),
+            Self::P2c => Box::new(PowerOfTwoChoices::new(rng, clock)),
             Self::KeyHash => Box::new(KeyHash::new(backends, hash_load_factor)),
         }
     }

@@ -4,11 +4,13 @@
 
 use super::{Pick, SelectionAlgorithm};
 use crate::backend::Backend;
-use crate::clock::RandomSource;
+use crate::clock::{Clock, RandomSource};
 use std::sync::Arc;
+use std::time::Duration;
 
 pub struct PowerOfTwoChoices {
     rng: Arc<dyn RandomSource>,
+    clock: Arc<dyn Clock>,
 }
 
 impl std::fmt::Debug for PowerOfTwoChoices {
@@ -18,8 +20,8 @@ impl std::fmt::Debug for PowerOfTwoChoices {
 }
 
 impl PowerOfTwoChoices {
-    pub fn new(rng: Arc<dyn RandomSource>) -> Self {
-        Self { rng }
+    pub fn new(rng: Arc<dyn RandomSource>, clock: Arc<dyn Clock>) -> Self {
+        Self { rng, clock }
     }
 
     /// Two distinct positions in `0..n` (n ≥ 2).
@@ -33,12 +35,12 @@ impl PowerOfTwoChoices {
     }
 }
 
-fn cost(b: &Backend) -> f64 {
-    (b.in_flight() + 1) as f64 * b.ewma_latency() / f64::from(b.weight())
+fn cost(b: &Backend, now: Duration) -> f64 {
+    (b.in_flight() + 1) as f64 * b.ewma_latency_at(now) / f64::from(b.weight())
 }
 
-fn cheaper(backends: &[Arc<Backend>], i: usize, j: usize) -> usize {
-    if cost(&backends[j]) < cost(&backends[i]) {
+fn cheaper(backends: &[Arc<Backend>], i: usize, j: usize, now: Duration) -> usize {
+    if cost(&backends[j], now) < cost(&backends[i], now) {
         j
     } else {
         i
@@ -53,7 +55,7 @@ impl SelectionAlgorithm for PowerOfTwoChoices {
         }
         let (i, j) = self.two(n);
         if pick.eligible(backends, i) && pick.eligible(backends, j) {
-            return Some(cheaper(backends, i, j));
+            return Some(cheaper(backends, i, j, self.clock.now()));
         }
         // Some backends are out: draw among the eligible ones only. This allocates, but only
         // while part of the cluster is down or on a retry.
@@ -63,7 +65,7 @@ impl SelectionAlgorithm for PowerOfTwoChoices {
             1 => Some(eligible[0]),
             m => {
                 let (a, b) = self.two(m);
-                Some(cheaper(backends, eligible[a], eligible[b]))
+                Some(cheaper(backends, eligible[a], eligible[b], self.clock.now()))
             }
         }
     }
@@ -73,10 +75,13 @@ impl SelectionAlgorithm for PowerOfTwoChoices {
 mod tests {
     use super::*;
     use crate::algorithm::testing::backends;
-    use crate::clock::ScriptedRandom;
+    use crate::clock::{ManualClock, ScriptedRandom};
 
     fn p2c(script: Vec<u64>) -> PowerOfTwoChoices {
-        PowerOfTwoChoices::new(Arc::new(ScriptedRandom::new(script)))
+        PowerOfTwoChoices::new(
+            Arc::new(ScriptedRandom::new(script)),
+            Arc::new(ManualClock::default()),
+        )
     }
 
     #[test]
@@ -103,6 +108,20 @@ mod tests {
         bs[1].set_in_flight_for_test(4); // busy but fast: cost 5 ms
         let sel = p2c(vec![0, 0]);
         assert_eq!(sel.select(&bs, &Pick::default()), Some(1));
+    }
+
+    #[test]
+    fn an_avoided_backend_is_tried_again_once_its_estimate_decays() {
+        let bs = backends(&[1, 1]);
+        let clock = Arc::new(ManualClock::default());
+        let sel = PowerOfTwoChoices::new(Arc::new(ScriptedRandom::new(vec![0, 0])), clock.clone());
+        bs[0].set_ewma_for_test(0.020); // one slow answer at time 0
+        bs[1].set_ewma_for_test(0.001);
+        assert_eq!(sel.select(&bs, &Pick::default()), Some(1));
+        // Backend 1 keeps answering in 1 ms; backend 0 gets nothing, so its estimate decays.
+        clock.advance(Duration::from_secs(2));
+        bs[1].record_latency(Duration::from_millis(1), clock.now());
+        assert_eq!(sel.select(&bs, &Pick::default()), Some(0));
     }
 
     #[test]
