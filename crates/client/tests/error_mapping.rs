@@ -8,9 +8,12 @@ use hakv_client::{Client, ClientError, Consistency, Deleted, Precondition, Revis
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+/// Every request the scripted server saw: raw path and query, and headers.
+type Log = Arc<Mutex<Vec<(String, HeaderMap)>>>;
+
 /// Answers by the key's first path segment; records each request's raw path and headers.
 async fn scripted(
-    axum::extract::State(log): axum::extract::State<Arc<Mutex<Vec<(String, HeaderMap)>>>>,
+    axum::extract::State(log): axum::extract::State<Log>,
     uri: Uri,
     headers: HeaderMap,
 ) -> axum::response::Response {
@@ -53,7 +56,7 @@ async fn scripted(
     }
 }
 
-async fn server() -> (String, Arc<Mutex<Vec<(String, HeaderMap)>>>) {
+async fn server() -> (String, Log) {
     let log = Arc::new(Mutex::new(Vec::new()));
     let app = Router::new().fallback(any(scripted)).with_state(log.clone());
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
