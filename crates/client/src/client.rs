@@ -204,7 +204,9 @@ impl Client {
                 if e.is_connect() {
                     ClientError::Connect {
                         url: self.base.clone(),
-                        source: Box::new(e),
+                        // hyper-util's own message is just "client error (Connect)"; the
+                        // cause (refused, unreachable, …) is further down the chain.
+                        source: error_chain(&e).into(),
                     }
                 } else {
                     ClientError::Transport {
@@ -232,6 +234,18 @@ impl Client {
                 idempotent,
             })?
     }
+}
+
+/// `outer: cause: root cause`.
+fn error_chain(error: &dyn std::error::Error) -> String {
+    let mut text = error.to_string();
+    let mut source = error.source();
+    while let Some(cause) = source {
+        text.push_str(": ");
+        text.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    text
 }
 
 fn with_query(mut path: String, query: Option<&str>) -> String {
