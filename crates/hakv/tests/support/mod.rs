@@ -1,0 +1,10 @@
+//! Test support: real `hakv serve` processes on loopback and a small raw HTTP/1.1 client
+//! that shows responses byte for byte.
+#![allow(dead_code)]
+
+pub mod http;
+pub mod process;
+
+#[allow(unused_imports)]
+pub use http::{Http, Reply};
+pub use process::ServerProcess;
