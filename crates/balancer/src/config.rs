@@ -159,6 +159,9 @@ pub struct RetryConfig {
     pub budget_ratio: f64,
     /// Most retry tokens saved up during quiet times.
     pub budget_max_tokens: u32,
+    /// Tokens at start, so a fresh balancer can fail over before it has seen traffic. Over
+    /// any run: retries ≤ budget_initial_tokens + budget_ratio × requests.
+    pub budget_initial_tokens: u32,
     /// Full-jitter backoff: the n-th retry waits a random time below base × 2^(n-1).
     pub backoff_base_ms: u64,
     /// Request bodies up to this size are buffered so they can be replayed on a retry; larger
@@ -243,6 +246,7 @@ impl Default for RetryConfig {
             max_attempts: 3,
             budget_ratio: 0.2,
             budget_max_tokens: 100,
+            budget_initial_tokens: 10,
             backoff_base_ms: 2,
             max_buffered_body_bytes: 2 << 20,
         }

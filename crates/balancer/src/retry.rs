@@ -7,7 +7,7 @@ use std::sync::atomic::{AtomicI64, AtomicU64, Ordering::Relaxed};
 use std::time::Duration;
 
 /// Token bucket in thousandths of a token: every request deposits `ratio` tokens, every retry
-/// withdraws one. So over any run, retries ≤ ratio × requests (the bucket starts empty).
+/// withdraws one. So over any run, retries ≤ initial + ratio × requests.
 #[derive(Debug)]
 pub struct RetryBudget {
     deposit_milli: i64,
@@ -17,11 +17,11 @@ pub struct RetryBudget {
 }
 
 impl RetryBudget {
-    pub fn new(ratio: f64, max_tokens: u32) -> Self {
+    pub fn new(ratio: f64, max_tokens: u32, initial_tokens: u32) -> Self {
         Self {
             deposit_milli: (ratio * 1000.0).round() as i64,
             cap_milli: i64::from(max_tokens) * 1000,
-            balance_milli: AtomicI64::new(0),
+            balance_milli: AtomicI64::new(i64::from(initial_tokens.min(max_tokens)) * 1000),
             exhausted: AtomicU64::new(0),
         }
     }
@@ -101,7 +101,7 @@ mod tests {
 
     #[test]
     fn retries_never_exceed_the_ratio_of_requests() {
-        let budget = RetryBudget::new(0.2, 100);
+        let budget = RetryBudget::new(0.2, 100, 0);
         let mut retries = 0;
         for requests in 1..=1000u64 {
             budget.deposit();
@@ -121,8 +121,16 @@ mod tests {
     }
 
     #[test]
+    fn the_initial_tokens_allow_a_few_retries_before_any_traffic() {
+        let budget = RetryBudget::new(0.2, 100, 2);
+        assert!(budget.try_withdraw());
+        assert!(budget.try_withdraw());
+        assert!(!budget.try_withdraw());
+    }
+
+    #[test]
     fn quiet_times_save_up_at_most_the_cap() {
-        let budget = RetryBudget::new(0.5, 3);
+        let budget = RetryBudget::new(0.5, 3, 0);
         for _ in 0..100 {
             budget.deposit();
         }

@@ -90,7 +90,11 @@ impl Balancer {
         let shared = Shared {
             pool,
             client,
-            budget: RetryBudget::new(config.retry.budget_ratio, config.retry.budget_max_tokens),
+            budget: RetryBudget::new(
+                config.retry.budget_ratio,
+                config.retry.budget_max_tokens,
+                config.retry.budget_initial_tokens,
+            ),
             outlier: OutlierDetector::new(config.outlier.clone()),
             limiter: Limiter::new(config.limits.max_in_flight),
             leader: config.leader_aware.then(|| Arc::new(LeaderTracker::default())),

@@ -70,10 +70,13 @@ async fn p2c_uses_every_backend() {
     let mut c = config(&[&bs[0], &bs[1], &bs[2]]);
     c.algorithm = Algorithm::P2c;
     let lb = start(c).await;
-    let got = spread(lb.addr, 300, |i| format!("/data/k{i}")).await;
+    // p2c follows measured latency, so equal backends get roughly, not exactly, equal shares
+    // (its exact choices are unit-tested with a scripted random source and a manual clock).
+    // What must hold: nobody is starved, thanks to the EWMA's decay while a backend is idle.
+    let got = spread(lb.addr, 600, |i| format!("/data/k{i}")).await;
     assert_eq!(got.len(), 3, "{got:?}");
     for (name, n) in &got {
-        assert!(*n >= 30, "{name} got only {n} of 300: {got:?}");
+        assert!(*n >= 30, "{name} got only {n} of 600: {got:?}");
     }
     lb.shutdown().await.unwrap();
 }

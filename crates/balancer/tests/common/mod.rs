@@ -176,15 +176,17 @@ fn reply(status: u16, body: &str, name: &str) -> Response<Full<Bytes>> {
 
 /// A config for `backends` with fast health checks, on 127.0.0.1:0.
 pub fn config(backends: &[&TestBackend]) -> BalancerConfig {
-    let mut c = BalancerConfig::default();
-    c.listen = "127.0.0.1:0".parse().unwrap();
-    c.backends = backends
-        .iter()
-        .map(|b| b.addr.to_string().parse().unwrap())
-        .collect();
+    let mut c = BalancerConfig {
+        listen: "127.0.0.1:0".parse().unwrap(),
+        backends: backends
+            .iter()
+            .map(|b| b.addr.to_string().parse().unwrap())
+            .collect(),
+        seed: 42,
+        ..BalancerConfig::default()
+    };
     c.health.interval_ms = 100;
     c.health.timeout_ms = 100;
-    c.seed = 42;
     c
 }
 

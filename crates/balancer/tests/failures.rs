@@ -1,0 +1,254 @@
+//! Failover, retries and their budget, timeouts and the error answers, through the real proxy.
+
+mod common;
+
+use common::*;
+use hakv_balancer::Algorithm;
+use std::sync::Arc;
+use std::time::Duration;
+
+/// A port with nothing listening (bound, then closed): connecting is refused.
+async fn dead_port() -> std::net::SocketAddr {
+    let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    l.local_addr().unwrap()
+}
+
+#[tokio::test]
+async fn a_slow_backend_gets_less_under_least_connections_and_p2c_than_round_robin() {
+    let mut share = Vec::new();
+    for algorithm in [Algorithm::RoundRobin, Algorithm::LeastConnections, Algorithm::P2c] {
+        let (a, b, slow) = (
+            TestBackend::start("a").await,
+            TestBackend::start("b").await,
+            TestBackend::start("slow").await,
+        );
+        slow.set_delay(Duration::from_millis(20));
+        let mut c = config(&[&a, &b, &slow]);
+        c.algorithm = algorithm;
+        let lb = start(c).await;
+        // 8 concurrent clients, 60 requests each: bounded in count.
+        let mut tasks = Vec::new();
+        for _ in 0..8 {
+            let url = format!("http://{}/data/k", lb.addr);
+            tasks.push(tokio::spawn(async move {
+                let cl = client();
+                for _ in 0..60 {
+                    assert_eq!(get(&cl, &url).await.0, 200);
+                }
+            }));
+        }
+        for t in tasks {
+            t.await.unwrap();
+        }
+        let total = a.hits() + b.hits() + slow.hits();
+        assert_eq!(total, 480);
+        share.push(slow.hits() as f64 / total as f64);
+        lb.shutdown().await.unwrap();
+    }
+    let (rr, lc, p2c) = (share[0], share[1], share[2]);
+    assert!(
+        (rr - 1.0 / 3.0).abs() < 0.01,
+        "round robin gave the slow backend {rr}"
+    );
+    assert!(lc < rr, "least-connections {lc} vs round-robin {rr}");
+    assert!(p2c < rr, "p2c {p2c} vs round-robin {rr}");
+}
+
+#[tokio::test]
+async fn the_retry_budget_caps_attempts_when_every_backend_fails() {
+    let bs = [
+        TestBackend::start("a").await,
+        TestBackend::start("b").await,
+        TestBackend::start("c").await,
+    ];
+    for b in &bs {
+        b.set_status(503);
+    }
+    let mut c = config(&[&bs[0], &bs[1], &bs[2]]);
+    c.retry.budget_ratio = 0.2;
+    c.retry.max_attempts = 3;
+    c.retry.backoff_base_ms = 0;
+    c.retry.budget_initial_tokens = 0;
+    c.outlier.consecutive_failures = 0; // keep every backend eligible: the worst case for retries
+    let lb = start(c).await;
+    let cl = client();
+    let requests = 300u64;
+    for _ in 0..requests {
+        let (status, _) = get(&cl, &format!("http://{}/data/k", lb.addr)).await;
+        assert_eq!(status, 503, "the backends' own 503 is passed on");
+    }
+    let attempts: u64 = bs.iter().map(|b| b.hits()).sum();
+    // Without a budget every request would make 3 attempts (900).
+    assert!(
+        attempts <= requests * 12 / 10,
+        "{attempts} attempts for {requests} requests"
+    );
+    assert!(
+        attempts > requests,
+        "retries happened while the budget lasted: {attempts}"
+    );
+    let status = lb.balancer.status();
+    assert!(status["retry_budget_exhausted"].as_u64().unwrap() > 0);
+    lb.shutdown().await.unwrap();
+}
+
+#[tokio::test]
+async fn an_idempotent_request_fails_over_from_a_dead_backend() {
+    let live = TestBackend::start("live").await;
+    let dead = dead_port().await;
+    let mut c = config(&[&live]);
+    c.backends.insert(0, dead.to_string().parse().unwrap());
+    c.algorithm = Algorithm::RoundRobin;
+    let lb = start(c).await;
+    let cl = client();
+    for method in ["GET", "PUT", "DELETE", "POST"] {
+        // Round robin sends every other request to the dead backend first; the refused
+        // connection is retried on the live one, even for POST (it surely never arrived).
+        for _ in 0..2 {
+            let (status, backend, body, _) = send(
+                &cl,
+                method,
+                &format!("http://{}/data/k", lb.addr),
+                "{\"value\":1}",
+            )
+            .await
+            .unwrap();
+            assert_eq!((status, backend.as_str()), (200, "live"), "{method}");
+            assert_eq!(body, "{\"value\":1}", "the body was forwarded on the retry");
+        }
+    }
+    lb.shutdown().await.unwrap();
+}
+
+#[tokio::test]
+async fn a_post_that_got_503_is_not_retried_but_a_get_is() {
+    let (a, b) = (TestBackend::start("a").await, TestBackend::start("b").await);
+    a.set_status(503);
+    let mut c = config(&[&a, &b]);
+    c.algorithm = Algorithm::RoundRobin;
+    c.retry.budget_max_tokens = 10;
+    c.outlier.consecutive_failures = 0; // keep `a` in rotation despite its 503s
+    let lb = start(c).await;
+    let cl = client();
+    let url = format!("http://{}/data/k", lb.addr);
+    // Earn budget tokens first: 10 GETs on the healthy path.
+    for _ in 0..10 {
+        let _ = get(&cl, &url).await;
+    }
+    let mut saw_post_503 = false;
+    for _ in 0..4 {
+        let (a0, b0) = (a.hits(), b.hits());
+        let (status, backend, _, _) = send(&cl, "POST", &url, "{\"value\":1}").await.unwrap();
+        if backend == "a" {
+            assert_eq!(status, 503);
+            assert_eq!((a.hits() - a0, b.hits() - b0), (1, 0), "the POST was not retried");
+            saw_post_503 = true;
+            break;
+        }
+    }
+    assert!(saw_post_503, "round robin sent a POST to a");
+    for _ in 0..2 {
+        let (status, backend) = get(&cl, &url).await;
+        assert_eq!((status, backend.as_str()), (200, "b"));
+    }
+    lb.shutdown().await.unwrap();
+}
+
+#[tokio::test]
+async fn no_backend_and_timeouts_answer_json_errors_that_say_why() {
+    let dead = dead_port().await;
+    let slow = TestBackend::start("slow").await;
+    slow.set_delay(Duration::from_secs(5));
+    let mut c = config(&[&slow]);
+    c.backends.push(dead.to_string().parse().unwrap());
+    c.retry.budget_initial_tokens = 0;
+    c.timeouts.attempt_ms = 100;
+    c.timeouts.total_ms = 300;
+    c.algorithm = Algorithm::RoundRobin;
+    let lb = start(c).await;
+    let cl = client();
+    let url = format!("http://{}/data/k", lb.addr);
+    let (status, _, body, _) = send(&cl, "GET", &url, "").await.unwrap();
+    assert_eq!(status, 504, "{body}");
+    let v: serde_json::Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(v["code"], "backend_timeout");
+    // The next one goes to the dead backend first; with no budget it cannot retry.
+    let (status, _, body, _) = send(&cl, "GET", &url, "").await.unwrap();
+    assert_eq!(status, 502, "{body}");
+    let v: serde_json::Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(v["code"], "backend_unreachable");
+    assert!(v["error"].as_str().unwrap().contains("refused"), "{v}");
+    // Drain both: nothing can take the request.
+    for addr in [slow.addr.to_string(), dead.to_string()] {
+        lb.balancer.status();
+        let (s, _, _, _) = send(
+            &cl,
+            "POST",
+            &format!("http://{}/lb/backends/{addr}/drain", lb.addr),
+            "",
+        )
+        .await
+        .unwrap();
+        assert_eq!(s, 200);
+    }
+    let (status, _, body, headers) = send(&cl, "GET", &url, "").await.unwrap();
+    assert_eq!(status, 503);
+    assert!(headers.contains_key("retry-after"));
+    assert!(body.contains("\"no_backend\""), "{body}");
+    lb.shutdown().await.unwrap();
+}
+
+#[tokio::test]
+async fn requests_beyond_the_in_flight_limit_are_shed_with_retry_after() {
+    let a = TestBackend::start("a").await;
+    let gate = Arc::new(tokio::sync::Semaphore::new(0));
+    a.set_gate(Some(gate.clone()));
+    let mut c = config(&[&a]);
+    c.limits.max_in_flight = 2;
+    let lb = start(c).await;
+    let url = format!("http://{}/data/k", lb.addr);
+    let held: Vec<_> = (0..2)
+        .map(|_| {
+            let url = url.clone();
+            tokio::spawn(async move { get(&client(), &url).await.0 })
+        })
+        .collect();
+    assert!(
+        eventually(Duration::from_secs(5), || a
+            .in_progress
+            .load(std::sync::atomic::Ordering::SeqCst)
+            == 2)
+        .await
+    );
+    let (status, _, body, headers) = send(&client(), "GET", &url, "").await.unwrap();
+    assert_eq!(status, 503);
+    assert_eq!(headers["retry-after"], "1");
+    assert!(body.contains("\"overloaded\""), "{body}");
+    gate.add_permits(2);
+    for h in held {
+        assert_eq!(h.await.unwrap(), 200);
+    }
+    lb.shutdown().await.unwrap();
+}
+
+#[tokio::test]
+async fn a_dead_backend_is_marked_down_by_health_checks_and_ejected_by_failures() {
+    let live = TestBackend::start("live").await;
+    let dead = dead_port().await;
+    let mut c = config(&[&live]);
+    c.backends.push(dead.to_string().parse().unwrap());
+    c.outlier.consecutive_failures = 2;
+    c.health.interval_ms = 60_000; // only the first probe round runs during the test
+    c.health.fall = 3;
+    let lb = start(c).await;
+    let cl = client();
+    let url = format!("http://{}/data/k", lb.addr);
+    for _ in 0..20 {
+        let _ = get(&cl, &url).await;
+    }
+    let s = lb.balancer.status();
+    let dead_status = &s["backends"][1];
+    assert_eq!(dead_status["ejected"], true, "{s}");
+    assert_eq!(dead_status["ejections"], 1, "{s}");
+    lb.shutdown().await.unwrap();
+}
