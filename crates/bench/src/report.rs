@@ -82,7 +82,8 @@ pub struct LatencySummary {
 pub struct Availability {
     /// successful / total requests; `null` when nothing finished.
     pub by_requests: Option<f64>,
-    /// uptime / total time, where a second is "up" when at least one request in it succeeded.
+    /// uptime / total time, where a second is "up" when at least one request finishing in it
+    /// succeeded. A last partial second in which nothing finished is left out of the total.
     pub by_time: Option<f64>,
     pub uptime_seconds: f64,
     pub total_seconds: f64,
@@ -119,7 +120,17 @@ pub fn qps(requests: u64, elapsed: Duration) -> f64 {
 
 impl Availability {
     pub fn of(tally: &Tally, elapsed: Duration) -> Availability {
-        let total_seconds = elapsed.as_secs_f64();
+        let mut total_seconds = elapsed.as_secs_f64();
+        // A final partial second in which nothing finished says nothing about the service (the
+        // run simply ended in it, abandoning in-flight requests): it is left out of total time.
+        let tail = elapsed.as_secs() as usize;
+        let tail_empty = tally
+            .per_second
+            .get(tail)
+            .is_none_or(|(ok, failed)| ok + failed == 0);
+        if elapsed.subsec_nanos() > 0 && tail_empty {
+            total_seconds = elapsed.as_secs() as f64;
+        }
         let mut uptime_seconds = 0.0;
         for (second, (successful, _)) in tally.per_second.iter().enumerate() {
             // The last second is partial: it counts only for the part that was measured.
@@ -209,11 +220,14 @@ impl fmt::Display for Report {
             "hakv bench: {}, {} connections{rate} against {}",
             self.mode, self.connections, self.target
         )?;
+        let method = match self.write_method {
+            WriteMethod::Post => "POST",
+            WriteMethod::Put => "PUT",
+        };
         writeln!(
             f,
-            "  workload      {:.0}% writes ({:?}), {} keys {dist}, {}-byte values, seed {}",
+            "  workload      {:.0}% writes ({method}), {} keys {dist}, {}-byte values, seed {}",
             self.write_ratio * 100.0,
-            self.write_method,
             self.keys,
             self.value_size,
             self.seed
@@ -321,16 +335,29 @@ mod tests {
 
     #[test]
     fn availability_both_formulas() {
-        // 4.5 s: seconds 0, 1 and 3 had successes, second 2 only failures, the half second 4 none.
-        let tally = tally_with(&[(10, 0), (5, 5), (0, 10), (10, 0)], &[]);
+        // 4.5 s: seconds 0, 1 and 3 had successes, second 2 only failures, the half second 4 a
+        // failure: down.
+        let tally = tally_with(&[(10, 0), (5, 5), (0, 10), (10, 0), (0, 1)], &[]);
         let a = Availability::of(&tally, Duration::from_millis(4500));
-        assert_eq!(a.by_requests, Some(25.0 / 40.0));
+        assert_eq!(a.by_requests, Some(25.0 / 41.0));
         assert_eq!(a.uptime_seconds, 3.0);
         assert_eq!(a.by_time, Some(3.0 / 4.5));
         // The partial last second counts for its measured part only.
         let b = Availability::of(&tally_with(&[(1, 0), (1, 0)], &[]), Duration::from_millis(1250));
         assert_eq!(b.uptime_seconds, 1.25);
         assert_eq!(b.by_time, Some(1.0));
+        // ... and a partial last second where nothing finished is not counted as downtime.
+        let c = Availability::of(&tally_with(&[(1, 0), (1, 0)], &[]), Duration::from_millis(2001));
+        assert_eq!(
+            (c.uptime_seconds, c.total_seconds, c.by_time),
+            (2.0, 2.0, Some(1.0))
+        );
+        // A whole second where nothing finished is downtime (e.g. every request hung).
+        let d = Availability::of(
+            &tally_with(&[(1, 0), (0, 0), (1, 0)], &[]),
+            Duration::from_secs(3),
+        );
+        assert_eq!(d.by_time, Some(2.0 / 3.0));
         let empty = Availability::of(&Tally::new(1), Duration::ZERO);
         assert_eq!((empty.by_requests, empty.by_time), (None, None));
     }
