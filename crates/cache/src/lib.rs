@@ -48,6 +48,25 @@
 //! `invalidate`), no later `get` returns an older one. `tests/coherence.rs` checks
 //! this with concurrent writers and readers.
 //!
+//! ```
+//! use std::sync::Arc;
+//! use hakv_cache::{Cache, CacheConfig};
+//!
+//! let cache: Cache<String, Arc<str>> = Cache::new(CacheConfig::default());
+//! // Read path: on a miss, read the store at its current revision, then offer the value.
+//! let value = cache.get("k").unwrap_or_else(|| {
+//!     let (revision, value): (u64, Arc<str>) = (7, Arc::from("from the store"));
+//!     cache.fill("k".to_owned(), value.clone(), value.len() as u64, revision);
+//!     value
+//! });
+//! assert_eq!(&*value, "from the store");
+//! // Write path: after the store has applied revision 8 to "k".
+//! cache.invalidate("k", 8);
+//! assert!(cache.get("k").is_none());
+//! // A reader that read before revision 8 cannot bring the old value back.
+//! assert!(!cache.fill("k".to_owned(), value, 14, 7));
+//! ```
+//!
 //! [`Cache::put`] is unconditional and knows no stamps: use it when the caller owns
 //! the data (tests, benchmarks, a cache not backed by a store). The write path of a
 //! store-backed cache calls `invalidate`, and the read path `fill`.

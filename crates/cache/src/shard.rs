@@ -183,7 +183,8 @@ impl<K: Hash + Eq + Clone, V: Clone> Shard<K, V> {
         }
         // Evict before inserting, so the newcomer is never its own victim (with LFU
         // it would be: a fresh entry has the lowest possible use count).
-        while self.bytes + charge > self.capacity {
+        // Written as a subtraction so a capacity near `u64::MAX` cannot overflow.
+        while charge > self.capacity - self.bytes {
             let victim = self
                 .order
                 .victim()

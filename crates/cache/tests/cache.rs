@@ -238,3 +238,16 @@ fn cache_is_send_and_sync_for_shared_values() {
     fn assert_send_sync<T: Send + Sync>() {}
     assert_send_sync::<Cache<String, Arc<Vec<u8>>>>();
 }
+
+#[test]
+fn byte_accounting_does_not_overflow_near_u64_max() {
+    let cache: Cache<u32, u32> = Cache::new(CacheConfig {
+        policy: Policy::Lru,
+        capacity_bytes: u64::MAX,
+        shards: 1,
+    });
+    cache.put(1, 1, u64::MAX - ENTRY_OVERHEAD_BYTES);
+    cache.put(2, 2, u64::MAX);
+    assert_eq!(resident(&cache, 0..3), [2]);
+    assert_eq!(cache.stats().bytes, u64::MAX);
+}
