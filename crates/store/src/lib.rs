@@ -13,4 +13,4 @@ pub use command::{Command, Condition, Op, Outcome};
 pub use error::StoreError;
 pub use group_commit::{ApplyHook, NoHook, ProposeError, Writer, WriterConfig};
 pub use record::Record;
-pub use state_machine::{Change, StateMachine, StoreConfig, StoreStats};
+pub use state_machine::{ApplyOptions, Change, StateMachine, StoreConfig, StoreStats};

@@ -35,6 +35,31 @@ pub struct StoreStats {
     pub revision: Revision,
 }
 
+/// How [`StateMachine::apply_batch_with`] commits.
+#[derive(Debug, Clone)]
+pub struct ApplyOptions<'a> {
+    /// Fsync before the batch becomes visible (true unless a durable log already holds it).
+    pub durable: bool,
+    /// Extra `meta` keyspace entries committed atomically with the batch.
+    pub meta: &'a [(&'a [u8], Vec<u8>)],
+}
+
+impl Default for ApplyOptions<'_> {
+    fn default() -> Self {
+        ApplyOptions {
+            durable: true,
+            meta: &[],
+        }
+    }
+}
+
+/// A key's state before a batch and as the batch leaves it.
+struct KeyState {
+    original: Option<Record>,
+    current: Option<Record>,
+    changed: bool,
+}
+
 /// One key changed by an applied batch: its new record, or `None` when it was removed.
 #[derive(Debug, Clone)]
 pub struct Change {
@@ -143,62 +168,98 @@ impl StateMachine {
     }
 
     /// Applies commands in order as one atomic, fsynced batch. Returns each command's outcome
-    /// and the keys it changed. `on_changes` runs before the batch becomes visible, with the
-    /// highest revision of the batch (the cache invalidates there).
+    /// and the keys it changed. `before_visible` runs before the batch becomes visible, with
+    /// the highest revision of the batch (the cache invalidates there).
     pub fn apply_batch(
         &self,
         commands: &[Command],
         before_visible: impl FnOnce(&[Change], Revision),
     ) -> Result<(Vec<Outcome>, Vec<Change>), StoreError> {
+        self.apply_batch_with(commands, &ApplyOptions::default(), before_visible)
+    }
+
+    /// [`apply_batch`](Self::apply_batch) with options: whether to fsync (a replicated log
+    /// that is already durable does not need it) and extra `meta` entries written in the same
+    /// atomic batch (such as the last applied log position).
+    pub fn apply_batch_with(
+        &self,
+        commands: &[Command],
+        options: &ApplyOptions,
+        before_visible: impl FnOnce(&[Change], Revision),
+    ) -> Result<(Vec<Outcome>, Vec<Change>), StoreError> {
         let mut revision = self.revision();
-        let mut pending: HashMap<&str, Option<Record>> = HashMap::new();
+        // Each key's state before the batch and as the batch leaves it. Only the final state
+        // goes into the fjall batch: all items of one fjall batch share a sequence number, so
+        // one key must not appear twice in it.
+        let mut touched: HashMap<&str, KeyState> = HashMap::new();
         let mut outcomes = Vec::with_capacity(commands.len());
-        let mut batch = self.db.batch().durability(Some(PersistMode::SyncAll));
         for command in commands {
             let key = command.op.key();
-            let stored = match pending.get(key) {
-                Some(record) => record.clone(),
-                None => self.get(key)?,
+            let state = match touched.entry(key) {
+                std::collections::hash_map::Entry::Occupied(entry) => entry.into_mut(),
+                std::collections::hash_map::Entry::Vacant(entry) => {
+                    let original = self.get(key)?;
+                    entry.insert(KeyState {
+                        current: original.clone(),
+                        original,
+                        changed: false,
+                    })
+                }
             };
-            let live = stored.as_ref().filter(|r| r.is_live_at(command.at_ms));
-            let (outcome, next) = decide(command, live, stored.as_ref(), revision.next());
+            let live = state.current.as_ref().filter(|r| r.is_live_at(command.at_ms));
+            let (outcome, next) = decide(command, live, state.current.as_ref(), revision.next());
             if let Some(next) = next {
                 revision = revision.next();
-                if let Some(at) = stored.as_ref().and_then(|old| old.expires_at_ms) {
-                    batch.remove(&self.expiry, crate::expiry::index_key(at, key));
-                }
-                match &next {
-                    Some(record) => {
-                        batch.insert(&self.data, key.as_bytes(), record.encode());
-                        if let Some(at) = record.expires_at_ms {
-                            batch.insert(
-                                &self.expiry,
-                                crate::expiry::index_key(at, key),
-                                record.revision.0.to_be_bytes(),
-                            );
-                        }
-                    }
-                    None => batch.remove(&self.data, key.as_bytes()),
-                }
-                pending.insert(key, next);
+                state.current = next;
+                state.changed = true;
             }
             outcomes.push(outcome);
         }
-        let changes: Vec<Change> = pending
-            .into_iter()
-            .map(|(key, record)| Change {
+        let mut batch = self
+            .db
+            .batch()
+            .durability(options.durable.then_some(PersistMode::SyncAll));
+        let mut changes = Vec::new();
+        for (key, state) in touched {
+            if !state.changed {
+                continue;
+            }
+            let old_expiry = state.original.as_ref().and_then(|r| r.expires_at_ms);
+            let new_expiry = state.current.as_ref().and_then(|r| r.expires_at_ms);
+            if let Some(at) = old_expiry.filter(|at| Some(*at) != new_expiry) {
+                batch.remove(&self.expiry, crate::expiry::index_key(at, key));
+            }
+            match &state.current {
+                Some(record) => {
+                    batch.insert(&self.data, key.as_bytes(), record.encode());
+                    if let Some(at) = new_expiry {
+                        let index = crate::expiry::index_key(at, key);
+                        batch.insert(&self.expiry, index, record.revision.0.to_be_bytes());
+                    }
+                }
+                None => batch.remove(&self.data, key.as_bytes()),
+            }
+            changes.push(Change {
                 key: key.to_owned(),
-                record,
-            })
-            .collect();
-        if changes.is_empty() {
+                record: state.current,
+            });
+        }
+        if changes.is_empty() && options.meta.is_empty() {
             return Ok((outcomes, changes));
         }
         batch.insert(&self.meta, REVISION_KEY, revision.0.to_be_bytes());
+        for (key, value) in options.meta {
+            batch.insert(&self.meta, *key, value.as_slice());
+        }
         before_visible(&changes, revision);
         batch.commit().map_err(StoreError::from_engine)?;
         self.applied.store(revision.0, Ordering::Release);
         Ok((outcomes, changes))
+    }
+
+    /// A value written through [`ApplyOptions::meta`].
+    pub fn meta(&self, key: &[u8]) -> Result<Option<Vec<u8>>, StoreError> {
+        Ok(self.meta.get(key)?.map(|v| v.to_vec()))
     }
 
     /// Flushes the journal to disk; used on shutdown.

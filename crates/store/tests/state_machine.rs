@@ -191,3 +191,44 @@ fn scan_pages_through_a_prefix_in_order() {
     let expected: Vec<_> = (0..50).map(|i| format!("p/{i:03}")).collect();
     assert_eq!(seen, expected);
 }
+
+#[test]
+fn one_key_written_many_times_in_a_batch_keeps_only_the_last_state() {
+    let dir = tempfile::tempdir().unwrap();
+    let sm = open(dir.path());
+    let with_ttl = |value: i64, ttl_ms| Command {
+        at_ms: 1_000,
+        op: Op::Put {
+            key: "k".into(),
+            value: to_canonical_json(&value),
+            ttl_ms,
+            condition: Condition::Always,
+        },
+    };
+    apply(
+        &sm,
+        &[
+            with_ttl(1, Some(100)),
+            with_ttl(2, None),
+            with_ttl(3, Some(5_000)),
+        ],
+    );
+    let record = sm.get("k").unwrap().unwrap();
+    assert_eq!(
+        (record.value.as_bytes(), record.revision, record.expires_at_ms),
+        (&b"3"[..], Revision(3), Some(6_000))
+    );
+    // Only the final expiry is indexed: nothing is due at the first TTL.
+    assert!(sm.due_for_expiry(1_200, 10).unwrap().is_empty());
+    assert_eq!(
+        sm.due_for_expiry(6_000, 10).unwrap(),
+        vec![("k".to_string(), Revision(3))]
+    );
+    drop(sm);
+    let sm = open(dir.path());
+    assert_eq!(
+        sm.get("k").unwrap().unwrap().value.as_bytes(),
+        b"3",
+        "the same after journal replay"
+    );
+}
