@@ -381,10 +381,11 @@ impl BalancerConfig {
             t.backend_idle_ms,
         )?;
         let l = &self.limits;
+        // Bounded so the shutdown drain can wait for all connection permits at once.
         check(
-            l.max_connections >= 1,
+            (1..=1_000_000).contains(&l.max_connections),
             "limits.max_connections",
-            ">= 1",
+            "1..=1000000",
             l.max_connections,
         )?;
         check(

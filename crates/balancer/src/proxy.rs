@@ -108,6 +108,9 @@ impl Shared {
         let deadline = Instant::now() + self.total_timeout;
         let (mut parts, body) = req.into_parts();
         strip_hop_by_hop(&mut parts.headers);
+        // Our own server already answered `Expect: 100-continue` when it read the body, and the
+        // backend gets the whole body at once.
+        parts.headers.remove(http::header::EXPECT);
         add_forwarded(&mut parts.headers, client);
         let pq = parts
             .uri
