@@ -28,6 +28,21 @@ impl CanonicalJson {
     }
 }
 
+/// Serialized as a JSON string of the canonical text (for the replicated log). The text is
+/// always ASCII, because non-ASCII characters are escaped when it is made.
+impl Serialize for CanonicalJson {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        let text = std::str::from_utf8(&self.0).map_err(serde::ser::Error::custom)?;
+        serializer.serialize_str(text)
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for CanonicalJson {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        String::deserialize(deserializer).map(|text| CanonicalJson(text.into_bytes()))
+    }
+}
+
 /// Encodes any serializable value canonically. Maps come out with sorted keys because
 /// `serde_json::Value` keeps objects in a `BTreeMap` (the `preserve_order` feature is off).
 pub fn to_canonical_json<T: Serialize + ?Sized>(value: &T) -> CanonicalJson {
@@ -112,6 +127,14 @@ fn python_float_repr(value: f64) -> String {
 mod tests {
     use super::*;
     use serde_json::json;
+
+    #[test]
+    fn serde_round_trips_as_a_string() {
+        let value = to_canonical_json(&json!({"k": ["é", 1.5, null]}));
+        let wire = serde_json::to_string(&value).unwrap();
+        assert_eq!(wire, r#""{\"k\":[\"\\u00e9\",1.5,null]}""#);
+        assert_eq!(serde_json::from_str::<CanonicalJson>(&wire).unwrap(), value);
+    }
 
     fn canon(v: serde_json::Value) -> String {
         String::from_utf8(to_canonical_json(&v).into_bytes()).unwrap()

@@ -5,15 +5,16 @@
 //! the clock of whoever applies it.
 
 use hakv_api::{CanonicalJson, Revision};
+use serde::{Deserialize, Serialize};
 
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Command {
     /// Unix milliseconds when the command was proposed.
     pub at_ms: u64,
     pub op: Op,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Op {
     Put {
         key: String,
@@ -41,7 +42,7 @@ impl Op {
 }
 
 /// A precondition on the key's current revision, checked in log order at apply time.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Condition {
     Always,
     /// `If-Match: "<rev>"`: the key exists with exactly this revision.
@@ -63,7 +64,7 @@ impl Condition {
     }
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Outcome {
     Written {
         revision: Revision,

@@ -18,6 +18,9 @@ pub trait ApplyHook: Send + Sync + 'static {
     fn before_visible(&self, changes: &[Change], revision: Revision);
     /// Runs after the batch is durable and visible, before any proposer hears back.
     fn after_visible(&self, changes: &[Change]);
+    /// Runs just before the whole state is replaced (a Raft snapshot install), with the new
+    /// state's revision: a cache must drop every entry and refuse fills read before it.
+    fn reset(&self, _revision: Revision) {}
 }
 
 /// An [`ApplyHook`] that does nothing.

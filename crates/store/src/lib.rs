@@ -7,10 +7,12 @@ mod error;
 mod expiry;
 mod group_commit;
 mod record;
+mod snapshot;
 mod state_machine;
 
 pub use command::{Command, Condition, Op, Outcome};
 pub use error::StoreError;
 pub use group_commit::{ApplyHook, NoHook, ProposeError, Writer, WriterConfig};
 pub use record::Record;
+pub use snapshot::{SnapshotExport, SnapshotImport};
 pub use state_machine::{ApplyOptions, Change, StateMachine, StoreConfig, StoreStats};

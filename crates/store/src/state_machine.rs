@@ -17,7 +17,7 @@ use std::collections::HashMap;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
 
-const REVISION_KEY: &[u8] = b"revision";
+pub(crate) const REVISION_KEY: &[u8] = b"revision";
 
 /// Where and how to open the store.
 #[derive(Debug, Clone)]
@@ -68,13 +68,13 @@ pub struct Change {
 }
 
 pub struct StateMachine {
-    db: Database,
-    data: Keyspace,
-    expiry: Keyspace,
-    meta: Keyspace,
+    pub(crate) db: Database,
+    pub(crate) data: Keyspace,
+    pub(crate) expiry: Keyspace,
+    pub(crate) meta: Keyspace,
     /// The revision of the last applied batch; readers load it *before* reading so that a
     /// value they read is at least this new (the cache's fill guard depends on that).
-    applied: AtomicU64,
+    pub(crate) applied: AtomicU64,
 }
 
 impl StateMachine {

@@ -1,0 +1,143 @@
+//! Tests of snapshot export and import against real fjall databases in temp dirs.
+
+use super::*;
+use crate::{ApplyOptions, Command, Condition, Op, StoreConfig};
+use hakv_api::to_canonical_json;
+use serde_json::json;
+
+fn open(dir: &std::path::Path) -> StateMachine {
+    StateMachine::open(&StoreConfig {
+        data_dir: dir.to_path_buf(),
+        block_cache_bytes: 1 << 20,
+    })
+    .unwrap()
+}
+
+fn put(key: &str, value: serde_json::Value, ttl_ms: Option<u64>) -> Command {
+    Command {
+        at_ms: 1_000,
+        op: Op::Put {
+            key: key.into(),
+            value: to_canonical_json(&value),
+            ttl_ms,
+            condition: Condition::Always,
+        },
+    }
+}
+
+fn delete(key: &str) -> Command {
+    Command {
+        at_ms: 1_000,
+        op: Op::Delete {
+            key: key.into(),
+            condition: Condition::Always,
+        },
+    }
+}
+
+#[test]
+fn import_replaces_everything_with_the_exported_state() {
+    let dirs = [tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap()];
+    let source = open(dirs[0].path());
+    let options = ApplyOptions {
+        durable: false,
+        meta: &[(b"raft/applied", b"7".to_vec())],
+    };
+    source
+        .apply_batch_with(
+            &[
+                put("a", json!(1), None),
+                put("b", json!({"x": "é"}), Some(5_000)),
+                put("gone", json!(0), None),
+                delete("gone"),
+            ],
+            &options,
+            |_, _| {},
+        )
+        .unwrap();
+    let export = source.export_snapshot().unwrap();
+    assert_eq!(export.revision, source.revision());
+    assert_eq!(export.keys, 2);
+    assert_eq!(export.meta.get(&b"raft/applied"[..]), Some(&b"7".to_vec()));
+
+    let target = open(dirs[1].path());
+    target
+        .apply_batch(
+            &[
+                put("b", json!("old"), Some(1)),
+                put("only-here", json!(2), Some(9)),
+            ],
+            |_, _| {},
+        )
+        .unwrap();
+    let mut seen = None;
+    let import = target
+        .import_snapshot(&export.bytes, &[(b"raft/applied", b"8".to_vec())], |rev| {
+            seen = Some(rev)
+        })
+        .unwrap();
+    assert_eq!(seen, Some(export.revision));
+    assert_eq!(import.revision, export.revision);
+    assert_eq!(target.revision(), source.revision());
+    for key in ["a", "b", "gone", "only-here"] {
+        assert_eq!(target.get(key).unwrap(), source.get(key).unwrap(), "{key}");
+    }
+    assert_eq!(
+        target.due_for_expiry(u64::MAX, 100).unwrap(),
+        source.due_for_expiry(u64::MAX, 100).unwrap()
+    );
+    assert_eq!(target.meta(b"raft/applied").unwrap(), Some(b"8".to_vec()));
+
+    // The install is durable: a reopened store has the same state.
+    drop(target);
+    let reopened = open(dirs[1].path());
+    assert_eq!(reopened.revision(), source.revision());
+    assert_eq!(reopened.get("a").unwrap(), source.get("a").unwrap());
+    assert_eq!(reopened.get("only-here").unwrap(), None);
+}
+
+#[test]
+fn damaged_snapshots_are_refused_and_leave_the_state_alone() {
+    let dirs = [tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap()];
+    let source = open(dirs[0].path());
+    source
+        .apply_batch(&[put("a", json!(1), None)], |_, _| {})
+        .unwrap();
+    let bytes = source.export_snapshot().unwrap().bytes;
+    let target = open(dirs[1].path());
+    target
+        .apply_batch(&[put("mine", json!(2), None)], |_, _| {})
+        .unwrap();
+
+    let mut newer_version = bytes.clone();
+    newer_version[MAGIC.len()] = 2;
+    let mut trailing = bytes.clone();
+    trailing.push(0);
+    let damaged = [
+        &bytes[..bytes.len() - 1],
+        &bytes[..20],
+        &newer_version[..],
+        &trailing[..],
+        b"junk",
+    ];
+    for bad in damaged {
+        let result = target.import_snapshot(bad, &[], |_| panic!("must not become visible"));
+        assert!(matches!(result, Err(StoreError::Corrupt { .. })), "{bad:?}");
+    }
+    assert!(target.get("mine").unwrap().is_some());
+    assert!(target.get("a").unwrap().is_none());
+}
+
+#[test]
+fn an_empty_state_machine_round_trips() {
+    let dirs = [tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap()];
+    let export = open(dirs[0].path()).export_snapshot().unwrap();
+    assert_eq!((export.revision, export.keys), (Revision::ZERO, 0));
+    let target = open(dirs[1].path());
+    target
+        .apply_batch(&[put("x", json!(1), None)], |_, _| {})
+        .unwrap();
+    target.import_snapshot(&export.bytes, &[], |_| {}).unwrap();
+    assert_eq!(target.get("x").unwrap(), None);
+    assert_eq!(target.revision(), Revision::ZERO);
+}
