@@ -71,7 +71,9 @@ impl Connection {
         let attempt = async {
             if self.sender.as_ref().is_none_or(|s| s.is_closed()) {
                 connecting = true;
-                self.sender = Some(connect(target.addr).await?);
+                // Boxed: the connect state is large and rarely needed; inline it would be moved
+                // around with every request's future.
+                self.sender = Some(Box::pin(connect(target.addr)).await?);
                 connecting = false;
             }
             let sender = self.sender.as_mut().ok_or(ErrorKind::Connect)?;
