@@ -24,6 +24,10 @@ use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::time::Duration;
 use tokio::time::Instant;
 
+/// Response bodies of known length up to this size are read whole before answering; larger or
+/// unsized ones stream.
+const SMALL_BODY_BYTES: u64 = 16 * 1024;
+
 /// Balancer-wide counters for `/metrics`.
 #[derive(Debug, Default)]
 pub struct Counters {
@@ -80,6 +84,22 @@ impl Shared {
             Ok((resp, backend_slot)) => {
                 let (mut parts, inner) = resp.into_parts();
                 strip_hop_by_hop(&mut parts.headers);
+                let small = inner.size_hint().exact().is_some_and(|n| n <= SMALL_BODY_BYTES);
+                if small {
+                    // A small body with a known length is usually in the same read as the head:
+                    // take it now, so it goes out in one write with our head and the backend
+                    // connection returns to the pool at once, without the cross-task
+                    // hand-off that streaming costs per frame.
+                    match inner.collect().await {
+                        Ok(body) => {
+                            drop(backend_slot);
+                            return Response::from_parts(parts, ResponseBody::local(body.to_bytes()));
+                        }
+                        Err(e) => {
+                            return self.error(ProxyError::Broken(format!("reading the response body: {e}")));
+                        }
+                    }
+                }
                 let body = ResponseBody::Backend {
                     inner,
                     _backend: backend_slot,

@@ -271,6 +271,7 @@ async fn accept_loop(
                 .serve_connection(TokioIo::new(stream), service);
             tokio::pin!(conn);
             tokio::select! {
+                biased;
                 _ = conn.as_mut() => {}
                 _ = stopped(&mut shutdown) => {
                     conn.as_mut().graceful_shutdown();
