@@ -1,0 +1,48 @@
+//! openraft wiring for hakv: the type configuration, the Raft log on fjall, and the state
+//! machine store that drives `hakv_store::StateMachine` from committed log entries.
+//!
+//! On disk, a node's data directory holds two fjall databases:
+//! - `<data_dir>/raft-log`: the Raft log, vote, committed and last-purged log ids
+//!   ([`LogStore`]); every append and vote is fsynced before openraft hears of it;
+//! - `<data_dir>/state`: the state machine (`hakv_store`), written *without* fsync on apply,
+//!   because the log is the durable record and openraft re-applies from `last_applied` after
+//!   a crash; plus `<data_dir>/snapshot`, the last built or installed snapshot.
+//!
+//! They are separate databases so that the log's short-lived entries and the state's
+//! long-lived data do not share a journal: a log fsync does not wait on state-machine writes,
+//! and journal files of the log are freed as soon as the log is purged, regardless of how long
+//! the state machine's memtables live.
+
+use std::io::Cursor;
+
+mod error;
+mod log_store;
+mod snapshot_file;
+mod state_machine_store;
+
+pub use error::RaftStoreError;
+pub use log_store::LogStore;
+pub use state_machine_store::StateMachineStore;
+
+openraft::declare_raft_types!(
+    /// hakv's Raft types: log entries carry store commands, and applying one yields its outcome.
+    pub TypeConfig:
+        D = hakv_store::Command,
+        R = hakv_store::Outcome,
+        NodeId = u64,
+        Node = openraft::BasicNode,
+        SnapshotData = Cursor<Vec<u8>>,
+);
+
+/// A node's id in the cluster.
+pub type NodeId = u64;
+/// One Raft log entry of hakv.
+pub type Entry = openraft::Entry<TypeConfig>;
+/// A Raft log position.
+pub type LogId = openraft::LogId<NodeId>;
+/// The error type openraft expects from storage.
+pub type StorageError = openraft::StorageError<NodeId>;
+/// A membership as recorded with the log position that set it.
+pub type StoredMembership = openraft::StoredMembership<NodeId, openraft::BasicNode>;
+/// A running Raft node of hakv.
+pub type Raft = openraft::Raft<TypeConfig>;

@@ -1,0 +1,231 @@
+//! The Raft log on its own fjall database (`<data_dir>/raft-log`).
+//!
+//! Layout:
+//! - `entries`: log index (u64 BE, so byte order is index order) → the entry as JSON;
+//! - `meta`: `vote`, `committed`, `last_purged` → JSON of openraft's types.
+//!
+//! Durability: an append and a vote are committed as one fjall batch with
+//! `PersistMode::SyncAll` and openraft hears of them only afterwards, because Raft's safety
+//! rests on a node never forgetting what it acknowledged. Truncation is fsynced too (it is
+//! rare). `committed` and purges are written without fsync: losing them in a crash only makes
+//! the node re-learn the commit index or keep a few extra entries, and the next fsynced append
+//! persists them anyway, since a journal is written in order.
+
+use crate::error::{RaftStoreError, blocking};
+use crate::{Entry, LogId, NodeId, StorageError, TypeConfig};
+use fjall::{Database, Keyspace, KeyspaceCreateOptions, PersistMode};
+use openraft::storage::{LogFlushed, LogState, RaftLogStorage};
+use openraft::{ErrorSubject, ErrorVerb, OptionalSend, RaftLogReader, Vote};
+use std::fmt::Debug;
+use std::ops::{Bound, RangeBounds};
+use std::path::Path;
+
+const VOTE_KEY: &[u8] = b"vote";
+const COMMITTED_KEY: &[u8] = b"committed";
+const LAST_PURGED_KEY: &[u8] = b"last_purged";
+
+/// The Raft log store; cheap to clone (the clones share one database), which is how openraft
+/// gets its log readers.
+#[derive(Clone)]
+pub struct LogStore {
+    db: Database,
+    entries: Keyspace,
+    meta: Keyspace,
+}
+
+impl LogStore {
+    /// Opens (or creates) the log database in `dir`.
+    pub fn open(dir: &Path) -> Result<LogStore, RaftStoreError> {
+        std::fs::create_dir_all(dir)?;
+        let db = Database::builder(dir).open()?;
+        let entries = db.keyspace("entries", KeyspaceCreateOptions::default)?;
+        let meta = db.keyspace("meta", KeyspaceCreateOptions::default)?;
+        Ok(LogStore { db, entries, meta })
+    }
+
+    fn read_meta<T: serde::de::DeserializeOwned>(
+        &self,
+        key: &'static [u8],
+    ) -> Result<Option<T>, RaftStoreError> {
+        match self.meta.get(key)? {
+            Some(bytes) => serde_json::from_slice(&bytes)
+                .map(Some)
+                .map_err(|e| RaftStoreError::corrupt("raft log meta", e)),
+            None => Ok(None),
+        }
+    }
+
+    /// Writes one meta value in its own batch, fsynced when `durable`.
+    async fn write_meta<T: serde::Serialize>(
+        &self,
+        key: &'static [u8],
+        value: &T,
+        durable: bool,
+    ) -> Result<(), RaftStoreError> {
+        let bytes = serde_json::to_vec(value).map_err(|e| RaftStoreError::corrupt("raft log meta", e))?;
+        let mut batch = self
+            .db
+            .batch()
+            .durability(durable.then_some(PersistMode::SyncAll));
+        batch.insert(&self.meta, key, bytes);
+        if durable {
+            blocking(move || Ok(batch.commit()?)).await
+        } else {
+            Ok(batch.commit()?)
+        }
+    }
+
+    fn last_entry_id(&self) -> Result<Option<LogId>, RaftStoreError> {
+        match self.entries.last_key_value() {
+            Some(guard) => Ok(Some(decode_entry(&guard.value()?)?.log_id)),
+            None => Ok(None),
+        }
+    }
+
+    /// Removes every entry whose index is in `range`, in one batch.
+    fn remove_range(
+        &self,
+        range: (Bound<[u8; 8]>, Bound<[u8; 8]>),
+        durability: Option<PersistMode>,
+        extra: Option<(&'static [u8], Vec<u8>)>,
+    ) -> Result<fjall::OwnedWriteBatch, RaftStoreError> {
+        let mut batch = self.db.batch().durability(durability);
+        for guard in self.entries.range(range) {
+            batch.remove(&self.entries, guard.key()?);
+        }
+        if let Some((key, value)) = extra {
+            batch.insert(&self.meta, key, value);
+        }
+        Ok(batch)
+    }
+}
+
+fn index_key(index: u64) -> [u8; 8] {
+    index.to_be_bytes()
+}
+
+fn key_bound(bound: Bound<&u64>) -> Bound<[u8; 8]> {
+    match bound {
+        Bound::Included(i) => Bound::Included(index_key(*i)),
+        Bound::Excluded(i) => Bound::Excluded(index_key(*i)),
+        Bound::Unbounded => Bound::Unbounded,
+    }
+}
+
+fn decode_entry(bytes: &[u8]) -> Result<Entry, RaftStoreError> {
+    serde_json::from_slice(bytes).map_err(|e| RaftStoreError::corrupt("raft log entry", e))
+}
+
+impl RaftLogReader<TypeConfig> for LogStore {
+    async fn try_get_log_entries<RB: RangeBounds<u64> + Clone + Debug + OptionalSend>(
+        &mut self,
+        range: RB,
+    ) -> Result<Vec<Entry>, StorageError> {
+        let bounds = (key_bound(range.start_bound()), key_bound(range.end_bound()));
+        let mut out = Vec::new();
+        for guard in self.entries.range(bounds) {
+            let (key, value) = guard
+                .into_inner()
+                .map_err(|e| RaftStoreError::from(e).reading_logs())?;
+            let entry = decode_entry(&value).map_err(RaftStoreError::reading_logs)?;
+            if key.as_ref() != index_key(entry.log_id.index) {
+                return Err(
+                    RaftStoreError::corrupt("raft log", "entry stored under another index").reading_logs(),
+                );
+            }
+            out.push(entry);
+        }
+        Ok(out)
+    }
+}
+
+impl RaftLogStorage<TypeConfig> for LogStore {
+    type LogReader = LogStore;
+
+    async fn get_log_state(&mut self) -> Result<LogState<TypeConfig>, StorageError> {
+        let last_purged_log_id: Option<LogId> = self
+            .read_meta(LAST_PURGED_KEY)
+            .map_err(RaftStoreError::reading_logs)?;
+        let last_log_id = self.last_entry_id().map_err(RaftStoreError::reading_logs)?;
+        Ok(LogState {
+            last_purged_log_id,
+            // With every entry purged, the log still ends where the purge ended.
+            last_log_id: last_log_id.or(last_purged_log_id),
+        })
+    }
+
+    async fn get_log_reader(&mut self) -> LogStore {
+        self.clone()
+    }
+
+    async fn save_vote(&mut self, vote: &Vote<NodeId>) -> Result<(), StorageError> {
+        self.write_meta(VOTE_KEY, vote, true)
+            .await
+            .map_err(|e| e.into_storage(ErrorSubject::Vote, ErrorVerb::Write))
+    }
+
+    async fn read_vote(&mut self) -> Result<Option<Vote<NodeId>>, StorageError> {
+        self.read_meta(VOTE_KEY)
+            .map_err(|e| e.into_storage(ErrorSubject::Vote, ErrorVerb::Read))
+    }
+
+    async fn save_committed(&mut self, committed: Option<LogId>) -> Result<(), StorageError> {
+        self.write_meta(COMMITTED_KEY, &committed, false)
+            .await
+            .map_err(|e| e.into_storage(ErrorSubject::Store, ErrorVerb::Write))
+    }
+
+    async fn read_committed(&mut self) -> Result<Option<LogId>, StorageError> {
+        let committed: Option<Option<LogId>> = self
+            .read_meta(COMMITTED_KEY)
+            .map_err(|e| e.into_storage(ErrorSubject::Store, ErrorVerb::Read))?;
+        Ok(committed.flatten())
+    }
+
+    async fn append<I>(&mut self, entries: I, callback: LogFlushed<TypeConfig>) -> Result<(), StorageError>
+    where
+        I: IntoIterator<Item = Entry> + OptionalSend,
+        I::IntoIter: OptionalSend,
+    {
+        let mut batch = self.db.batch().durability(Some(PersistMode::SyncAll));
+        for entry in entries {
+            let bytes = serde_json::to_vec(&entry)
+                .map_err(|e| RaftStoreError::corrupt("raft log entry", e).writing_logs())?;
+            batch.insert(&self.entries, index_key(entry.log_id.index), bytes);
+        }
+        blocking(move || Ok(batch.commit()?))
+            .await
+            .map_err(RaftStoreError::writing_logs)?;
+        // Only now, with the entries fsynced, may openraft count them as stored here.
+        callback.log_io_completed(Ok(()));
+        Ok(())
+    }
+
+    async fn truncate(&mut self, log_id: LogId) -> Result<(), StorageError> {
+        let batch = self
+            .remove_range(
+                (Bound::Included(index_key(log_id.index)), Bound::Unbounded),
+                Some(PersistMode::SyncAll),
+                None,
+            )
+            .map_err(RaftStoreError::writing_logs)?;
+        blocking(move || Ok(batch.commit()?))
+            .await
+            .map_err(RaftStoreError::writing_logs)
+    }
+
+    async fn purge(&mut self, log_id: LogId) -> Result<(), StorageError> {
+        let purged = serde_json::to_vec(&log_id)
+            .map_err(|e| RaftStoreError::corrupt("raft log meta", e).writing_logs())?;
+        // The removal and the new `last_purged` go in one batch, so a crash never leaves a
+        // hole between the purged mark and the first remaining entry.
+        let batch = self
+            .remove_range(
+                (Bound::Unbounded, Bound::Included(index_key(log_id.index))),
+                None,
+                Some((LAST_PURGED_KEY, purged)),
+            )
+            .map_err(RaftStoreError::writing_logs)?;
+        batch.commit().map_err(|e| RaftStoreError::from(e).writing_logs())
+    }
+}

@@ -1,0 +1,216 @@
+//! What the conformance suite cannot check: applying real commands (the suite cannot build
+//! `Command`s), that log, vote and applied state survive reopening, and that a snapshot
+//! carries the data and resets the cache.
+
+use hakv_api::{Revision, to_canonical_json};
+use hakv_raft::{Entry, LogId, LogStore, StateMachineStore};
+use hakv_store::{ApplyHook, Change, Command, Condition, Op, Outcome, StateMachine, StoreConfig};
+use openraft::storage::{RaftLogStorage, RaftLogStorageExt, RaftStateMachine};
+use openraft::{CommittedLeaderId, EntryPayload, Membership, RaftLogReader, RaftSnapshotBuilder, Vote};
+use std::collections::BTreeSet;
+use std::path::Path;
+use std::sync::{Arc, Mutex};
+
+/// Records what the store tells the cache.
+#[derive(Default)]
+struct RecordingHook {
+    events: Mutex<Vec<String>>,
+}
+
+impl ApplyHook for RecordingHook {
+    fn before_visible(&self, changes: &[Change], revision: Revision) {
+        let keys: Vec<_> = changes.iter().map(|c| c.key.as_str()).collect();
+        self.events
+            .lock()
+            .unwrap()
+            .push(format!("before {keys:?} @{revision}"));
+    }
+    fn after_visible(&self, changes: &[Change]) {
+        let keys: Vec<_> = changes.iter().map(|c| c.key.as_str()).collect();
+        self.events.lock().unwrap().push(format!("after {keys:?}"));
+    }
+    fn reset(&self, revision: Revision) {
+        self.events.lock().unwrap().push(format!("reset @{revision}"));
+    }
+}
+
+fn log_id(term: u64, index: u64) -> LogId {
+    LogId::new(CommittedLeaderId::new(term, 1), index)
+}
+
+fn entry(term: u64, index: u64, payload: EntryPayload<hakv_raft::TypeConfig>) -> Entry {
+    Entry {
+        log_id: log_id(term, index),
+        payload,
+    }
+}
+
+fn put(key: &str, value: i64, condition: Condition) -> EntryPayload<hakv_raft::TypeConfig> {
+    EntryPayload::Normal(Command {
+        at_ms: 1_000,
+        op: Op::Put {
+            key: key.into(),
+            value: to_canonical_json(&value),
+            ttl_ms: None,
+            condition,
+        },
+    })
+}
+
+fn members(ids: &[u64]) -> EntryPayload<hakv_raft::TypeConfig> {
+    let set: BTreeSet<u64> = ids.iter().copied().collect();
+    EntryPayload::Membership(Membership::new(vec![set], None))
+}
+
+fn open_sm(dir: &Path, hook: Arc<RecordingHook>) -> StateMachineStore {
+    let state = StateMachine::open(&StoreConfig {
+        data_dir: dir.join("state"),
+        block_cache_bytes: 1 << 20,
+    })
+    .unwrap();
+    StateMachineStore::open(Arc::new(state), hook, dir.join("snapshot")).unwrap()
+}
+
+#[tokio::test]
+async fn applied_commands_answer_in_order_and_survive_reopen() {
+    let dir = tempfile::tempdir().unwrap();
+    let hook = Arc::new(RecordingHook::default());
+    let mut sm = open_sm(dir.path(), hook.clone());
+    let outcomes = sm
+        .apply([
+            entry(1, 1, EntryPayload::Blank),
+            entry(1, 2, put("a", 1, Condition::Always)),
+            entry(1, 3, members(&[1, 2, 3])),
+            entry(1, 4, put("a", 2, Condition::Absent)),
+            entry(1, 5, put("b", 3, Condition::Absent)),
+        ])
+        .await
+        .unwrap();
+    assert_eq!(
+        outcomes,
+        vec![
+            Outcome::Unchanged,
+            Outcome::Written {
+                revision: Revision(1),
+                created: true
+            },
+            Outcome::Unchanged,
+            Outcome::ConditionFailed {
+                current: Some(Revision(1))
+            },
+            Outcome::Written {
+                revision: Revision(2),
+                created: true
+            },
+        ]
+    );
+    // One batch for the whole call: the cache hears of it once before and once after.
+    let events = hook.events.lock().unwrap().clone();
+    assert_eq!(events.len(), 2, "{events:?}");
+    assert!(
+        events[0].starts_with("before") && events[0].ends_with("@2"),
+        "{events:?}"
+    );
+    assert!(events[1].starts_with("after"), "{events:?}");
+    assert!(
+        events.iter().all(|e| e.contains("\"a\"") && e.contains("\"b\"")),
+        "{events:?}"
+    );
+    let (applied, membership) = sm.applied_state().await.unwrap();
+    assert_eq!(applied, Some(log_id(1, 5)));
+    assert_eq!(membership.log_id(), &Some(log_id(1, 3)));
+
+    drop(sm);
+    let mut reopened = open_sm(dir.path(), hook);
+    assert_eq!(reopened.applied_state().await.unwrap(), (applied, membership));
+    let a = reopened.state().get("a").unwrap().expect("a survives");
+    assert_eq!((a.revision, a.value.as_bytes()), (Revision(1), &b"1"[..]));
+}
+
+#[tokio::test]
+async fn a_snapshot_carries_the_data_and_resets_the_cache() {
+    let dirs = [tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap()];
+    let mut leader = open_sm(dirs[0].path(), Arc::new(RecordingHook::default()));
+    leader
+        .apply([
+            entry(1, 1, members(&[1, 2])),
+            entry(1, 2, put("x", 10, Condition::Always)),
+            entry(1, 3, put("y", 20, Condition::Always)),
+        ])
+        .await
+        .unwrap();
+    let built = leader
+        .get_snapshot_builder()
+        .await
+        .build_snapshot()
+        .await
+        .unwrap();
+    assert_eq!(built.meta.last_log_id, Some(log_id(1, 3)));
+    // Applying after the build does not leak into the built snapshot.
+    leader
+        .apply([entry(1, 4, put("z", 30, Condition::Always))])
+        .await
+        .unwrap();
+
+    let follower_hook = Arc::new(RecordingHook::default());
+    let mut follower = open_sm(dirs[1].path(), follower_hook.clone());
+    follower
+        .apply([entry(1, 1, put("stale", 1, Condition::Always))])
+        .await
+        .unwrap();
+    let mut receiving = follower.begin_receiving_snapshot().await.unwrap();
+    *receiving = *built.snapshot;
+    follower.install_snapshot(&built.meta, receiving).await.unwrap();
+
+    assert!(
+        follower_hook
+            .events
+            .lock()
+            .unwrap()
+            .contains(&"reset @2".to_string())
+    );
+    let state = follower.state().clone();
+    assert_eq!(state.get("x").unwrap(), leader.state().get("x").unwrap());
+    assert_eq!(state.get("y").unwrap(), leader.state().get("y").unwrap());
+    assert_eq!(state.get("z").unwrap(), None);
+    assert_eq!(state.get("stale").unwrap(), None);
+    assert_eq!(state.revision(), Revision(2));
+    let current = follower
+        .get_current_snapshot()
+        .await
+        .unwrap()
+        .expect("installed snapshot is kept");
+    assert_eq!(current.meta, built.meta);
+
+    drop((follower, state));
+    let mut reopened = open_sm(dirs[1].path(), follower_hook);
+    let (applied, membership) = reopened.applied_state().await.unwrap();
+    assert_eq!(applied, Some(log_id(1, 3)));
+    assert_eq!(membership, built.meta.last_membership);
+}
+
+#[tokio::test]
+async fn log_and_vote_survive_reopen() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut log = LogStore::open(dir.path()).unwrap();
+    log.blocking_append((1..=5).map(|i| entry(1, i, put("k", i as i64, Condition::Always))))
+        .await
+        .unwrap();
+    log.save_vote(&Vote::new(3, 2)).await.unwrap();
+    log.truncate(log_id(1, 5)).await.unwrap();
+    log.purge(log_id(1, 2)).await.unwrap();
+    drop(log);
+
+    let mut log = LogStore::open(dir.path()).unwrap();
+    assert_eq!(log.read_vote().await.unwrap(), Some(Vote::new(3, 2)));
+    let state = log.get_log_state().await.unwrap();
+    assert_eq!(state.last_purged_log_id, Some(log_id(1, 2)));
+    assert_eq!(state.last_log_id, Some(log_id(1, 4)));
+    let entries = log.try_get_log_entries(0..100).await.unwrap();
+    let indexes: Vec<u64> = entries.iter().map(|e| e.log_id.index).collect();
+    assert_eq!(indexes, [3, 4]);
+    match (&entries[0].payload, put("k", 3, Condition::Always)) {
+        (EntryPayload::Normal(stored), EntryPayload::Normal(appended)) => assert_eq!(stored, &appended),
+        other => panic!("entry 3 changed on disk: {other:?}"),
+    }
+}
