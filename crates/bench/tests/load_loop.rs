@@ -110,6 +110,21 @@ async fn closed_loop_sends_exactly_the_requested_count() {
     assert!(report.errors.is_empty());
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn counts_hold_across_worker_threads() {
+    let b = behaviour();
+    let url = serve(b.clone()).await;
+    let config = BenchConfig {
+        requests: Some(3000),
+        connections: 16,
+        ..config(url)
+    };
+    let report = run(&config, pending(), |_| {}).await.unwrap();
+    assert_eq!(report.requests, 3000);
+    assert_eq!(report.successful, 3000);
+    assert_eq!(b.seen.requests.lock().unwrap().len(), 3000);
+}
+
 #[tokio::test]
 async fn prefill_writes_every_key_once_before_the_run() {
     let b = behaviour();

@@ -100,6 +100,7 @@ fn open_loop_with_put_and_text_report() {
 #[test]
 fn a_down_target_is_reported_not_fatal() {
     let target = format!("http://127.0.0.1:{}", closed_port());
+    // --threads 2 also exercises the subcommand's multi-threaded runtime.
     let bench = run(&[
         "bench",
         "--target",
@@ -107,6 +108,8 @@ fn a_down_target_is_reported_not_fatal() {
         "--requests",
         "50",
         "-c",
+        "2",
+        "--threads",
         "2",
         "--json",
         "-q",
