@@ -18,6 +18,10 @@ const PRECONDITION_FAILED: u8 = 3;
 const HTTP_ERROR: u8 = 4;
 const UNREACHABLE: u8 = 5;
 
+/// Shown under every client command's --help, so scripts' authors find it where they look.
+const EXIT_CODES: &str = "Exit codes: 0 ok, 1 key not found, 2 usage error, 3 precondition failed (412), \
+4 other HTTP error, 5 cannot connect or timed out";
+
 /// Flags every client command takes.
 #[derive(Debug, clap::Args)]
 pub struct ClientArgs {
@@ -35,7 +39,9 @@ pub struct ClientArgs {
 #[derive(Debug, clap::Subcommand)]
 pub enum ClientCommand {
     /// Read one key: prints its value as JSON on stdout, its revision on stderr.
+    #[command(after_help = EXIT_CODES)]
     Get {
+        /// Any UTF-8; may contain '/'.
         key: String,
         /// Print the revision on stdout, on a line after the value.
         #[arg(long)]
@@ -48,8 +54,11 @@ pub enum ClientCommand {
     },
     /// Write one key. VALUE is taken as JSON if it parses as JSON (42, true, {"a":1}, "\"s\""),
     /// else as a string.
+    #[command(after_help = EXIT_CODES)]
     Put {
+        /// Any UTF-8; may contain '/'.
         key: String,
+        /// JSON (42, true, {"a":1}, "\"text\"") or, if it does not parse, a plain string.
         value: String,
         /// Always store VALUE as a JSON string, even if it parses as JSON.
         #[arg(long)]
@@ -70,6 +79,7 @@ pub enum ClientCommand {
         args: ClientArgs,
     },
     /// Delete one key.
+    #[command(after_help = EXIT_CODES)]
     Delete {
         key: String,
         /// Only delete if the key's revision is still REV.
@@ -79,6 +89,7 @@ pub enum ClientCommand {
         args: ClientArgs,
     },
     /// List keys in order: one "key<TAB>value" line each (JSON Lines with --json).
+    #[command(after_help = EXIT_CODES)]
     Scan {
         /// Only keys starting with this.
         #[arg(long, default_value = "")]
@@ -95,6 +106,7 @@ pub enum ClientCommand {
         args: ClientArgs,
     },
     /// Show /health, /ready and /cluster (when present). Exit 0 when healthy and ready.
+    #[command(after_help = EXIT_CODES)]
     Status {
         #[command(flatten)]
         args: ClientArgs,
