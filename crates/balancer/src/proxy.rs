@@ -3,7 +3,7 @@
 
 use crate::algorithm::Pick;
 use crate::backend::{Backend, InFlight};
-use crate::body::{Limiter, RequestBody, ResponseBody};
+use crate::body::{GlobalSlot, Limiter, RequestBody, ResponseBody};
 use crate::clock::{Clock, RandomSource};
 use crate::config::{BalancerConfig, MAX_ATTEMPTS, ms};
 use crate::error::ProxyError;
@@ -81,34 +81,45 @@ impl Shared {
         };
         self.budget.deposit();
         match self.try_forward(req, client).await {
-            Ok((resp, backend_slot)) => {
-                let (mut parts, inner) = resp.into_parts();
-                strip_hop_by_hop(&mut parts.headers);
-                let small = inner.size_hint().exact().is_some_and(|n| n <= SMALL_BODY_BYTES);
-                if small {
-                    // A small body with a known length is usually in the same read as the head:
-                    // take it now, so it goes out in one write with our head and the backend
-                    // connection returns to the pool at once, without the cross-task
-                    // hand-off that streaming costs per frame.
-                    match inner.collect().await {
-                        Ok(body) => {
-                            drop(backend_slot);
-                            return Response::from_parts(parts, ResponseBody::local(body.to_bytes()));
-                        }
-                        Err(e) => {
-                            return self.error(ProxyError::Broken(format!("reading the response body: {e}")));
-                        }
-                    }
-                }
-                let body = ResponseBody::Backend {
-                    inner,
-                    _backend: backend_slot,
-                    _global: Some(slot),
-                };
-                Response::from_parts(parts, body)
-            }
+            Ok((resp, backend_slot)) => self.respond(resp, backend_slot, slot).await,
             Err(e) => self.error(e),
         }
+    }
+
+    /// Passes the backend's answer on, minus hop-by-hop headers.
+    async fn respond(
+        &self,
+        resp: Response<Incoming>,
+        backend_slot: InFlight,
+        slot: GlobalSlot,
+    ) -> Response<ResponseBody> {
+        let (mut parts, inner) = resp.into_parts();
+        strip_hop_by_hop(&mut parts.headers);
+        let small = inner.size_hint().exact().is_some_and(|n| n <= SMALL_BODY_BYTES);
+        if !small {
+            let body = ResponseBody::Backend {
+                inner,
+                _backend: backend_slot,
+                _global: Some(slot),
+            };
+            return Response::from_parts(parts, body);
+        }
+        // A small body with a known length is usually in the same read as the head: take it
+        // now, so it goes out in one write with our head and the backend connection returns to
+        // the pool at once, without the cross-task hand-off that streaming costs per frame.
+        let body = match tokio::time::timeout(self.attempt_timeout, inner.collect()).await {
+            Ok(Ok(body)) => body.to_bytes(),
+            Ok(Err(e)) => {
+                let e = format!("the response body broke off: {e}");
+                return self.error(ProxyError::Broken(e));
+            }
+            Err(_) => {
+                let ms = self.attempt_timeout.as_millis() as u64;
+                return self.error(ProxyError::AttemptTimeout(ms));
+            }
+        };
+        drop(backend_slot);
+        Response::from_parts(parts, ResponseBody::local(body))
     }
 
     fn error(&self, e: ProxyError) -> Response<ResponseBody> {
@@ -159,24 +170,22 @@ impl Shared {
                 backend.stats.retries.fetch_add(1, Relaxed);
                 self.counters.retries.fetch_add(1, Relaxed);
             }
-            let final_try = attempt + 1 == max_attempts;
-            let mut request = Request::new(match &mut body {
+            // A streamed body is never retried, so its headers need no spare copy either.
+            let final_try = attempt + 1 == max_attempts || matches!(body, Prepared::Stream(_));
+            let headers = if final_try {
+                // The last possible attempt takes the headers; earlier ones keep them.
+                std::mem::take(&mut parts.headers)
+            } else {
+                parts.headers.clone()
+            };
+            let request_body = match &mut body {
                 Prepared::Replayable(b) => Either::Left(Full::new(b.clone())),
                 Prepared::Stream(s) => match s.take() {
                     Some(s) => Either::Right(s),
                     None => return Err(last_error),
                 },
-            });
-            *request.method_mut() = parts.method.clone();
-            *request.uri_mut() = backend_uri(backend, &pq);
-            *request.version_mut() = Version::HTTP_11;
-            // The last possible attempt takes the headers; earlier ones keep them for a retry.
-            *request.headers_mut() = if final_try {
-                std::mem::take(&mut parts.headers)
-            } else {
-                parts.headers.clone()
             };
-
+            let request = backend_request(&parts.method, backend, &pq, headers, request_body);
             let slot = backend.start_request();
             let started = Instant::now();
             let attempt_deadline = deadline.min(started + self.attempt_timeout);
@@ -274,6 +283,22 @@ async fn continue_after_backoff(shared: &Shared, retry: usize, deadline: Instant
     if !wait.is_zero() {
         tokio::time::sleep_until(deadline.min(Instant::now() + wait)).await;
     }
+}
+
+/// The request for one attempt, HTTP/1.1 to `backend`.
+fn backend_request(
+    method: &http::Method,
+    backend: &Backend,
+    pq: &PathAndQuery,
+    headers: http::HeaderMap,
+    body: RequestBody,
+) -> Request<RequestBody> {
+    let mut request = Request::new(body);
+    *request.method_mut() = method.clone();
+    *request.uri_mut() = backend_uri(backend, pq);
+    *request.version_mut() = Version::HTTP_11;
+    *request.headers_mut() = headers;
+    request
 }
 
 /// `http://{backend}{path?query}` without formatting a string.
