@@ -1,5 +1,6 @@
-//! openraft wiring for hakv: the type configuration, the Raft log on fjall, and the state
-//! machine store that drives `hakv_store::StateMachine` from committed log entries.
+//! openraft wiring for hakv: the type configuration, the Raft log on fjall, the state
+//! machine store that drives `hakv_store::StateMachine` from committed log entries, the peer
+//! transport over HTTP, and [`RaftNode`], which puts them together.
 //!
 //! On disk, a node's data directory holds two fjall databases:
 //! - `<data_dir>/raft-log`: the Raft log, vote, committed and last-purged log ids
@@ -15,13 +16,19 @@
 
 use std::io::Cursor;
 
+mod config;
 mod error;
 mod log_store;
+mod node;
+pub mod peer_client;
+pub mod peer_server;
 mod snapshot_file;
 mod state_machine_store;
 
+pub use config::{PeerClientConfig, PeerServerLimits, RaftNodeConfig, RaftTiming};
 pub use error::RaftStoreError;
 pub use log_store::LogStore;
+pub use node::{NodeError, RaftNode};
 pub use state_machine_store::StateMachineStore;
 
 openraft::declare_raft_types!(

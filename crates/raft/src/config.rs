@@ -1,0 +1,137 @@
+//! Configuration of a Raft node: where its data lives, how it talks to peers, and the Raft
+//! timings, with defaults tuned for a LAN.
+
+use crate::NodeId;
+use std::path::PathBuf;
+use std::time::Duration;
+
+/// Raft timings, in milliseconds.
+///
+/// The defaults suit a LAN or one machine: a round trip is well under a millisecond, so a
+/// 50 ms heartbeat costs little and lets a follower notice a dead leader after 150–300 ms
+/// (the randomized election timeout). The election timeout is three heartbeats or more, so
+/// a leader that is merely busy (full load on 2 cores) still gets a heartbeat through before
+/// anyone starts an election; raise all three together on slower networks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RaftTiming {
+    pub heartbeat_ms: u64,
+    pub election_timeout_min_ms: u64,
+    pub election_timeout_max_ms: u64,
+}
+
+impl Default for RaftTiming {
+    fn default() -> Self {
+        RaftTiming {
+            heartbeat_ms: 50,
+            election_timeout_min_ms: 150,
+            election_timeout_max_ms: 300,
+        }
+    }
+}
+
+/// How this node calls its peers.
+#[derive(Debug, Clone)]
+pub struct PeerClientConfig {
+    /// Giving up on a TCP connect: a dead peer must not hold a heartbeat for long.
+    pub connect_timeout: Duration,
+    /// Upper bound of one append or vote call (openraft may ask for less).
+    pub request_timeout: Duration,
+    /// Upper bound of sending one whole snapshot.
+    pub snapshot_timeout: Duration,
+    /// Idle pooled connections are closed after this; kept below a server's idle timeout so
+    /// a request never goes out on a connection the peer is closing.
+    pub pool_idle_timeout: Duration,
+}
+
+impl Default for PeerClientConfig {
+    fn default() -> Self {
+        PeerClientConfig {
+            connect_timeout: Duration::from_millis(100),
+            request_timeout: Duration::from_secs(2),
+            snapshot_timeout: Duration::from_secs(60),
+            pool_idle_timeout: Duration::from_secs(30),
+        }
+    }
+}
+
+/// Limits of the peer endpoints.
+#[derive(Debug, Clone, Copy)]
+pub struct PeerServerLimits {
+    /// Largest append or vote request body.
+    pub max_append_bytes: usize,
+    /// Largest snapshot body.
+    pub max_snapshot_bytes: usize,
+}
+
+impl Default for PeerServerLimits {
+    fn default() -> Self {
+        PeerServerLimits {
+            max_append_bytes: 64 << 20,
+            max_snapshot_bytes: 1 << 30,
+        }
+    }
+}
+
+/// Everything [`RaftNode::start`](crate::RaftNode::start) needs.
+#[derive(Debug, Clone)]
+pub struct RaftNodeConfig {
+    pub node_id: NodeId,
+    /// Holds `raft-log/`, `state/` and `snapshot/`.
+    pub data_dir: PathBuf,
+    /// The shared secret peers present as `Authorization: Bearer <token>`.
+    pub cluster_token: String,
+    pub timing: RaftTiming,
+    pub peer_client: PeerClientConfig,
+    pub peer_limits: PeerServerLimits,
+    /// Build a snapshot (and let the log be purged) after this many entries since the last.
+    pub snapshot_every_entries: u64,
+    /// fjall block cache of the state machine, in bytes.
+    pub block_cache_bytes: u64,
+}
+
+impl RaftNodeConfig {
+    pub fn new(node_id: NodeId, data_dir: PathBuf, cluster_token: String) -> RaftNodeConfig {
+        RaftNodeConfig {
+            node_id,
+            data_dir,
+            cluster_token,
+            timing: RaftTiming::default(),
+            peer_client: PeerClientConfig::default(),
+            peer_limits: PeerServerLimits::default(),
+            snapshot_every_entries: 10_000,
+            block_cache_bytes: 64 << 20,
+        }
+    }
+
+    /// openraft's configuration from ours; fails on inconsistent timings.
+    pub fn openraft_config(&self) -> Result<openraft::Config, Box<openraft::ConfigError>> {
+        openraft::Config {
+            cluster_name: "hakv".into(),
+            heartbeat_interval: self.timing.heartbeat_ms,
+            election_timeout_min: self.timing.election_timeout_min_ms,
+            election_timeout_max: self.timing.election_timeout_max_ms,
+            install_snapshot_timeout: self.peer_client.snapshot_timeout.as_millis() as u64,
+            snapshot_policy: openraft::SnapshotPolicy::LogsSinceLast(self.snapshot_every_entries),
+            ..openraft::Config::default()
+        }
+        .validate()
+        .map_err(Box::new)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_validate_and_bad_timings_do_not() {
+        let mut config = RaftNodeConfig::new(1, PathBuf::from("unused"), "secret".into());
+        let raft = config.openraft_config().unwrap();
+        assert_eq!(raft.heartbeat_interval, 50);
+        config.timing.election_timeout_min_ms = 40;
+        assert!(
+            config.openraft_config().is_err(),
+            "election timeout below the heartbeat"
+        );
+    }
+}

@@ -1,0 +1,144 @@
+//! Three Raft nodes in one process on 127.0.0.1: a write through the leader reaches every
+//! replica, the cluster survives losing its leader, and peers without the token are refused.
+
+use hakv_api::{Revision, to_canonical_json};
+use hakv_raft::{NodeId, RaftNode, RaftNodeConfig};
+use hakv_store::{Command, Condition, NoHook, Op, Outcome};
+use std::collections::BTreeMap;
+use std::future::Future;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use tempfile::TempDir;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream};
+
+const TOKEN: &str = "test-cluster-token";
+/// Generous for a loaded 2-core machine; the timings themselves are 50 ms / 150–300 ms.
+const DEADLINE: Duration = Duration::from_secs(20);
+
+async fn start(id: NodeId, dir: &TempDir) -> RaftNode {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let config = RaftNodeConfig::new(id, dir.path().to_path_buf(), TOKEN.into());
+    RaftNode::start(config, listener, Arc::new(NoHook)).await.unwrap()
+}
+
+/// Polls `check` until it yields a value, failing the test after [`DEADLINE`].
+async fn eventually<T, F, Fut>(what: &str, mut check: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Option<T>>,
+{
+    let started = Instant::now();
+    loop {
+        if let Some(value) = check().await {
+            return value;
+        }
+        assert!(started.elapsed() < DEADLINE, "timed out waiting until {what}");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
+
+/// The leader that every running node agrees on.
+async fn agreed_leader(nodes: &[&RaftNode]) -> NodeId {
+    eventually("the nodes agree on a running leader", || async {
+        let leader = nodes[0].leader()?;
+        let agreed = nodes.iter().all(|n| n.leader() == Some(leader));
+        let running = nodes.iter().any(|n| n.id() == leader);
+        (agreed && running).then_some(leader)
+    })
+    .await
+}
+
+fn put(key: &str, value: i64, condition: Condition) -> Command {
+    Command {
+        at_ms: 1_000,
+        op: Op::Put {
+            key: key.into(),
+            value: to_canonical_json(&value),
+            ttl_ms: None,
+            condition,
+        },
+    }
+}
+
+async fn wait_replicated(nodes: &[&RaftNode], key: &str, revision: Revision) {
+    for node in nodes {
+        eventually(
+            &format!("node {} applies {key}@{revision}", node.id()),
+            || async {
+                let record = node.state().get(key).unwrap()?;
+                (record.revision == revision).then_some(())
+            },
+        )
+        .await;
+    }
+}
+
+/// Sends a peer request with no token and returns the HTTP status line.
+async fn unauthenticated_vote(node: &RaftNode) -> String {
+    let mut stream = TcpStream::connect(node.addr()).await.unwrap();
+    let request = "POST /raft/vote HTTP/1.1\r\nHost: peer\r\nContent-Type: application/json\r\n\
+                   Content-Length: 2\r\nConnection: close\r\n\r\n{}";
+    stream.write_all(request.as_bytes()).await.unwrap();
+    let mut response = String::new();
+    stream.read_to_string(&mut response).await.unwrap();
+    response.lines().next().unwrap_or_default().to_owned()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn three_nodes_replicate_writes_and_survive_losing_the_leader() {
+    let dirs: Vec<TempDir> = (0..3).map(|_| tempfile::tempdir().unwrap()).collect();
+    let mut nodes = Vec::new();
+    for (i, dir) in dirs.iter().enumerate() {
+        nodes.push(start(i as NodeId + 1, dir).await);
+    }
+    let members: BTreeMap<NodeId, _> = nodes.iter().map(|n| (n.id(), n.member())).collect();
+    nodes[0].initialize(members.clone()).await.unwrap();
+    // A second initialization (another node starting first, a restart) changes nothing.
+    nodes[1].initialize(members).await.unwrap();
+
+    let all: Vec<&RaftNode> = nodes.iter().collect();
+    let leader = agreed_leader(&all).await;
+    let leader_node = nodes.iter().find(|n| n.id() == leader).unwrap();
+    let outcome = leader_node.write(put("k1", 1, Condition::Always)).await.unwrap();
+    assert_eq!(
+        outcome,
+        Outcome::Written {
+            revision: Revision(1),
+            created: true
+        }
+    );
+    wait_replicated(&all, "k1", Revision(1)).await;
+
+    assert!(
+        unauthenticated_vote(leader_node)
+            .await
+            .starts_with("HTTP/1.1 401")
+    );
+    assert_eq!(leader_node.rejected_peer_requests(), 1);
+
+    let position = nodes.iter().position(|n| n.id() == leader).unwrap();
+    nodes.remove(position).shutdown().await.unwrap();
+    let survivors: Vec<&RaftNode> = nodes.iter().collect();
+    let new_leader = agreed_leader(&survivors).await;
+    assert_ne!(new_leader, leader);
+
+    let new_leader_node = nodes.iter().find(|n| n.id() == new_leader).unwrap();
+    // Compare-and-set against the revision written under the old leader: nothing was lost.
+    let outcome = new_leader_node
+        .write(put("k1", 2, Condition::Revision(Revision(1))))
+        .await
+        .unwrap();
+    assert_eq!(
+        outcome,
+        Outcome::Written {
+            revision: Revision(2),
+            created: false
+        }
+    );
+    wait_replicated(&survivors, "k1", Revision(2)).await;
+
+    for node in nodes {
+        node.shutdown().await.unwrap();
+    }
+}
