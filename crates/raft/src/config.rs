@@ -85,6 +85,9 @@ pub struct RaftNodeConfig {
     pub peer_limits: PeerServerLimits,
     /// Build a snapshot (and let the log be purged) after this many entries since the last.
     pub snapshot_every_entries: u64,
+    /// Entries kept in the log behind the last snapshot, so a follower that lags by less
+    /// catches up from the log instead of a whole snapshot.
+    pub logs_kept_after_snapshot: u64,
     /// fjall block cache of the state machine, in bytes.
     pub block_cache_bytes: u64,
 }
@@ -99,6 +102,7 @@ impl RaftNodeConfig {
             peer_client: PeerClientConfig::default(),
             peer_limits: PeerServerLimits::default(),
             snapshot_every_entries: 10_000,
+            logs_kept_after_snapshot: 1_000,
             block_cache_bytes: 64 << 20,
         }
     }
@@ -112,6 +116,7 @@ impl RaftNodeConfig {
             election_timeout_max: self.timing.election_timeout_max_ms,
             install_snapshot_timeout: self.peer_client.snapshot_timeout.as_millis() as u64,
             snapshot_policy: openraft::SnapshotPolicy::LogsSinceLast(self.snapshot_every_entries),
+            max_in_snapshot_log_to_keep: self.logs_kept_after_snapshot,
             ..openraft::Config::default()
         }
         .validate()

@@ -1,41 +1,24 @@
 //! Three Raft nodes in one process on 127.0.0.1: a write through the leader reaches every
 //! replica, the cluster survives losing its leader, and peers without the token are refused.
 
-use hakv_api::{Revision, to_canonical_json};
+mod support;
+
+use hakv_api::Revision;
 use hakv_raft::{NodeId, RaftNode, RaftNodeConfig};
-use hakv_store::{Command, Condition, NoHook, Op, Outcome};
+use hakv_store::{Condition, NoHook, Outcome};
 use std::collections::BTreeMap;
-use std::future::Future;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use support::{eventually, put};
 use tempfile::TempDir;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 
 const TOKEN: &str = "test-cluster-token";
-/// Generous for a loaded 2-core machine; the timings themselves are 50 ms / 150–300 ms.
-const DEADLINE: Duration = Duration::from_secs(20);
 
 async fn start(id: NodeId, dir: &TempDir) -> RaftNode {
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let config = RaftNodeConfig::new(id, dir.path().to_path_buf(), TOKEN.into());
     RaftNode::start(config, listener, Arc::new(NoHook)).await.unwrap()
-}
-
-/// Polls `check` until it yields a value, failing the test after [`DEADLINE`].
-async fn eventually<T, F, Fut>(what: &str, mut check: F) -> T
-where
-    F: FnMut() -> Fut,
-    Fut: Future<Output = Option<T>>,
-{
-    let started = Instant::now();
-    loop {
-        if let Some(value) = check().await {
-            return value;
-        }
-        assert!(started.elapsed() < DEADLINE, "timed out waiting until {what}");
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
 }
 
 /// The leader that every running node agrees on.
@@ -47,18 +30,6 @@ async fn agreed_leader(nodes: &[&RaftNode]) -> NodeId {
         (agreed && running).then_some(leader)
     })
     .await
-}
-
-fn put(key: &str, value: i64, condition: Condition) -> Command {
-    Command {
-        at_ms: 1_000,
-        op: Op::Put {
-            key: key.into(),
-            value: to_canonical_json(&value),
-            ttl_ms: None,
-            condition,
-        },
-    }
 }
 
 async fn wait_replicated(nodes: &[&RaftNode], key: &str, revision: Revision) {

@@ -1,0 +1,100 @@
+//! A node that joins after the log was compacted catches up by snapshot transfer over the peer
+//! transport, and a restarted node recovers from its own snapshot and log.
+
+mod support;
+
+use hakv_api::Revision;
+use hakv_raft::{NodeId, RaftNode, RaftNodeConfig};
+use hakv_store::{Condition, NoHook, Outcome};
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::path::Path;
+use std::sync::Arc;
+use support::{eventually, put};
+use tokio::net::TcpListener;
+
+const WRITES: u64 = 50;
+
+async fn start(id: NodeId, dir: &Path, addr: SocketAddr) -> RaftNode {
+    let listener = TcpListener::bind(addr).await.unwrap();
+    let mut config = RaftNodeConfig::new(id, dir.to_path_buf(), "catch-up-token".into());
+    // Snapshot often and keep no log behind it, so a newcomer cannot be served from the log.
+    config.snapshot_every_entries = 20;
+    config.logs_kept_after_snapshot = 0;
+    RaftNode::start(config, listener, Arc::new(NoHook)).await.unwrap()
+}
+
+async fn wait_leader(node: &RaftNode) {
+    eventually("the node leads", || async {
+        (node.leader() == Some(node.id())).then_some(())
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_new_node_catches_up_by_snapshot_and_a_restart_recovers_locally() {
+    let dirs = [tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap()];
+    let any_port: SocketAddr = "127.0.0.1:0".parse().unwrap();
+    let first = start(1, dirs[0].path(), any_port).await;
+    first
+        .initialize(BTreeMap::from([(1, first.member())]))
+        .await
+        .unwrap();
+    wait_leader(&first).await;
+    for i in 0..WRITES {
+        first
+            .write(put(&format!("k{i}"), i as i64, Condition::Always))
+            .await
+            .unwrap();
+    }
+    eventually("the leader purges its log behind a snapshot", || async {
+        let purged = first.raft().metrics().borrow().purged?;
+        (purged.index >= 20).then_some(())
+    })
+    .await;
+
+    let second = start(2, dirs[1].path(), any_port).await;
+    first.raft().add_learner(2, second.member(), true).await.unwrap();
+    eventually("the learner has every write", || async {
+        (second.state().revision() == Revision(WRITES)).then_some(())
+    })
+    .await;
+    for key in ["k0", "k25", "k49"] {
+        assert_eq!(
+            second.state().get(key).unwrap(),
+            first.state().get(key).unwrap(),
+            "{key}"
+        );
+    }
+    let installed = second.raft().metrics().borrow().snapshot;
+    assert!(
+        installed.is_some_and(|s| s.index >= 20),
+        "caught up by snapshot: {installed:?}"
+    );
+
+    let addr = first.addr();
+    first.shutdown().await.unwrap();
+    second.shutdown().await.unwrap();
+
+    // Node 1 is the only voter: restarted on its data and address, it leads again with
+    // everything it had, and initializing again changes nothing.
+    let first = start(1, dirs[0].path(), addr).await;
+    first
+        .initialize(BTreeMap::from([(1, first.member())]))
+        .await
+        .unwrap();
+    wait_leader(&first).await;
+    assert_eq!(first.state().revision(), Revision(WRITES));
+    let outcome = first
+        .write(put("k0", -1, Condition::Revision(Revision(1))))
+        .await
+        .unwrap();
+    assert_eq!(
+        outcome,
+        Outcome::Written {
+            revision: Revision(WRITES + 1),
+            created: false
+        }
+    );
+    first.shutdown().await.unwrap();
+}
