@@ -16,6 +16,9 @@ pub const LATENCY_BUCKETS: [f64; 12] = [
 /// slow within a handful of requests.
 const EWMA_ALPHA: f64 = 0.3;
 
+/// A sample counts as at most this many times the current estimate.
+const MAX_SAMPLE_JUMP: f64 = 4.0;
+
 /// Time constant of the EWMA's decay towards zero while a backend gets no responses. Without it
 /// p2c would starve a backend forever after one slow answer (e.g. the first one, which pays for
 /// the TCP connect): nobody sends it a request, so its estimate never improves. With it, an
@@ -162,17 +165,28 @@ impl Backend {
     /// Feeds the EWMA and the histogram with the time to response headers, measured at `now`.
     pub fn record_latency(&self, latency: Duration, now: Duration) {
         let secs = latency.as_secs_f64();
-        let old = self.ewma_latency_at(now);
-        let new = if self.ewma_latency() == 0.0 {
-            secs
-        } else {
-            old + EWMA_ALPHA * (secs - old)
-        };
-        // A lost update under a race only drops one sample from an average; no CAS loop needed.
-        self.state.ewma_latency.store(new.to_bits(), Relaxed);
-        self.state
-            .ewma_updated_nanos
-            .store(now.as_nanos() as u64, Relaxed);
+        // The very first answer pays for the TCP connect (often 10× a pooled request): letting
+        // it seed the EWMA made p2c avoid a fresh backend for as long as the decay needed.
+        let first = self.stats.latency_count.fetch_add(1, Relaxed) == 0;
+        if !first {
+            let raw = self.ewma_latency();
+            let old = self.ewma_latency_at(now);
+            let new = if raw == 0.0 {
+                secs
+            } else {
+                // One outlier (a scheduling hiccup) may at most quadruple the sample's weight
+                // relative to the estimate before idling; otherwise a single spike would starve
+                // the backend under p2c until the decay caught up. A backend that is really slow
+                // still gets there in a few answers.
+                let sample = secs.min(raw * MAX_SAMPLE_JUMP);
+                old + EWMA_ALPHA * (sample - old)
+            };
+            // A lost update under a race only drops one sample from an average; no CAS loop.
+            self.state.ewma_latency.store(new.to_bits(), Relaxed);
+            self.state
+                .ewma_updated_nanos
+                .store(now.as_nanos() as u64, Relaxed);
+        }
         let bucket = LATENCY_BUCKETS
             .iter()
             .position(|&le| secs <= le)
@@ -180,7 +194,6 @@ impl Backend {
         if let Some(b) = self.stats.latency_buckets.get(bucket) {
             b.fetch_add(1, Relaxed);
         }
-        self.stats.latency_count.fetch_add(1, Relaxed);
         self.stats
             .latency_sum_nanos
             .fetch_add(latency.as_nanos() as u64, Relaxed);
@@ -214,10 +227,18 @@ mod tests {
     fn the_ewma_follows_samples_and_decays_while_idle() {
         let b = Backend::new("127.0.0.1:1".parse().unwrap(), 1);
         let t = Duration::from_secs(10);
+        b.record_latency(Duration::from_millis(90), t); // the connect-inflated first answer
+        assert_eq!(b.ewma_latency_at(t), 0.0);
         b.record_latency(Duration::from_millis(10), t);
         assert_eq!(b.ewma_latency_at(t), 0.010);
         b.record_latency(Duration::from_millis(20), t);
         assert!((b.ewma_latency_at(t) - 0.013).abs() < 1e-12);
+        // A single spike moves the estimate by at most α × (4 × estimate − estimate).
+        let spiky = Backend::new("127.0.0.1:2".parse().unwrap(), 1);
+        for ms in [1, 1, 500] {
+            spiky.record_latency(Duration::from_millis(ms), t);
+        }
+        assert!((spiky.ewma_latency_at(t) - 0.0019).abs() < 1e-12);
         // One time constant later the estimate is down to 1/e.
         let later = t + Duration::from_millis(250);
         assert!((b.ewma_latency_at(later) - 0.013 / std::f64::consts::E).abs() < 1e-12);

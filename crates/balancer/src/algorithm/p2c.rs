@@ -120,7 +120,9 @@ mod tests {
         assert_eq!(sel.select(&bs, &Pick::default()), Some(1));
         // Backend 1 keeps answering in 1 ms; backend 0 gets nothing, so its estimate decays.
         clock.advance(Duration::from_secs(2));
-        bs[1].record_latency(Duration::from_millis(1), clock.now());
+        for _ in 0..2 {
+            bs[1].record_latency(Duration::from_millis(1), clock.now());
+        }
         assert_eq!(sel.select(&bs, &Pick::default()), Some(0));
     }
 
