@@ -4,7 +4,7 @@
 
 use crate::op::{Condition, DeleteCondition, Op, OpResult};
 use serde_json::Value;
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 
 /// A value of one key, interned so states are small, `Copy` and hashable.
 pub(crate) type ValueId = u32;
@@ -60,7 +60,7 @@ impl State {
 }
 
 /// The precondition of a write, the same for puts and deletes (as in the store's `decide`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub(crate) enum Guard {
     Always,
     Revision(u64),
@@ -101,13 +101,13 @@ impl Guard {
     }
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub(crate) enum Effect {
     Put(ValueId),
     Delete,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub(crate) enum WriteOutcome {
     /// Applied as the change with this revision; `None`: outcome unknown, so if it is
     /// linearized at all it was applied (leaving it out covers "never applied").
@@ -117,7 +117,7 @@ pub(crate) enum WriteOutcome {
 }
 
 /// An operation with its result, in the model's terms.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub(crate) enum Action {
     /// A read that saw `(value, revision)`, or no key.
     Read(Option<(ValueId, u64)>),
@@ -143,14 +143,55 @@ impl Action {
     }
 }
 
+/// The value of unknown writes whose value no read could have returned: they are all alike,
+/// which lets the search treat them as interchangeable.
+const UNSEEN: ValueId = ValueId::MAX;
+
 /// Distinct values of one key, so states compare values by a small id.
 #[derive(Debug, Default)]
 pub(crate) struct Values {
     ids: HashMap<String, ValueId>,
     values: Vec<Value>,
+    /// Values some read returned with a revision no acknowledged write of this key has: only
+    /// those can come from a write of unknown outcome. (A read of revision `r` where an
+    /// acknowledged write got `r` saw that write: revisions name single changes.)
+    seen_from_unknown: HashSet<String>,
 }
 
 impl Values {
+    /// Prepares for the operations (with results) of one key.
+    pub fn for_key<'a>(operations: impl Iterator<Item = (&'a Op, &'a OpResult)> + Clone) -> Values {
+        let acknowledged: HashSet<u64> = operations
+            .clone()
+            .filter_map(|(op, result)| match (op, result) {
+                (Op::Get, _) => None,
+                (_, OpResult::Ok { revision }) => Some(*revision),
+                _ => None,
+            })
+            .collect();
+        let seen_from_unknown = operations
+            .filter_map(|(op, result)| match (op, result) {
+                (Op::Get, OpResult::Found { value, revision }) if !acknowledged.contains(revision) => {
+                    Some(value.to_string())
+                }
+                _ => None,
+            })
+            .collect();
+        Values {
+            seen_from_unknown,
+            ..Values::default()
+        }
+    }
+
+    /// Like `intern`, for the value of a write whose outcome is unknown.
+    fn intern_unknown(&mut self, value: &Value) -> ValueId {
+        if self.seen_from_unknown.contains(&value.to_string()) {
+            self.intern(value)
+        } else {
+            UNSEEN
+        }
+    }
+
     fn intern(&mut self, value: &Value) -> ValueId {
         // serde_json's maps are sorted, so equal values have equal text.
         let text = value.to_string();
@@ -169,6 +210,10 @@ impl Values {
         if *result == OpResult::Failed {
             return None;
         }
+        let value_id = |values: &mut Values, value: &Value| match result {
+            OpResult::Unknown => values.intern_unknown(value),
+            _ => values.intern(value),
+        };
         let (effect, guard) = match op {
             Op::Get => {
                 return match result {
@@ -180,14 +225,14 @@ impl Values {
                     _ => Some(Action::Impossible),
                 };
             }
-            Op::Put { value } => (Effect::Put(self.intern(value)), Guard::Always),
+            Op::Put { value } => (Effect::Put(value_id(self, value)), Guard::Always),
             Op::PutIf { value, condition } => {
                 let guard = match *condition {
                     Condition::Revision(r) => Guard::Revision(r),
                     Condition::Exists => Guard::Exists,
                     Condition::Absent => Guard::Absent,
                 };
-                (Effect::Put(self.intern(value)), guard)
+                (Effect::Put(value_id(self, value)), guard)
             }
             Op::Delete { condition } => {
                 let guard = match *condition {
@@ -220,6 +265,7 @@ impl Values {
             Revision::AtLeast(r) => format!("@>={r}"),
         };
         match state.value {
+            Some(UNSEEN) => format!("(a value no read returned) {revision}"),
             Some(id) => format!("{} {revision}", self.values[id as usize]),
             None => format!("absent, last change {revision}"),
         }

@@ -9,8 +9,9 @@
 //! unknown outcome return at +infinity: reaching such a return means every operation with a
 //! known completion is placed, and the unplaced rest are taken as never applied.
 
+use crate::memo::{Bitset, Memo};
 use crate::model::{Action, State, step};
-use std::collections::HashSet;
+use std::collections::HashMap;
 
 /// One operation of the key, in the search's terms.
 #[derive(Debug, Clone, Copy)]
@@ -135,32 +136,45 @@ impl Events {
     }
 }
 
-/// Which operations are linearized, as a bitset: half of the memo's key.
-#[derive(Clone, PartialEq, Eq, Hash)]
-struct Linearized(Box<[u64]>);
-
-impl Linearized {
-    fn new(len: usize) -> Linearized {
-        Linearized(vec![0; len.div_ceil(64)].into_boxed_slice())
-    }
-
-    fn flip(&mut self, i: usize) {
-        self.0[i / 64] ^= 1 << (i % 64);
-    }
-}
-
 /// Searches for a linearization of `ops` from `initial`, taking at most `budget` steps
-/// (a step is one attempt to place an operation or one backtrack).
+/// (a step is one look at an event: an attempt to place an operation, or a backtrack).
+///
+/// Among the operations that could go next, those with a known outcome are tried first and
+/// those of unknown outcome only when none of the former leads on: an unknown write is
+/// usually needed only to explain a later observation, and trying it early would explore
+/// many orders no observation asks for.
 pub(crate) fn search(ops: &[KeyOp], initial: State, budget: u64) -> SearchOutcome {
     let mut events = Events::new(ops);
+    // Known and unknown operations are numbered apart: the memo treats them differently.
+    let mut slots = (0, 0);
+    let slot: Vec<usize> = ops
+        .iter()
+        .map(|op| {
+            let counter = if op.complete_ns.is_none() {
+                &mut slots.1
+            } else {
+                &mut slots.0
+            };
+            *counter += 1;
+            *counter - 1
+        })
+        .collect();
+    let is_open = |op: usize| ops[op].complete_ns.is_none();
+    let (mut known, mut unknown) = (Bitset::new(slots.0), Bitset::new(slots.1));
+    let flip = |op: usize, known: &mut Bitset, unknown: &mut Bitset| {
+        if is_open(op) {
+            unknown.flip(slot[op])
+        } else {
+            known.flip(slot[op])
+        }
+    };
+    let mut interchangeable = Interchangeable::new(ops);
+    let mut memo = Memo::default();
     let mut state = initial;
-    let mut linearized = Linearized::new(ops.len());
-    // Reaching a (linearized set, state) pair again cannot lead anywhere new: the remaining
-    // operations and the register are the same as the first time.
-    let mut explored: HashSet<(Linearized, State)> = HashSet::new();
     let mut placed: Vec<(usize, State)> = Vec::new();
     let mut deepest = deepest_now(&events, &placed, state);
     let mut steps = 0u64;
+    let mut trying_unknown = false;
     let mut node = events.next[HEAD];
     loop {
         if node == NIL {
@@ -172,31 +186,88 @@ pub(crate) fn search(ops: &[KeyOp], initial: State, budget: u64) -> SearchOutcom
         }
         if events.is_call[node] {
             let op = events.op[node];
-            if let Some(next_state) = step(state, ops[op].action) {
-                linearized.flip(op);
-                if explored.insert((linearized.clone(), next_state)) {
+            if is_open(op) == trying_unknown
+                && (!trying_unknown || interchangeable.is_next(op))
+                && let Some(next_state) = step(state, ops[op].action)
+            {
+                flip(op, &mut known, &mut unknown);
+                if memo.visit(&known, &unknown, next_state) {
+                    interchangeable.place(op);
                     placed.push((node, state));
                     state = next_state;
                     events.lift(node);
                     if placed.len() > deepest.prefix.len() {
                         deepest = deepest_now(&events, &placed, state);
                     }
+                    trying_unknown = false;
                     node = events.next[HEAD];
                     continue;
                 }
-                linearized.flip(op);
+                flip(op, &mut known, &mut unknown);
             }
             node = events.next[node];
         } else if events.open_ended[node] {
             return finish(Verdict::Linearizable, steps);
+        } else if !trying_unknown {
+            trying_unknown = true;
+            node = events.next[HEAD];
         } else {
             let Some((call, before)) = placed.pop() else {
                 return finish(Verdict::NotLinearizable(deepest), steps);
             };
-            linearized.flip(events.op[call]);
+            let op = events.op[call];
+            flip(op, &mut known, &mut unknown);
+            interchangeable.unplace(op);
             state = before;
             events.unlift(call);
+            trying_unknown = is_open(op);
             node = events.next[call];
+        }
+    }
+}
+
+/// Unknown-outcome operations with equal actions (e.g. blind writes of values no read
+/// returned) are interchangeable: whichever is placed, the same states follow, and an earlier
+/// invoked one can stand in for a later one (neither has a deadline). So only the earliest
+/// unplaced one of each class is a candidate, which keeps the classes' placed members a
+/// prefix in invoke order.
+struct Interchangeable {
+    /// Per open-ended operation: (class, rank in the class by invoke order).
+    member: Vec<Option<(usize, usize)>>,
+    placed: Vec<usize>,
+}
+
+impl Interchangeable {
+    fn new(ops: &[KeyOp]) -> Interchangeable {
+        let mut by_invoke: Vec<usize> = (0..ops.len()).filter(|&i| ops[i].complete_ns.is_none()).collect();
+        by_invoke.sort_by_key(|&i| (ops[i].invoke_ns, i));
+        let mut classes: HashMap<Action, (usize, usize)> = HashMap::new();
+        let mut member = vec![None; ops.len()];
+        for i in by_invoke {
+            let next_class = classes.len();
+            let (class, size) = classes.entry(ops[i].action).or_insert((next_class, 0));
+            member[i] = Some((*class, *size));
+            *size += 1;
+        }
+        Interchangeable {
+            member,
+            placed: vec![0; classes.len()],
+        }
+    }
+
+    fn is_next(&self, op: usize) -> bool {
+        self.member[op].is_none_or(|(class, rank)| self.placed[class] == rank)
+    }
+
+    fn place(&mut self, op: usize) {
+        if let Some((class, _)) = self.member[op] {
+            self.placed[class] += 1;
+        }
+    }
+
+    fn unplace(&mut self, op: usize) {
+        if let Some((class, _)) = self.member[op] {
+            self.placed[class] -= 1;
         }
     }
 }
