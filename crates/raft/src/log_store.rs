@@ -10,6 +10,11 @@
 //! rare). `committed` and purges are written without fsync: losing them in a crash only makes
 //! the node re-learn the commit index or keep a few extra entries, and the next fsynced append
 //! persists them anyway, since a journal is written in order.
+//!
+//! Group commit does not happen here: openraft 0.9's core awaits each append's callback
+//! before it handles the next message, so every `client_write` costs one serialized fsync on
+//! the leader whatever this store does. Sharing fsyncs between proposals has to happen above
+//! Raft (several commands per entry) or with openraft 0.10.
 
 use crate::error::{RaftStoreError, blocking};
 use crate::{Entry, LogId, NodeId, StorageError, TypeConfig};
