@@ -190,6 +190,14 @@ impl<K: Hash + Eq + Clone, V: Clone> Cache<K, V> {
         stats
     }
 
+    /// Called when the whole store was replaced at `write_stamp` (a snapshot install):
+    /// drops every entry and makes every shard refuse fills from older snapshots.
+    pub fn invalidate_all(&self, write_stamp: u64) {
+        for index in 0..self.shards.len() {
+            self.lock(index).invalidate_all(write_stamp);
+        }
+    }
+
     /// Drops every entry; counters and write stamps are kept.
     pub fn clear(&self) {
         for index in 0..self.shards.len() {

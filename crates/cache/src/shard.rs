@@ -154,6 +154,12 @@ impl<K: Hash + Eq + Clone, V: Clone> Shard<K, V> {
         inserted
     }
 
+    /// Drops every entry and refuses fills from snapshots older than `write_stamp`.
+    pub(crate) fn invalidate_all(&mut self, write_stamp: u64) {
+        self.clear();
+        self.write_stamp = self.write_stamp.max(write_stamp);
+    }
+
     pub(crate) fn clear(&mut self) {
         self.write_stamp = self.write_stamp.max(self.newest_fill);
         self.newest_fill = 0;

@@ -186,3 +186,24 @@ fn readers_never_go_back_in_time_while_evicting_constantly() {
         });
     }
 }
+
+#[test]
+fn invalidate_all_refuses_fills_from_before_a_store_replacement() {
+    let cache: Cache<String, u64> = Cache::new(CacheConfig {
+        policy: Policy::Lru,
+        capacity_bytes: 1 << 20,
+        shards: 4,
+    });
+    cache.put("a".to_string(), 1, 8);
+    cache.invalidate_all(10);
+    assert_eq!(cache.get("a"), None, "entries are dropped");
+    assert!(
+        !cache.fill("a".to_string(), 1, 8, 9),
+        "a read from before the replacement is refused"
+    );
+    assert!(
+        cache.fill("b".to_string(), 2, 8, 10),
+        "a read from after it is cached"
+    );
+    assert_eq!(cache.get("b"), Some(2));
+}

@@ -59,6 +59,11 @@ impl ApplyHook for CacheHook {
         }
     }
 
+    fn reset(&self, revision: Revision) {
+        // A snapshot replaced the whole state machine: nothing cached is known to be current.
+        self.0.invalidate_all(revision.0);
+    }
+
     fn after_visible(&self, changes: &[Change]) {
         for change in changes {
             if let Some(record) = &change.record {

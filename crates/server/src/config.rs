@@ -30,6 +30,54 @@ pub struct ServeConfig {
     pub shutdown_grace: Duration,
     #[serde(deserialize_with = "de_bytes")]
     pub store_cache_bytes: u64,
+    /// This node's id in a cluster; `None` (and no peers) runs a single node.
+    pub node_id: Option<u64>,
+    /// Every voter of a static cluster, this node included, as `ID=ADDR,ID=ADDR,…`: the
+    /// addresses peers and forwarded requests use.
+    #[serde(deserialize_with = "de_peers")]
+    pub peers: Vec<Peer>,
+    /// Shared secret of the cluster's internal routes (peers authenticate with it).
+    pub cluster_token: Option<String>,
+    #[serde(deserialize_with = "de_duration")]
+    pub heartbeat: Duration,
+    /// Shortest election timeout; the longest is twice this.
+    #[serde(deserialize_with = "de_duration")]
+    pub election_timeout: Duration,
+    /// Log entries between snapshots (after which the log is compacted).
+    pub snapshot_every: u64,
+}
+
+/// One voter of a static cluster.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Peer {
+    pub id: u64,
+    pub addr: SocketAddr,
+}
+
+/// Parses `1=127.0.0.1:7001,2=127.0.0.1:7002`.
+pub fn parse_peers(text: &str) -> Result<Vec<Peer>, String> {
+    text.split(',')
+        .map(str::trim)
+        .filter(|part| !part.is_empty())
+        .map(|part| {
+            let (id, addr) = part
+                .split_once('=')
+                .ok_or_else(|| format!("{part:?} is not ID=ADDR"))?;
+            let id = id
+                .trim()
+                .parse()
+                .map_err(|_| format!("{id:?} in {part:?} is not a node id (a number)"))?;
+            let addr = addr
+                .trim()
+                .parse()
+                .map_err(|_| format!("{addr:?} in {part:?} is not an address like 127.0.0.1:7379"))?;
+            Ok(Peer { id, addr })
+        })
+        .collect()
+}
+
+fn de_peers<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Vec<Peer>, D::Error> {
+    parse_peers(&String::deserialize(d)?).map_err(serde::de::Error::custom)
 }
 
 impl Default for ServeConfig {
@@ -47,6 +95,12 @@ impl Default for ServeConfig {
             request_timeout: Duration::from_secs(10),
             shutdown_grace: Duration::from_secs(10),
             store_cache_bytes: 32 << 20,
+            node_id: None,
+            peers: Vec::new(),
+            cluster_token: None,
+            heartbeat: Duration::from_millis(50),
+            election_timeout: Duration::from_millis(150),
+            snapshot_every: 10_000,
         }
     }
 }
@@ -114,7 +168,61 @@ impl ServeConfig {
         self.cache_config()
             .validate()
             .map_err(|e| invalid("cache", e.to_string()))?;
+        self.validate_cluster()
+    }
+
+    /// Whether this node is a member of a Raft cluster (else it is a single node).
+    pub fn is_clustered(&self) -> bool {
+        !self.peers.is_empty()
+    }
+
+    fn validate_cluster(&self) -> Result<(), ConfigError> {
+        if self.peers.is_empty() {
+            return match self.node_id {
+                Some(_) => Err(invalid(
+                    "peers",
+                    "--node-id needs --peers listing every voter, this node included",
+                )),
+                None => Ok(()),
+            };
+        }
+        let id = self
+            .node_id
+            .ok_or_else(|| invalid("node_id", "--peers needs --node-id"))?;
+        if !self.peers.iter().any(|p| p.id == id) {
+            return Err(invalid(
+                "peers",
+                format!("this node's id {id} is not among the peers"),
+            ));
+        }
+        let mut ids: Vec<u64> = self.peers.iter().map(|p| p.id).collect();
+        ids.sort_unstable();
+        ids.dedup();
+        if ids.len() != self.peers.len() {
+            return Err(invalid("peers", "a node id appears twice"));
+        }
+        if self.cluster_token.as_deref().is_none_or(|t| t.len() < 8) {
+            return Err(invalid(
+                "cluster_token",
+                "a cluster needs a secret of at least 8 characters (--cluster-token or HAKV_CLUSTER_TOKEN)",
+            ));
+        }
+        if self.heartbeat.is_zero() || self.election_timeout < self.heartbeat * 2 {
+            return Err(invalid(
+                "election_timeout",
+                "must be at least twice the heartbeat interval",
+            ));
+        }
+        if self.snapshot_every == 0 {
+            return Err(invalid("snapshot_every", "must be at least 1"));
+        }
         Ok(())
+    }
+
+    /// This node's advertised address in the cluster, from `--peers`.
+    pub fn own_peer(&self) -> Option<Peer> {
+        self.node_id
+            .and_then(|id| self.peers.iter().copied().find(|p| p.id == id))
     }
 
     pub fn cache_config(&self) -> CacheConfig {
@@ -178,6 +286,29 @@ pub struct ServeArgs {
     /// Block cache of the storage engine [default: 32MiB].
     #[arg(long, env = "HAKV_STORE_CACHE_BYTES", value_name = "SIZE", value_parser = parse_bytes)]
     pub store_cache_bytes: Option<u64>,
+    /// This node's id in a Raft cluster (with --peers).
+    #[arg(long, env = "HAKV_NODE_ID", value_name = "N")]
+    pub node_id: Option<u64>,
+    /// Every voter of the cluster, this node included: ID=ADDR,ID=ADDR,…
+    #[arg(long, env = "HAKV_PEERS", value_name = "ID=ADDR,…", value_parser = parse_peers)]
+    pub peers: Option<Vec<Peer>>,
+    /// Shared secret that peers authenticate with.
+    #[arg(
+        long,
+        env = "HAKV_CLUSTER_TOKEN",
+        value_name = "SECRET",
+        hide_env_values = true
+    )]
+    pub cluster_token: Option<String>,
+    /// Raft heartbeat interval [default: 50ms].
+    #[arg(long, env = "HAKV_HEARTBEAT", value_name = "DURATION", value_parser = parse_duration)]
+    pub heartbeat: Option<Duration>,
+    /// Shortest Raft election timeout; the longest is twice this [default: 150ms].
+    #[arg(long, env = "HAKV_ELECTION_TIMEOUT", value_name = "DURATION", value_parser = parse_duration)]
+    pub election_timeout: Option<Duration>,
+    /// Log entries between snapshots [default: 10000].
+    #[arg(long, env = "HAKV_SNAPSHOT_EVERY", value_name = "N")]
+    pub snapshot_every: Option<u64>,
 }
 
 impl ServeArgs {
@@ -197,8 +328,18 @@ impl ServeArgs {
             write_queue,
             request_timeout,
             shutdown_grace,
-            store_cache_bytes
+            store_cache_bytes,
+            peers,
+            heartbeat,
+            election_timeout,
+            snapshot_every
         );
+        if self.node_id.is_some() {
+            config.node_id = self.node_id;
+        }
+        if self.cluster_token.is_some() {
+            config.cluster_token = self.cluster_token.clone();
+        }
         Ok(())
     }
 }
@@ -247,5 +388,43 @@ mod tests {
             ..ServeArgs::default()
         };
         assert!(ServeConfig::load(&args).is_err());
+    }
+
+    #[test]
+    fn cluster_settings_are_checked_together() {
+        let peers = parse_peers("1=127.0.0.1:7001, 2=127.0.0.1:7002,3=127.0.0.1:7003").unwrap();
+        assert_eq!(
+            peers[1],
+            Peer {
+                id: 2,
+                addr: "127.0.0.1:7002".parse().unwrap()
+            }
+        );
+        assert!(parse_peers("1:127.0.0.1:7001").is_err());
+        assert!(parse_peers("x=127.0.0.1:7001").is_err());
+        let cluster = |node_id, token: &str| ServeArgs {
+            node_id,
+            peers: Some(peers.clone()),
+            cluster_token: Some(token.into()),
+            ..ServeArgs::default()
+        };
+        let config = ServeConfig::load(&cluster(Some(2), "long-enough-secret")).unwrap();
+        assert!(config.is_clustered());
+        assert_eq!(config.own_peer(), Some(peers[1]));
+        for (args, setting) in [
+            (cluster(None, "long-enough-secret"), "node_id"),
+            (cluster(Some(9), "long-enough-secret"), "peers"),
+            (cluster(Some(1), "short"), "cluster_token"),
+            (
+                ServeArgs {
+                    node_id: Some(1),
+                    ..ServeArgs::default()
+                },
+                "peers",
+            ),
+        ] {
+            let err = ServeConfig::load(&args).unwrap_err().to_string();
+            assert!(err.contains(setting), "{err}");
+        }
     }
 }

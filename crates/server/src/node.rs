@@ -26,12 +26,17 @@ pub enum NodeError {
         dir: std::path::PathBuf,
         source: StoreError,
     },
+    #[error("cluster mode (--peers) is not served yet by this build; run without --peers")]
+    ClusterNotReady,
 }
 
 impl Node {
     /// Opens the store in `config.data_dir` (recovering whatever is there) and starts the
     /// writer thread.
     pub fn open(config: ServeConfig) -> Result<Arc<Node>, NodeError> {
+        if config.is_clustered() {
+            return Err(NodeError::ClusterNotReady);
+        }
         let store_config = StoreConfig {
             data_dir: config.data_dir.clone(),
             block_cache_bytes: config.store_cache_bytes,
