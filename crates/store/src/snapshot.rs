@@ -26,7 +26,6 @@ use crate::{StateMachine, StoreError};
 use fjall::{Keyspace, PersistMode, Readable};
 use hakv_api::Revision;
 use std::collections::BTreeMap;
-use std::sync::atomic::Ordering;
 
 const MAGIC: &[u8; 8] = b"HAKVSNAP";
 const FORMAT_V1: u8 = 1;
@@ -134,7 +133,7 @@ impl StateMachine {
         }
         before_visible(decoded.revision);
         batch.commit().map_err(StoreError::from_engine)?;
-        self.applied.store(decoded.revision.0, Ordering::Release);
+        self.publish_revision(decoded.revision);
         Ok(SnapshotImport {
             revision: decoded.revision,
             keys: decoded.data.len() as u64,

@@ -75,6 +75,8 @@ pub struct StateMachine {
     /// The revision of the last applied batch; readers load it *before* reading so that a
     /// value they read is at least this new (the cache's fill guard depends on that).
     pub(crate) applied: AtomicU64,
+    /// The same revision, for readers that wait for a revision to be applied.
+    pub(crate) applied_watch: tokio::sync::watch::Sender<u64>,
 }
 
 impl StateMachine {
@@ -103,10 +105,23 @@ impl StateMachine {
             expiry,
             meta,
             applied: AtomicU64::new(revision),
+            applied_watch: tokio::sync::watch::Sender::new(revision),
         })
     }
 
     /// The revision of the newest applied change.
+    /// Waits until revision `at_least` is applied here (read-your-writes on any replica).
+    pub async fn wait_for_revision(&self, at_least: Revision) {
+        let mut applied = self.applied_watch.subscribe();
+        // The sender lives as long as `self`, so this only ends when the revision is reached.
+        let _ = applied.wait_for(|revision| *revision >= at_least.0).await;
+    }
+
+    pub(crate) fn publish_revision(&self, revision: Revision) {
+        self.applied.store(revision.0, Ordering::Release);
+        self.applied_watch.send_replace(revision.0);
+    }
+
     pub fn revision(&self) -> Revision {
         Revision(self.applied.load(Ordering::Acquire))
     }
@@ -253,7 +268,7 @@ impl StateMachine {
         }
         before_visible(&changes, revision);
         batch.commit().map_err(StoreError::from_engine)?;
-        self.applied.store(revision.0, Ordering::Release);
+        self.publish_revision(revision);
         Ok((outcomes, changes))
     }
 

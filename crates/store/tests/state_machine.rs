@@ -232,3 +232,31 @@ fn one_key_written_many_times_in_a_batch_keeps_only_the_last_state() {
         "the same after journal replay"
     );
 }
+
+#[tokio::test]
+async fn waiting_for_a_revision_ends_when_it_is_applied() {
+    let dir = tempfile::tempdir().unwrap();
+    let sm = std::sync::Arc::new(open(dir.path()));
+    apply(&sm, &[put("a", json!(1), Condition::Always)]);
+    // Already applied: returns at once.
+    sm.wait_for_revision(Revision(1)).await;
+    let waiter = tokio::spawn({
+        let sm = sm.clone();
+        async move { sm.wait_for_revision(Revision(3)).await }
+    });
+    // The test runs on one thread: yielding lets the waiter run until it blocks.
+    for _ in 0..3 {
+        tokio::task::yield_now().await;
+    }
+    assert!(!waiter.is_finished(), "revision 3 is not applied yet");
+    apply(&sm, &[put("b", json!(2), Condition::Always)]);
+    for _ in 0..3 {
+        tokio::task::yield_now().await;
+    }
+    assert!(!waiter.is_finished(), "revision 2 is not enough");
+    apply(&sm, &[put("c", json!(3), Condition::Always)]);
+    tokio::time::timeout(std::time::Duration::from_secs(10), waiter)
+        .await
+        .expect("the waiter wakes up once revision 3 is applied")
+        .unwrap();
+}
