@@ -72,7 +72,38 @@ impl Default for PeerServerLimits {
     }
 }
 
-/// Everything [`RaftNode::start`](crate::RaftNode::start) needs.
+/// Limits of the proposer's group commit ([`RaftNode::propose`](crate::RaftNode::propose)).
+#[derive(Debug, Clone)]
+pub struct ProposerConfig {
+    /// Proposals waiting for a log entry; beyond this, proposals are refused at once
+    /// (`ProposeError::Overloaded`) instead of queueing without bound.
+    pub queue_capacity: usize,
+    /// Most commands in one log entry.
+    pub max_batch_commands: usize,
+    /// Rough cap on one entry's size, far below `PeerServerLimits::max_append_bytes`, so an
+    /// append of a few entries always fits in one peer request.
+    pub max_batch_bytes: usize,
+    /// Entries proposed but not yet applied at once. More than one lets the next batch form
+    /// and be appended while the previous one is replicating; a few are enough because every
+    /// entry waits for its own fsync on the leader anyway (openraft 0.9 appends one by one).
+    pub max_in_flight: usize,
+    /// Longest wait for one entry to be applied before its proposers hear `Unknown`.
+    pub timeout: Duration,
+}
+
+impl Default for ProposerConfig {
+    fn default() -> Self {
+        ProposerConfig {
+            queue_capacity: 4096,
+            max_batch_commands: 1024,
+            max_batch_bytes: 4 << 20,
+            max_in_flight: 3,
+            timeout: Duration::from_secs(5),
+        }
+    }
+}
+
+/// Everything [`RaftNode::open`](crate::RaftNode::open) needs.
 #[derive(Debug, Clone)]
 pub struct RaftNodeConfig {
     pub node_id: NodeId,
@@ -80,9 +111,14 @@ pub struct RaftNodeConfig {
     pub data_dir: PathBuf,
     /// The shared secret peers present as `Authorization: Bearer <token>`.
     pub cluster_token: String,
+    /// The address peers reach this node at (`host:port`), recorded in the membership.
+    /// [`RaftNode::start`](crate::RaftNode::start) fills it from its listener when unset;
+    /// [`RaftNode::open`](crate::RaftNode::open) requires it.
+    pub advertise_addr: Option<String>,
     pub timing: RaftTiming,
     pub peer_client: PeerClientConfig,
     pub peer_limits: PeerServerLimits,
+    pub proposer: ProposerConfig,
     /// Build a snapshot (and let the log be purged) after this many entries since the last.
     pub snapshot_every_entries: u64,
     /// Entries kept in the log behind the last snapshot, so a follower that lags by less
@@ -98,9 +134,11 @@ impl RaftNodeConfig {
             node_id,
             data_dir,
             cluster_token,
+            advertise_addr: None,
             timing: RaftTiming::default(),
             peer_client: PeerClientConfig::default(),
             peer_limits: PeerServerLimits::default(),
+            proposer: ProposerConfig::default(),
             snapshot_every_entries: 10_000,
             logs_kept_after_snapshot: 1_000,
             block_cache_bytes: 64 << 20,

@@ -16,26 +16,38 @@
 
 use std::io::Cursor;
 
+mod batch;
 mod config;
 mod error;
+mod leadership;
 mod log_store;
+mod membership;
 mod node;
 pub mod peer_client;
 pub mod peer_server;
+mod proposer;
+mod read_barrier;
 mod snapshot_file;
 mod state_machine_store;
+mod status;
 
-pub use config::{PeerClientConfig, PeerServerLimits, RaftNodeConfig, RaftTiming};
+pub use batch::Batch;
+pub use config::{PeerClientConfig, PeerServerLimits, ProposerConfig, RaftNodeConfig, RaftTiming};
 pub use error::RaftStoreError;
 pub use log_store::LogStore;
+pub use membership::MembershipError;
 pub use node::{NodeError, RaftNode};
+pub use proposer::ProposeError;
+pub use read_barrier::BarrierError;
 pub use state_machine_store::StateMachineStore;
+pub use status::{ClusterStatus, MemberRole, MemberStatus, NodeRole, PeerAddr, ReplicationStatus};
 
 openraft::declare_raft_types!(
-    /// hakv's Raft types: log entries carry store commands, and applying one yields its outcome.
+    /// hakv's Raft types: a log entry carries a batch of store commands (many proposals share
+    /// one entry, hence one fsync per node), and applying it yields their outcomes in order.
     pub TypeConfig:
-        D = hakv_store::Command,
-        R = hakv_store::Outcome,
+        D = Batch,
+        R = Vec<hakv_store::Outcome>,
         NodeId = u64,
         Node = openraft::BasicNode,
         SnapshotData = Cursor<Vec<u8>>,

@@ -1,14 +1,20 @@
-//! A running Raft node: storage opened, openraft started, and the peer endpoints served on a
-//! listener. The server crate will later serve [`peer_server::router`] on its own listener
-//! instead; this helper is what tests and tools use until then.
+//! A Raft node: storage opened, openraft started, proposals grouped into log entries, read
+//! barriers, and the peer endpoints as a router for whoever owns the listener.
+//! [`RaftNode::open`] plus [`RaftNode::peer_router`] is what a server uses;
+//! [`RaftNode::start`] also serves the router on a listener of its own (tests and tools).
 
+use crate::config::PeerServerLimits;
 use crate::config::RaftNodeConfig;
+use crate::leadership::Leadership;
 use crate::peer_client::PeerNetwork;
 use crate::peer_server::{self, PeerAuth};
+use crate::proposer::{self, ProposeError, Proposer};
+use crate::read_barrier::{self, BarrierError, ReadBarrier};
+use crate::status::ClusterStatus;
 use crate::{LogStore, NodeId, Raft, RaftStoreError, StateMachineStore};
 use hakv_store::{ApplyHook, Command, Outcome, StateMachine, StoreConfig};
 use openraft::BasicNode;
-use openraft::error::{ClientWriteError, InitializeError, RaftError};
+use openraft::error::{InitializeError, RaftError};
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -19,11 +25,15 @@ use tokio::task::JoinHandle;
 
 /// How long shutdown waits for in-flight peer requests before dropping them.
 const HTTP_DRAIN_TIMEOUT: Duration = Duration::from_secs(2);
+/// How long shutdown lets entries in flight finish before stopping Raft under them.
+const PROPOSAL_DRAIN_TIMEOUT: Duration = Duration::from_secs(1);
 
 #[derive(Debug, thiserror::Error)]
 pub enum NodeError {
     #[error("invalid raft configuration: {0}")]
     Config(#[from] Box<openraft::ConfigError>),
+    #[error("RaftNodeConfig::advertise_addr is required to open a node without a listener")]
+    NoAdvertiseAddr,
     #[error("storage: {0}")]
     Storage(#[from] RaftStoreError),
     #[error("the peer listener failed: {0}")]
@@ -32,30 +42,35 @@ pub enum NodeError {
     Fatal(#[from] openraft::error::Fatal<NodeId>),
     #[error("initializing the cluster failed: {0}")]
     Initialize(#[from] RaftError<NodeId, InitializeError<NodeId, BasicNode>>),
-    /// Not applied here; may include "this node is not the leader" with a hint where it is.
-    #[error("write failed: {0}")]
-    Write(#[from] RaftError<NodeId, ClientWriteError<NodeId, BasicNode>>),
+}
+
+/// The peer listener [`RaftNode::start`] runs.
+struct OwnListener {
+    addr: SocketAddr,
+    stop: watch::Sender<bool>,
+    task: JoinHandle<()>,
 }
 
 pub struct RaftNode {
-    id: NodeId,
-    raft: Raft,
+    pub(crate) id: NodeId,
+    pub(crate) raft: Raft,
     state: Arc<StateMachine>,
-    addr: SocketAddr,
+    member: BasicNode,
     auth: Arc<PeerAuth>,
-    stop_http: watch::Sender<bool>,
-    http: JoinHandle<()>,
+    peer_limits: PeerServerLimits,
+    pub(crate) leadership: Leadership,
+    proposer: Proposer,
+    barrier: Arc<ReadBarrier>,
+    listener: Option<OwnListener>,
 }
 
 impl RaftNode {
-    /// Opens the node's storage under `config.data_dir`, starts Raft and serves the peer
-    /// endpoints on `listener`. The node joins a cluster once some node
+    /// Opens the node's storage under `config.data_dir` and starts Raft, without serving
+    /// peers: serve [`peer_router`](Self::peer_router) on some listener reachable at
+    /// `config.advertise_addr` (required). The node joins a cluster once some node
     /// [initializes](Self::initialize) one that includes it.
-    pub async fn start(
-        config: RaftNodeConfig,
-        listener: TcpListener,
-        hook: Arc<dyn ApplyHook>,
-    ) -> Result<RaftNode, NodeError> {
+    pub async fn open(config: RaftNodeConfig, hook: Arc<dyn ApplyHook>) -> Result<RaftNode, NodeError> {
+        let advertise = config.advertise_addr.clone().ok_or(NodeError::NoAdvertiseAddr)?;
         let raft_config = Arc::new(config.openraft_config()?);
         let log = LogStore::open(&config.data_dir.join("raft-log"))?;
         let state = Arc::new(
@@ -69,11 +84,38 @@ impl RaftNode {
         let network = PeerNetwork::new(config.node_id, &config.cluster_token, config.peer_client.clone());
         let raft = Raft::new(config.node_id, raft_config, network, log, state_machine).await?;
 
-        let auth = Arc::new(PeerAuth::new(&config.cluster_token));
-        let app = peer_server::router(raft.clone(), auth.clone(), config.peer_limits);
+        let timing = config.timing;
+        let leadership = Leadership::new(raft.metrics(), timing.election_timeout_max_ms);
+        let heartbeat = Duration::from_millis(timing.heartbeat_ms);
+        let proposer = Proposer::start(raft.clone(), leadership.clone(), &config.proposer, heartbeat);
+        let barrier = ReadBarrier::new(raft.clone(), leadership.clone(), config.proposer.timeout);
+        Ok(RaftNode {
+            id: config.node_id,
+            raft,
+            state,
+            member: BasicNode::new(advertise),
+            auth: Arc::new(PeerAuth::new(&config.cluster_token)),
+            peer_limits: config.peer_limits,
+            leadership,
+            proposer,
+            barrier,
+            listener: None,
+        })
+    }
+
+    /// [`open`](Self::open), then serves [`peer_router`](Self::peer_router) on `listener`.
+    /// `config.advertise_addr` defaults to the listener's address.
+    pub async fn start(
+        mut config: RaftNodeConfig,
+        listener: TcpListener,
+        hook: Arc<dyn ApplyHook>,
+    ) -> Result<RaftNode, NodeError> {
         let addr = listener.local_addr()?;
-        let (stop_http, mut stopped) = watch::channel(false);
-        let http = tokio::spawn(async move {
+        config.advertise_addr.get_or_insert_with(|| addr.to_string());
+        let mut node = RaftNode::open(config, hook).await?;
+        let app = node.peer_router();
+        let (stop, mut stopped) = watch::channel(false);
+        let task = tokio::spawn(async move {
             let shutdown = async move {
                 let _ = stopped.wait_for(|stop| *stop).await;
             };
@@ -81,36 +123,35 @@ impl RaftNode {
                 tracing::error!(error = %e, "peer listener failed");
             }
         });
-        Ok(RaftNode {
-            id: config.node_id,
-            raft,
-            state,
-            addr,
-            auth,
-            stop_http,
-            http,
-        })
+        node.listener = Some(OwnListener { addr, stop, task });
+        Ok(node)
+    }
+
+    /// The `/raft/*` endpoints, behind the cluster token, ready to merge into a server's
+    /// router. They stop answering usefully once the node is shut down.
+    pub fn peer_router(&self) -> axum::Router {
+        peer_server::router(self.raft.clone(), self.auth.clone(), self.peer_limits)
     }
 
     pub fn id(&self) -> NodeId {
         self.id
     }
 
-    /// Where peers reach this node.
-    pub fn addr(&self) -> SocketAddr {
-        self.addr
+    /// The listener address when [`start`](Self::start) serves the peers itself.
+    pub fn addr(&self) -> Option<SocketAddr> {
+        self.listener.as_ref().map(|l| l.addr)
     }
 
-    /// This node as a cluster member.
+    /// This node as a cluster member (its advertised address).
     pub fn member(&self) -> BasicNode {
-        BasicNode::new(self.addr.to_string())
+        self.member.clone()
     }
 
     pub fn raft(&self) -> &Raft {
         &self.raft
     }
 
-    /// The local replica (stale reads; linearizable reads need `ensure_linearizable` first).
+    /// The local replica (stale reads; linearizable reads pass a barrier first).
     pub fn state(&self) -> &Arc<StateMachine> {
         &self.state
     }
@@ -122,7 +163,18 @@ impl RaftNode {
 
     /// The current leader as this node knows it.
     pub fn leader(&self) -> Option<NodeId> {
-        self.raft.metrics().borrow().current_leader
+        self.leadership.metrics().current_leader
+    }
+
+    /// True if this node leads and a quorum acknowledged it within the longest election
+    /// timeout; false means a write here would not commit soon (or at all).
+    pub fn leader_has_quorum(&self) -> bool {
+        self.leadership.standing() == crate::leadership::Standing::Leader
+    }
+
+    /// What this node knows about the cluster, for `GET /cluster`.
+    pub fn status(&self) -> ClusterStatus {
+        ClusterStatus::from_metrics(&self.leadership.metrics())
     }
 
     /// Forms a cluster of `members`. Calling it again, or on a node that already holds a log,
@@ -135,24 +187,49 @@ impl RaftNode {
         }
     }
 
-    /// Proposes `command` and waits until it is committed and applied here (this node must
-    /// be the leader; otherwise the error names the leader).
-    pub async fn write(&self, command: Command) -> Result<Outcome, NodeError> {
-        Ok(self.raft.client_write(command).await?.data)
+    /// Proposes one command and returns its outcome once it is committed and applied here;
+    /// concurrent proposals share one log entry (one fsync per node). Fails at once on a
+    /// follower (`NotLeader`) or on a leader without a recent quorum (`NoQuorum`). See
+    /// [`ProposeError`] for which failures are safe to retry. Dropping the future does not
+    /// withdraw a queued command.
+    pub async fn propose(&self, command: Command) -> Result<Outcome, ProposeError> {
+        proposer::check_standing(&self.leadership)?;
+        self.proposer.propose(command).await
     }
 
-    /// Stops serving peers, stops Raft, and flushes the state machine, in that order: no
-    /// request is handled by a half-stopped node, and what was applied is on disk at exit.
+    /// On the leader: confirms leadership with a quorum (rounds shared by concurrent callers,
+    /// each caller served by a round that started after it called), then waits until this
+    /// node has applied the read index, which it returns. A read of the local state after
+    /// `Ok` is linearizable; followers pass the index to [`wait_applied`](Self::wait_applied).
+    pub async fn linearizable_barrier(&self, timeout: Duration) -> Result<u64, BarrierError> {
+        self.barrier.barrier(timeout).await
+    }
+
+    /// Waits until this node has applied `index` (a read index from the leader, or a write's
+    /// log index), at most `timeout`.
+    pub async fn wait_applied(&self, index: u64, timeout: Duration) -> Result<(), BarrierError> {
+        read_barrier::wait_applied(&self.raft, index, timeout).await
+    }
+
+    /// Stops, in order: the peer listener if [`start`](Self::start) runs one, new proposals
+    /// (queued ones get `ShuttingDown`; entries in flight get a short grace), Raft (anything
+    /// still in flight gets `Unknown`), then flushes the state machine, so no request is
+    /// handled by a half-stopped node and what was applied is on disk at exit.
     pub async fn shutdown(self) -> Result<(), NodeError> {
-        let _ = self.stop_http.send(true);
-        let mut http = self.http;
-        if tokio::time::timeout(HTTP_DRAIN_TIMEOUT, &mut http).await.is_err() {
-            // Peers keep pooled connections open; do not let them hold the shutdown.
-            http.abort();
+        if let Some(listener) = self.listener {
+            let _ = listener.stop.send(true);
+            let mut task = listener.task;
+            if tokio::time::timeout(HTTP_DRAIN_TIMEOUT, &mut task).await.is_err() {
+                // Peers keep pooled connections open; do not let them hold the shutdown.
+                task.abort();
+            }
         }
-        let stopped = self.raft.shutdown().await;
-        if let Err(e) = stopped {
+        let proposer = self.proposer.stop(PROPOSAL_DRAIN_TIMEOUT).await;
+        if let Err(e) = self.raft.shutdown().await {
             tracing::error!(error = %e, "raft did not stop cleanly");
+        }
+        if let Some(proposer) = proposer {
+            let _ = proposer.await;
         }
         self.state.persist().map_err(RaftStoreError::from)?;
         Ok(())

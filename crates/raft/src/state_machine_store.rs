@@ -98,30 +98,28 @@ impl RaftStateMachine<TypeConfig> for StateMachineStore {
         Ok((self.last_applied, self.membership.clone()))
     }
 
-    async fn apply<I>(&mut self, entries: I) -> Result<Vec<Outcome>, StorageError>
+    async fn apply<I>(&mut self, entries: I) -> Result<Vec<Vec<Outcome>>, StorageError>
     where
         I: IntoIterator<Item = Entry> + OptionalSend,
         I::IntoIter: OptionalSend,
     {
-        // Each entry's slot in the responses: the index of its command, or none for blank and
-        // membership entries (they answer `Unchanged`).
-        let mut slots: Vec<Option<usize>> = Vec::new();
+        // Every entry's commands go into ONE state-machine batch; `spans` remembers which
+        // slice of the outcomes belongs to which entry (blank and membership entries: none).
+        let mut spans: Vec<std::ops::Range<usize>> = Vec::new();
         let mut commands: Vec<Command> = Vec::new();
         let mut last = None;
         let mut membership = self.membership.clone();
         for entry in entries {
             last = Some(entry.log_id);
+            let start = commands.len();
             match entry.payload {
-                EntryPayload::Blank => slots.push(None),
-                EntryPayload::Normal(command) => {
-                    slots.push(Some(commands.len()));
-                    commands.push(command);
-                }
+                EntryPayload::Blank => {}
+                EntryPayload::Normal(batch) => commands.extend(batch.commands),
                 EntryPayload::Membership(m) => {
                     membership = StoredMembership::new(Some(entry.log_id), m);
-                    slots.push(None);
                 }
             }
+            spans.push(start..commands.len());
         }
         let Some(last) = last else {
             return Ok(Vec::new());
@@ -142,10 +140,7 @@ impl RaftStateMachine<TypeConfig> for StateMachineStore {
         hook.after_visible(&changes);
         self.last_applied = Some(last);
         self.membership = membership;
-        Ok(slots
-            .into_iter()
-            .map(|slot| slot.map_or(Outcome::Unchanged, |i| outcomes[i]))
-            .collect())
+        Ok(spans.into_iter().map(|span| outcomes[span].to_vec()).collect())
     }
 
     async fn get_snapshot_builder(&mut self) -> SnapshotBuilder {

@@ -43,7 +43,7 @@ async fn a_new_node_catches_up_by_snapshot_and_a_restart_recovers_locally() {
     wait_leader(&first).await;
     for i in 0..WRITES {
         first
-            .write(put(&format!("k{i}"), i as i64, Condition::Always))
+            .propose(put(&format!("k{i}"), i as i64, Condition::Always))
             .await
             .unwrap();
     }
@@ -72,7 +72,7 @@ async fn a_new_node_catches_up_by_snapshot_and_a_restart_recovers_locally() {
         "caught up by snapshot: {installed:?}"
     );
 
-    let addr = first.addr();
+    let addr = first.addr().unwrap();
     first.shutdown().await.unwrap();
     second.shutdown().await.unwrap();
 
@@ -86,7 +86,7 @@ async fn a_new_node_catches_up_by_snapshot_and_a_restart_recovers_locally() {
     wait_leader(&first).await;
     assert_eq!(first.state().revision(), Revision(WRITES));
     let outcome = first
-        .write(put("k0", -1, Condition::Revision(Revision(1))))
+        .propose(put("k0", -1, Condition::Revision(Revision(1))))
         .await
         .unwrap();
     assert_eq!(

@@ -47,7 +47,7 @@ async fn wait_replicated(nodes: &[&RaftNode], key: &str, revision: Revision) {
 
 /// Sends a peer request with no token and returns the HTTP status line.
 async fn unauthenticated_vote(node: &RaftNode) -> String {
-    let mut stream = TcpStream::connect(node.addr()).await.unwrap();
+    let mut stream = TcpStream::connect(node.addr().unwrap()).await.unwrap();
     let request = "POST /raft/vote HTTP/1.1\r\nHost: peer\r\nContent-Type: application/json\r\n\
                    Content-Length: 2\r\nConnection: close\r\n\r\n{}";
     stream.write_all(request.as_bytes()).await.unwrap();
@@ -71,7 +71,10 @@ async fn three_nodes_replicate_writes_and_survive_losing_the_leader() {
     let all: Vec<&RaftNode> = nodes.iter().collect();
     let leader = agreed_leader(&all).await;
     let leader_node = nodes.iter().find(|n| n.id() == leader).unwrap();
-    let outcome = leader_node.write(put("k1", 1, Condition::Always)).await.unwrap();
+    let outcome = leader_node
+        .propose(put("k1", 1, Condition::Always))
+        .await
+        .unwrap();
     assert_eq!(
         outcome,
         Outcome::Written {
@@ -97,7 +100,7 @@ async fn three_nodes_replicate_writes_and_survive_losing_the_leader() {
     let new_leader_node = nodes.iter().find(|n| n.id() == new_leader).unwrap();
     // Compare-and-set against the revision written under the old leader: nothing was lost.
     let outcome = new_leader_node
-        .write(put("k1", 2, Condition::Revision(Revision(1))))
+        .propose(put("k1", 2, Condition::Revision(Revision(1))))
         .await
         .unwrap();
     assert_eq!(

@@ -3,7 +3,7 @@
 //! carries the data and resets the cache.
 
 use hakv_api::{Revision, to_canonical_json};
-use hakv_raft::{Entry, LogId, LogStore, StateMachineStore};
+use hakv_raft::{Batch, Entry, LogId, LogStore, StateMachineStore};
 use hakv_store::{ApplyHook, Change, Command, Condition, Op, Outcome, StateMachine, StoreConfig};
 use openraft::storage::{RaftLogStorage, RaftLogStorageExt, RaftStateMachine};
 use openraft::{CommittedLeaderId, EntryPayload, Membership, RaftLogReader, RaftSnapshotBuilder, Vote};
@@ -46,7 +46,11 @@ fn entry(term: u64, index: u64, payload: EntryPayload<hakv_raft::TypeConfig>) ->
 }
 
 fn put(key: &str, value: i64, condition: Condition) -> EntryPayload<hakv_raft::TypeConfig> {
-    EntryPayload::Normal(Command {
+    EntryPayload::Normal(Batch::one(command(key, value, condition)))
+}
+
+fn command(key: &str, value: i64, condition: Condition) -> Command {
+    Command {
         at_ms: 1_000,
         op: Op::Put {
             key: key.into(),
@@ -54,7 +58,7 @@ fn put(key: &str, value: i64, condition: Condition) -> EntryPayload<hakv_raft::T
             ttl_ms: None,
             condition,
         },
-    })
+    }
 }
 
 fn members(ids: &[u64]) -> EntryPayload<hakv_raft::TypeConfig> {
@@ -81,27 +85,38 @@ async fn applied_commands_answer_in_order_and_survive_reopen() {
             entry(1, 1, EntryPayload::Blank),
             entry(1, 2, put("a", 1, Condition::Always)),
             entry(1, 3, members(&[1, 2, 3])),
-            entry(1, 4, put("a", 2, Condition::Absent)),
-            entry(1, 5, put("b", 3, Condition::Absent)),
+            // One entry carrying two proposals: they answer in order, in the entry's slot.
+            entry(
+                1,
+                4,
+                EntryPayload::Normal(Batch {
+                    commands: vec![
+                        command("a", 2, Condition::Absent),
+                        command("b", 3, Condition::Absent),
+                    ],
+                }),
+            ),
         ])
         .await
         .unwrap();
     assert_eq!(
         outcomes,
         vec![
-            Outcome::Unchanged,
-            Outcome::Written {
+            vec![],
+            vec![Outcome::Written {
                 revision: Revision(1),
                 created: true
-            },
-            Outcome::Unchanged,
-            Outcome::ConditionFailed {
-                current: Some(Revision(1))
-            },
-            Outcome::Written {
-                revision: Revision(2),
-                created: true
-            },
+            }],
+            vec![],
+            vec![
+                Outcome::ConditionFailed {
+                    current: Some(Revision(1))
+                },
+                Outcome::Written {
+                    revision: Revision(2),
+                    created: true
+                },
+            ],
         ]
     );
     // One batch for the whole call: the cache hears of it once before and once after.
@@ -117,7 +132,7 @@ async fn applied_commands_answer_in_order_and_survive_reopen() {
         "{events:?}"
     );
     let (applied, membership) = sm.applied_state().await.unwrap();
-    assert_eq!(applied, Some(log_id(1, 5)));
+    assert_eq!(applied, Some(log_id(1, 4)));
     assert_eq!(membership.log_id(), &Some(log_id(1, 3)));
 
     drop(sm);

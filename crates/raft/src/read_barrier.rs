@@ -1,0 +1,152 @@
+//! Linearizable reads (ReadIndex): the leader confirms with a quorum that it still leads and
+//! learns the read index (its commit index at that moment); a read is linearizable once the
+//! local state machine has applied up to it. Followers get the index from the leader and wait
+//! for it locally.
+//!
+//! Confirming leadership costs a heartbeat round, so concurrent readers share rounds: one
+//! round is in flight at a time, and a reader that arrives while one is running waits for the
+//! next. It must not join the running one: that round may have started before the reader
+//! arrived, and a write acknowledged in between would then be missing from its read.
+
+use crate::leadership::{Leadership, Standing};
+use crate::{NodeId, Raft};
+use openraft::BasicNode;
+use openraft::error::{CheckIsLeaderError, RaftError};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+use tokio::sync::oneshot;
+use tokio::time::Instant;
+
+/// Why a read barrier could not be passed. Nothing was read; all are safe to retry.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum BarrierError {
+    /// This node does not lead; `leader` is the one it knows of, as (id, advertised address).
+    #[error("not the leader (leader: {leader:?})")]
+    NotLeader { leader: Option<(NodeId, String)> },
+    /// No quorum confirmed this leader (recently, or in the round just tried).
+    #[error("the leader could not confirm a quorum")]
+    NoQuorum,
+    /// The deadline passed before the state machine caught up (or before a quorum answered).
+    #[error("timed out")]
+    Timeout,
+    #[error("the node is shutting down")]
+    ShuttingDown,
+}
+
+type Waiter = oneshot::Sender<Result<u64, BarrierError>>;
+
+#[derive(Default)]
+struct Rounds {
+    running: bool,
+    /// Readers registered after the running round started: the next round answers them.
+    next: Vec<Waiter>,
+}
+
+pub(crate) struct ReadBarrier {
+    raft: Raft,
+    leadership: Leadership,
+    /// Bound on one confirmation round, so a stuck round cannot hold later readers forever.
+    round_timeout: Duration,
+    rounds: Mutex<Rounds>,
+}
+
+impl ReadBarrier {
+    pub(crate) fn new(raft: Raft, leadership: Leadership, round_timeout: Duration) -> Arc<ReadBarrier> {
+        Arc::new(ReadBarrier {
+            raft,
+            leadership,
+            round_timeout,
+            rounds: Mutex::new(Rounds::default()),
+        })
+    }
+
+    /// See [`RaftNode::linearizable_barrier`](crate::RaftNode::linearizable_barrier).
+    pub(crate) async fn barrier(self: &Arc<Self>, timeout: Duration) -> Result<u64, BarrierError> {
+        let deadline = Instant::now() + timeout;
+        match self.leadership.standing() {
+            Standing::Leader => {}
+            Standing::NotLeader(leader) => return Err(BarrierError::NotLeader { leader }),
+            Standing::NoQuorum => return Err(BarrierError::NoQuorum),
+        }
+        let index = self.read_index(deadline).await?;
+        wait_applied(
+            &self.raft,
+            index,
+            deadline.saturating_duration_since(Instant::now()),
+        )
+        .await?;
+        Ok(index)
+    }
+
+    async fn read_index(self: &Arc<Self>, deadline: Instant) -> Result<u64, BarrierError> {
+        let (waiter, answer) = oneshot::channel();
+        let start_round = {
+            let mut rounds = self.rounds.lock().expect("read barrier lock");
+            rounds.next.push(waiter);
+            !std::mem::replace(&mut rounds.running, true)
+        };
+        if start_round {
+            // A task of its own: a reader that gives up must not cancel others' round.
+            tokio::spawn(self.clone().run_rounds());
+        }
+        match tokio::time::timeout_at(deadline, answer).await {
+            Err(_) => Err(BarrierError::Timeout),
+            Ok(Err(_)) => Err(BarrierError::ShuttingDown),
+            Ok(Ok(result)) => result,
+        }
+    }
+
+    /// Runs rounds until no reader is waiting.
+    async fn run_rounds(self: Arc<Self>) {
+        loop {
+            let waiters = {
+                let mut rounds = self.rounds.lock().expect("read barrier lock");
+                if rounds.next.is_empty() {
+                    rounds.running = false;
+                    return;
+                }
+                std::mem::take(&mut rounds.next)
+            };
+            let result = self.confirm().await;
+            for waiter in waiters {
+                let _ = waiter.send(result.clone());
+            }
+        }
+    }
+
+    async fn confirm(&self) -> Result<u64, BarrierError> {
+        let confirmed = tokio::time::timeout(self.round_timeout, self.raft.get_read_log_id()).await;
+        match confirmed {
+            Err(_) => Err(BarrierError::Timeout),
+            Ok(Ok((read_log_id, _applied))) => Ok(read_log_id.map_or(0, |id| id.index)),
+            Ok(Err(RaftError::APIError(CheckIsLeaderError::ForwardToLeader(forward)))) => {
+                Err(BarrierError::NotLeader {
+                    leader: forward.leader_id.map(|id| (id, addr_of(forward.leader_node))),
+                })
+            }
+            Ok(Err(RaftError::APIError(CheckIsLeaderError::QuorumNotEnough(_)))) => {
+                Err(BarrierError::NoQuorum)
+            }
+            Ok(Err(RaftError::Fatal(_))) => Err(BarrierError::ShuttingDown),
+        }
+    }
+}
+
+fn addr_of(node: Option<BasicNode>) -> String {
+    node.map(|n| n.addr).unwrap_or_default()
+}
+
+/// Waits until the local state machine has applied `index`.
+pub(crate) async fn wait_applied(raft: &Raft, index: u64, timeout: Duration) -> Result<(), BarrierError> {
+    if index == 0 {
+        return Ok(());
+    }
+    raft.wait(Some(timeout))
+        .applied_index_at_least(Some(index), "read barrier")
+        .await
+        .map(|_| ())
+        .map_err(|err| match err {
+            openraft::metrics::WaitError::Timeout(..) => BarrierError::Timeout,
+            openraft::metrics::WaitError::ShuttingDown => BarrierError::ShuttingDown,
+        })
+}
