@@ -75,3 +75,26 @@ pub(crate) fn address_of(metrics: &RaftMetrics<NodeId, BasicNode>, id: NodeId) -
         .get_node(&id)
         .map(|node| node.addr.clone())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_a_recently_acknowledged_leader_stands() {
+        let mut metrics = RaftMetrics::<NodeId, BasicNode>::new_initial(1);
+        metrics.current_leader = Some(2);
+        assert_eq!(
+            standing(&metrics, 300),
+            Standing::NotLeader(Some((2, String::new())))
+        );
+        metrics.state = ServerState::Leader;
+        metrics.current_leader = Some(1);
+        // Just elected, no quorum acknowledgement yet: not trusted to commit.
+        assert_eq!(standing(&metrics, 300), Standing::NoQuorum);
+        metrics.millis_since_quorum_ack = Some(299);
+        assert_eq!(standing(&metrics, 300), Standing::Leader);
+        metrics.millis_since_quorum_ack = Some(300);
+        assert_eq!(standing(&metrics, 300), Standing::NoQuorum);
+    }
+}
