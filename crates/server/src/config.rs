@@ -76,6 +76,14 @@ pub fn parse_peers(text: &str) -> Result<Vec<Peer>, String> {
         .collect()
 }
 
+/// `--peers` as one value (clap would take a bare `Vec` as a repeated flag).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PeerList(pub Vec<Peer>);
+
+fn parse_peer_list(text: &str) -> Result<PeerList, String> {
+    parse_peers(text).map(PeerList)
+}
+
 fn de_peers<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Vec<Peer>, D::Error> {
     parse_peers(&String::deserialize(d)?).map_err(serde::de::Error::custom)
 }
@@ -290,8 +298,8 @@ pub struct ServeArgs {
     #[arg(long, env = "HAKV_NODE_ID", value_name = "N")]
     pub node_id: Option<u64>,
     /// Every voter of the cluster, this node included: ID=ADDR,ID=ADDR,…
-    #[arg(long, env = "HAKV_PEERS", value_name = "ID=ADDR,…", value_parser = parse_peers)]
-    pub peers: Option<Vec<Peer>>,
+    #[arg(long, env = "HAKV_PEERS", value_name = "ID=ADDR,…", value_parser = parse_peer_list)]
+    pub peers: Option<PeerList>,
     /// Shared secret that peers authenticate with.
     #[arg(
         long,
@@ -329,11 +337,13 @@ impl ServeArgs {
             request_timeout,
             shutdown_grace,
             store_cache_bytes,
-            peers,
             heartbeat,
             election_timeout,
             snapshot_every
         );
+        if let Some(PeerList(peers)) = &self.peers {
+            config.peers = peers.clone();
+        }
         if self.node_id.is_some() {
             config.node_id = self.node_id;
         }
@@ -404,7 +414,7 @@ mod tests {
         assert!(parse_peers("x=127.0.0.1:7001").is_err());
         let cluster = |node_id, token: &str| ServeArgs {
             node_id,
-            peers: Some(peers.clone()),
+            peers: Some(PeerList(peers.clone())),
             cluster_token: Some(token.into()),
             ..ServeArgs::default()
         };

@@ -44,6 +44,16 @@ pub enum ApiError {
     Unavailable(String),
     #[error("The disk is full; nothing was written")]
     DiskFull,
+    /// A write whose fate is not known (the leader changed or went silent after it was sent).
+    #[error("The write's outcome is unknown (it may or may not have been applied): {0}")]
+    OutcomeUnknown(String),
+    /// An error another cluster member answered a forwarded request with, passed on as is.
+    #[error("{message}")]
+    Relayed {
+        status: u16,
+        code: ErrorCode,
+        message: String,
+    },
 }
 
 impl ApiError {
@@ -62,8 +72,11 @@ impl ApiError {
             ApiError::UnsupportedContentType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             ApiError::PreconditionFailed { .. } => StatusCode::PRECONDITION_FAILED,
             ApiError::Overloaded(_) | ApiError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
-            ApiError::Timeout => StatusCode::GATEWAY_TIMEOUT,
+            ApiError::Timeout | ApiError::OutcomeUnknown(_) => StatusCode::GATEWAY_TIMEOUT,
             ApiError::DiskFull => StatusCode::INSUFFICIENT_STORAGE,
+            ApiError::Relayed { status, .. } => {
+                StatusCode::from_u16(*status).unwrap_or(StatusCode::SERVICE_UNAVAILABLE)
+            }
         }
     }
 
@@ -87,6 +100,8 @@ impl ApiError {
             ApiError::Timeout => ErrorCode::Timeout,
             ApiError::Unavailable(_) => ErrorCode::Unavailable,
             ApiError::DiskFull => ErrorCode::DiskFull,
+            ApiError::OutcomeUnknown(_) => ErrorCode::Timeout,
+            ApiError::Relayed { code, .. } => *code,
         }
     }
 }

@@ -16,7 +16,8 @@ pub async fn purge_loop(node: Arc<Node>, every: Duration) {
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         tick.tick().await;
-        while purge_once(&node).await == BATCH {}
+        // Only the leader proposes purges; the log carries them to every replica.
+        while node.leads() && purge_once(&node).await == BATCH {}
     }
 }
 

@@ -4,6 +4,7 @@
 
 mod cache_hook;
 mod clock;
+mod cluster;
 mod config;
 mod error;
 mod expiry_task;

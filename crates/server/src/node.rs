@@ -1,8 +1,10 @@
-//! A running node's parts in one place: configuration, state machine, group-commit writer,
-//! read cache and request limits. Handlers hold an `Arc<Node>`.
+//! A running node's parts in one place: configuration, state machine, read cache, request
+//! limits, and how writes reach the disk: a group-commit writer on a single node, the Raft
+//! log in a cluster. Handlers hold an `Arc<Node>`.
 
 use crate::cache_hook::{CacheHook, CachedValue, ValueCache};
 use crate::clock::now_ms;
+use crate::cluster::ClusterNode;
 use crate::{ApiError, ServeConfig};
 use hakv_store::{Command, Op, Outcome, StateMachine, StoreConfig, StoreError, Writer, WriterConfig};
 use std::sync::atomic::AtomicUsize;
@@ -12,11 +14,21 @@ use std::thread::JoinHandle;
 pub struct Node {
     pub config: ServeConfig,
     pub state_machine: Arc<StateMachine>,
-    pub writer: Writer,
     pub cache: Arc<ValueCache>,
     /// Requests being served now (admission control in `limits`).
     pub in_flight: AtomicUsize,
-    writer_thread: Mutex<Option<JoinHandle<()>>>,
+    replication: Replication,
+}
+
+/// How writes become durable.
+enum Replication {
+    /// One node: the group-commit writer thread fsyncs batches of writes.
+    Single {
+        writer: Writer,
+        thread: Mutex<Option<JoinHandle<()>>>,
+    },
+    /// A Raft member: writes go through the replicated log.
+    Cluster(Arc<ClusterNode>),
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -26,49 +38,74 @@ pub enum NodeError {
         dir: std::path::PathBuf,
         source: StoreError,
     },
-    #[error("cluster mode (--peers) is not served yet by this build; run without --peers")]
-    ClusterNotReady,
+    #[error("cannot start the Raft member: {0}")]
+    Raft(String),
 }
 
 impl Node {
     /// Opens the store in `config.data_dir` (recovering whatever is there) and starts the
-    /// writer thread.
-    pub fn open(config: ServeConfig) -> Result<Arc<Node>, NodeError> {
-        if config.is_clustered() {
-            return Err(NodeError::ClusterNotReady);
-        }
-        let store_config = StoreConfig {
-            data_dir: config.data_dir.clone(),
-            block_cache_bytes: config.store_cache_bytes,
-        };
-        let state_machine =
-            Arc::new(
-                StateMachine::open(&store_config).map_err(|source| NodeError::OpenStore {
-                    dir: config.data_dir.clone(),
-                    source,
-                })?,
-            );
+    /// writer thread, or, with `--peers`, the Raft member.
+    pub async fn open(config: ServeConfig) -> Result<Arc<Node>, NodeError> {
         let cache = Arc::new(ValueCache::new(config.cache_config()));
-        let writer_config = WriterConfig {
-            queue_capacity: config.write_queue,
-            ..WriterConfig::default()
+        let hook = Arc::new(CacheHook(cache.clone()));
+        let (state_machine, replication) = if config.is_clustered() {
+            let cluster = ClusterNode::open(&config, hook).await?;
+            (
+                cluster.state_machine().clone(),
+                Replication::Cluster(Arc::new(cluster)),
+            )
+        } else {
+            let store_config = StoreConfig {
+                data_dir: config.data_dir.clone(),
+                block_cache_bytes: config.store_cache_bytes,
+            };
+            let state_machine =
+                Arc::new(
+                    StateMachine::open(&store_config).map_err(|source| NodeError::OpenStore {
+                        dir: config.data_dir.clone(),
+                        source,
+                    })?,
+                );
+            let writer_config = WriterConfig {
+                queue_capacity: config.write_queue,
+                ..WriterConfig::default()
+            };
+            let (writer, thread) = Writer::start(state_machine.clone(), hook, writer_config);
+            (
+                state_machine,
+                Replication::Single {
+                    writer,
+                    thread: Mutex::new(Some(thread)),
+                },
+            )
         };
-        let (writer, thread) = Writer::start(
-            state_machine.clone(),
-            Arc::new(CacheHook(cache.clone())),
-            writer_config,
-        );
         Ok(Arc::new(Node {
             config,
             state_machine,
-            writer,
             cache,
             in_flight: AtomicUsize::new(0),
-            writer_thread: Mutex::new(Some(thread)),
+            replication,
         }))
     }
 
-    /// The live value of `key`, from the cache or else from the state machine.
+    /// The cluster member, when this node is one.
+    pub fn cluster(&self) -> Option<&Arc<ClusterNode>> {
+        match &self.replication {
+            Replication::Cluster(cluster) => Some(cluster),
+            Replication::Single { .. } => None,
+        }
+    }
+
+    /// Makes the next local read linearizable: a no-op on a single node (every acknowledged
+    /// write is applied before it is acknowledged); a read barrier in a cluster.
+    pub async fn read_barrier(&self) -> Result<(), ApiError> {
+        match &self.replication {
+            Replication::Single { .. } => Ok(()),
+            Replication::Cluster(cluster) => cluster.read_barrier().await,
+        }
+    }
+
+    /// The live value of `key`, from the cache or else from the local state machine.
     pub fn read(&self, key: &str) -> Result<Option<Arc<CachedValue>>, ApiError> {
         let now = now_ms();
         if let Some(value) = self.cache.get(key) {
@@ -89,20 +126,56 @@ impl Node {
         Ok(Some(value))
     }
 
-    /// Applies one change durably, stamped with this node's clock.
+    /// Applies one change durably (on a majority, in a cluster), stamped with this node's
+    /// clock.
     pub async fn write(&self, op: Op) -> Result<Outcome, ApiError> {
-        Ok(self.writer.propose(Command { at_ms: now_ms(), op }).await?)
+        let command = Command { at_ms: now_ms(), op };
+        match &self.replication {
+            Replication::Single { writer, .. } => Ok(writer.propose(command).await?),
+            Replication::Cluster(cluster) => cluster.write(command).await,
+        }
     }
 
-    /// Ready to serve: the store accepts writes.
+    /// Writes waiting for the group-commit writer (single node; a cluster member's queue is
+    /// inside the Raft proposer).
+    pub fn write_queue_depth(&self) -> usize {
+        match &self.replication {
+            Replication::Single { writer, .. } => writer.queue_depth(),
+            Replication::Cluster(_) => 0,
+        }
+    }
+
+    /// Whether this node should run leader-only chores (purging expired keys).
+    pub fn leads(&self) -> bool {
+        match &self.replication {
+            Replication::Single { .. } => true,
+            Replication::Cluster(cluster) => cluster.is_leader(),
+        }
+    }
+
+    /// Ready to serve: the store accepts writes (single), or a leader with a quorum is known.
     pub fn is_ready(&self) -> bool {
-        self.writer.is_healthy()
+        match &self.replication {
+            Replication::Single { writer, .. } => writer.is_healthy(),
+            Replication::Cluster(cluster) => cluster.is_ready(),
+        }
     }
 
-    /// Takes the writer thread's handle, to join it once every `Writer` clone is gone.
-    pub(crate) fn take_writer_thread(&self) -> Option<JoinHandle<()>> {
-        self.writer_thread.lock().expect("writer thread lock").take()
+    /// Takes what must be stopped after the last request: the writer thread's handle (to
+    /// join once every `Writer` clone is gone) or the Raft member.
+    pub(crate) fn take_stoppable(&self) -> Stoppable {
+        match &self.replication {
+            Replication::Single { thread, .. } => {
+                Stoppable::WriterThread(thread.lock().expect("writer thread lock").take())
+            }
+            Replication::Cluster(cluster) => Stoppable::Cluster(cluster.clone()),
+        }
     }
+}
+
+pub(crate) enum Stoppable {
+    WriterThread(Option<JoinHandle<()>>),
+    Cluster(Arc<ClusterNode>),
 }
 
 pub(crate) fn unavailable(err: StoreError) -> ApiError {

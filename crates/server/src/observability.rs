@@ -78,6 +78,43 @@ fn describe() {
         "hakv_storage_expired_keys_total",
         "Expired keys purged in the background."
     );
+    describe_gauge!("hakv_raft_has_leader", "1 when this member knows a leader.");
+    describe_gauge!("hakv_raft_is_leader", "1 when this member is the leader.");
+    describe_gauge!("hakv_raft_term", "The current Raft term.");
+    describe_gauge!(
+        "hakv_raft_last_log_index",
+        "Index of the last entry in this member's log."
+    );
+    describe_gauge!(
+        "hakv_raft_applied_index",
+        "Index of the last entry applied to the state machine."
+    );
+    describe_gauge!(
+        "hakv_raft_members",
+        "Members of the cluster, voters and learners."
+    );
+    describe_gauge!(
+        "hakv_raft_follower_lag_entries",
+        "On the leader: entries each follower is behind."
+    );
+    describe_counter!(
+        "hakv_raft_rejected_peer_requests_total",
+        "Peer requests refused for a missing or wrong token."
+    );
+    describe_counter!(
+        "hakv_cluster_forwarded_writes_total",
+        "Writes this member forwarded to the leader."
+    );
+    describe_counter!(
+        "hakv_cluster_rejected_internal_requests_total",
+        "Internal requests refused for a bad token."
+    );
+    describe_histogram!("hakv_raft_batch_commands", "Commands per Raft log entry.");
+    describe_histogram!(
+        "hakv_raft_proposal_duration_seconds",
+        Unit::Seconds,
+        "Time from proposal to applied outcome."
+    );
     describe_counter!("hakv_cache_hits_total", "Reads answered by the cache.");
     describe_counter!("hakv_cache_misses_total", "Reads that went to the store.");
     describe_counter!(
@@ -121,7 +158,21 @@ pub fn render(node: &Node) -> String {
     gauge!("hakv_storage_keys").set(store.approximate_keys as f64);
     gauge!("hakv_storage_disk_bytes").set(store.disk_bytes as f64);
     gauge!("hakv_storage_revision").set(store.revision.0 as f64);
-    gauge!("hakv_storage_write_queue_depth").set(node.writer.queue_depth() as f64);
+    gauge!("hakv_storage_write_queue_depth").set(node.write_queue_depth() as f64);
+    if let Some(member) = node.cluster() {
+        let status = member.raft().status();
+        gauge!("hakv_raft_has_leader").set(if status.leader.is_some() { 1.0 } else { 0.0 });
+        gauge!("hakv_raft_is_leader").set(if member.is_leader() { 1.0 } else { 0.0 });
+        gauge!("hakv_raft_term").set(status.term as f64);
+        gauge!("hakv_raft_last_log_index").set(status.last_log_index.unwrap_or(0) as f64);
+        gauge!("hakv_raft_applied_index").set(status.applied_index.unwrap_or(0) as f64);
+        gauge!("hakv_raft_members").set(status.members.len() as f64);
+        counter!("hakv_raft_rejected_peer_requests_total").absolute(member.raft().rejected_peer_requests());
+        for follower in status.replication.iter().flatten() {
+            let id = follower.id.to_string();
+            gauge!("hakv_raft_follower_lag_entries", "follower" => id).set(follower.lag as f64);
+        }
+    }
     gauge!("hakv_http_requests_in_flight").set(node.in_flight.load(Ordering::Relaxed) as f64);
     handle.run_upkeep();
     handle.render()

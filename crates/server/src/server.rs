@@ -2,7 +2,7 @@
 //! and the shutdown order: stop accepting, drain in-flight requests (bounded by the grace
 //! period), stop background tasks, then stop the writer, which flushes the store.
 
-use crate::node::{Node, NodeError};
+use crate::node::{Node, NodeError, Stoppable};
 use crate::{ServeConfig, app, expiry_task, observability};
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
@@ -36,7 +36,7 @@ pub async fn run(
     observability::install();
     let grace = config.shutdown_grace;
     let connection_slots = Arc::new(Semaphore::new(config.max_connections));
-    let node = Node::open(config)?;
+    let node = Node::open(config).await?;
     let router = app(node.clone());
 
     let mut background = JoinSet::new();
@@ -109,14 +109,24 @@ pub async fn run(
     drop(router);
 
     // Every `Writer` clone lives in the node; once the last reference is gone the writer
-    // thread drains its queue, flushes the store and exits.
-    let writer_thread = node.take_writer_thread();
+    // thread drains its queue, flushes the store and exits. A Raft member stops its peer
+    // traffic and log, then flushes the state machine.
+    let stoppable = node.take_stoppable();
     drop(node);
-    if let Some(thread) = writer_thread {
-        tokio::task::spawn_blocking(move || thread.join())
-            .await
-            .map_err(|_| ServeError::WriterPanicked)?
-            .map_err(|_| ServeError::WriterPanicked)?;
+    match stoppable {
+        Stoppable::WriterThread(Some(thread)) => {
+            tokio::task::spawn_blocking(move || thread.join())
+                .await
+                .map_err(|_| ServeError::WriterPanicked)?
+                .map_err(|_| ServeError::WriterPanicked)?;
+        }
+        Stoppable::WriterThread(None) => {}
+        Stoppable::Cluster(cluster) => match Arc::try_unwrap(cluster) {
+            Ok(cluster) => cluster.shutdown().await,
+            Err(_) => tracing::warn!(
+                "the Raft member is still referenced; its log is durable, skipping its shutdown"
+            ),
+        },
     }
     tracing::info!("shutdown complete");
     Ok(())

@@ -3,6 +3,7 @@
 mod balance;
 mod bench;
 mod client;
+mod cluster;
 pub mod runtime;
 mod serve;
 
@@ -16,6 +17,9 @@ pub enum Command {
     Balance(balance::BalanceCommand),
     /// Load-test a hakv (or seed-compatible) endpoint and report QPS, latency and availability.
     Bench(bench::BenchCommand),
+    /// Run a local cluster (members and a balancer) as child processes.
+    #[command(subcommand)]
+    Cluster(cluster::ClusterCommand),
     #[command(flatten)]
     Client(client::ClientCommand),
 }
@@ -26,6 +30,7 @@ pub fn run(command: Command) -> ExitCode {
         Command::Serve(cmd) => serve::run(cmd),
         Command::Balance(cmd) => balance::run(cmd),
         Command::Bench(cmd) => bench::run(cmd),
+        Command::Cluster(cmd) => cluster::run(cmd),
         Command::Client(cmd) => client::run(cmd),
     }
 }

@@ -4,7 +4,7 @@
 pub fn init_tracing() {
     let filter = std::env::var("HAKV_LOG")
         .or_else(|_| std::env::var("RUST_LOG"))
-        .unwrap_or_else(|_| "info,fjall=warn,lsm_tree=warn".to_string());
+        .unwrap_or_else(|_| "info,fjall=warn,lsm_tree=warn,openraft=warn".to_string());
     let _ = tracing_subscriber::fmt()
         .with_env_filter(tracing_subscriber::EnvFilter::new(filter))
         .with_writer(std::io::stderr)

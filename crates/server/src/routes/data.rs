@@ -1,5 +1,6 @@
 //! `/data/{key}`: read, set (seed-compatible `POST`, and `PUT`), and delete one key.
 
+use super::query::{Consistency, KeyParams};
 use crate::ApiError;
 use crate::key::key_from_path;
 use crate::node::Node;
@@ -21,14 +22,39 @@ static DELETE_BODY: Bytes = Bytes::from_static(b"{\"message\":\"Data deleted suc
 pub async fn key_request(State(node): State<Arc<Node>>, request: Request) -> Result<Response, ApiError> {
     let (parts, body) = request.into_parts();
     let key = key_from_path(parts.uri.path())?;
-    super::query::KeyParams::parse(parts.uri.query())?;
+    let params = KeyParams::parse(parts.uri.query())?;
     match parts.method {
-        Method::GET | Method::HEAD => get(&node, &key),
+        Method::GET | Method::HEAD => {
+            if params.consistency == Consistency::Linearizable {
+                node.read_barrier().await?;
+            }
+            if let Some(revision) = min_revision(&parts.headers)? {
+                // Read-your-writes on any replica; the request timeout bounds the wait.
+                node.state_machine.wait_for_revision(revision).await;
+            }
+            get(&node, &key)
+        }
         Method::POST => set(&node, &key, &parts.headers, body, SetStyle::Post).await,
         Method::PUT => set(&node, &key, &parts.headers, body, SetStyle::Put).await,
         Method::DELETE => delete(&node, &key, &parts.headers).await,
         _ => Err(method_error(&parts.method)),
     }
+}
+
+/// `X-Hakv-Min-Revision: N`: answer only once revision N is applied on this node.
+fn min_revision(headers: &http::HeaderMap) -> Result<Option<Revision>, ApiError> {
+    headers
+        .get("x-hakv-min-revision")
+        .map(|value| {
+            value
+                .to_str()
+                .ok()
+                .and_then(Revision::parse_etag)
+                .ok_or(ApiError::InvalidPrecondition(
+                    "X-Hakv-Min-Revision must be a revision number",
+                ))
+        })
+        .transpose()
 }
 
 /// `/data/` names no key.

@@ -1,5 +1,6 @@
 //! The HTTP API: `app(node)` builds the whole router, including limits and metrics.
 
+mod cluster;
 mod data;
 mod ops;
 mod query;
@@ -18,7 +19,7 @@ pub fn app(node: Arc<Node>) -> Router {
         .or(MethodFilter::POST)
         .or(MethodFilter::PUT)
         .or(MethodFilter::DELETE);
-    Router::new()
+    let router = Router::new()
         .route(
             "/data/{*key}",
             on(key_methods, data::key_request).fallback(data::method_not_allowed),
@@ -31,7 +32,18 @@ pub fn app(node: Arc<Node>) -> Router {
         .route("/health", get(ops::health).fallback(ops::get_only))
         .route("/ready", get(ops::ready).fallback(ops::get_only))
         .route("/metrics", get(ops::metrics).fallback(ops::get_only))
+        .route("/cluster", get(cluster::status).fallback(ops::get_only))
         .fallback(ops::route_not_found)
-        .layer(axum::middleware::from_fn_with_state(node.clone(), track_request))
-        .with_state(node)
+        .layer(axum::middleware::from_fn_with_state(node.clone(), track_request));
+    let router = router.with_state(node.clone());
+    // Peer and internal routes skip the client limits: shedding them would stall the cluster.
+    match node.cluster() {
+        Some(member) => {
+            let token = node.config.cluster_token.as_deref().unwrap_or_default();
+            router
+                .merge(member.raft().peer_router())
+                .merge(crate::cluster::internal::router(member.clone(), token))
+        }
+        None => router,
+    }
 }

@@ -4,8 +4,8 @@
 use crate::ApiError;
 use serde::Deserialize;
 
-/// How fresh a read must be. On a single node both are linearizable: every acknowledged
-/// write is applied locally before it is acknowledged.
+/// How fresh a read must be. `Stale` answers from the local replica at once. On a single
+/// node both are linearizable: every acknowledged write is applied before it is acknowledged.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Consistency {
@@ -18,8 +18,6 @@ pub enum Consistency {
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct KeyParams {
-    // Parsed so a bad value is refused; a single node serves both levels the same way.
-    #[allow(dead_code)]
     #[serde(default)]
     pub consistency: Consistency,
 }
@@ -38,7 +36,6 @@ pub struct ScanParams {
     pub prefix: String,
     pub limit: Option<usize>,
     pub cursor: Option<String>,
-    #[allow(dead_code)]
     #[serde(default)]
     pub consistency: Consistency,
 }

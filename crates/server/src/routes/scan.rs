@@ -3,7 +3,7 @@
 //! Pages continue strictly after the last key of the previous page, so a key that exists
 //! for the whole walk is returned exactly once, whatever is written meanwhile.
 
-use super::query::{ScanParams, decode_cursor, encode_cursor};
+use super::query::{Consistency, ScanParams, decode_cursor, encode_cursor};
 use crate::ApiError;
 use crate::clock::now_ms;
 use crate::node::{Node, unavailable};
@@ -17,6 +17,9 @@ pub async fn scan(State(node): State<Arc<Node>>, uri: Uri) -> Result<Response, A
     let params = ScanParams::parse(uri.query())?;
     let limit = params.limit.unwrap_or(ScanParams::DEFAULT_LIMIT);
     let after = params.cursor.as_deref().map(decode_cursor).transpose()?;
+    if params.consistency == Consistency::Linearizable {
+        node.read_barrier().await?;
+    }
     // Read one more than asked to learn whether another page exists.
     let mut records = node
         .state_machine

@@ -1,0 +1,252 @@
+//! `hakv cluster up`: a local cluster on one machine, for trying failover: N `hakv serve`
+//! members and one `hakv balance` in front, as child processes with their data and logs in
+//! one folder. Running it again on the same folder reuses the data (and the cluster secret).
+//! Ctrl-C or SIGTERM stops every child (SIGTERM, then SIGKILL after a grace period).
+
+use super::runtime::{init_tracing, shutdown_signal};
+use anyhow::{Context, bail};
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::{ExitCode, Stdio};
+use std::time::{Duration, Instant};
+use tokio::process::{Child, Command};
+
+#[derive(Debug, clap::Subcommand)]
+pub enum ClusterCommand {
+    /// Start a local cluster and keep it running until Ctrl-C.
+    Up(UpArgs),
+}
+
+#[derive(Debug, clap::Args)]
+pub struct UpArgs {
+    /// Number of members (voters).
+    #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(u64).range(1..=9))]
+    nodes: u64,
+    /// Folder for every member's data and the logs.
+    #[arg(long, default_value = "hakv-cluster")]
+    dir: PathBuf,
+    /// Member i listens on 127.0.0.1:(base-port + i).
+    #[arg(long, default_value_t = 7400)]
+    base_port: u16,
+    /// Where the balancer listens: the one address clients need.
+    #[arg(long, default_value = "127.0.0.1:7379")]
+    listen: SocketAddr,
+    /// Extra flags for every `hakv serve`, e.g. --serve-arg=--cache-policy=lfu.
+    #[arg(long = "serve-arg", allow_hyphen_values = true)]
+    serve_args: Vec<String>,
+}
+
+pub fn run(cmd: ClusterCommand) -> ExitCode {
+    init_tracing();
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .expect("tokio runtime");
+    let result = match cmd {
+        ClusterCommand::Up(args) => runtime.block_on(up(args)),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(err) => {
+            eprintln!("hakv cluster: {err:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// A child process and what it is called in messages.
+struct Member {
+    name: String,
+    child: Child,
+}
+
+async fn up(args: UpArgs) -> anyhow::Result<()> {
+    std::fs::create_dir_all(&args.dir).with_context(|| format!("cannot create {}", args.dir.display()))?;
+    let token = cluster_token(&args.dir)?;
+    let exe = std::env::current_exe().context("cannot find the hakv binary")?;
+    let addrs: Vec<SocketAddr> = (1..=args.nodes)
+        .map(|id| SocketAddr::from(([127, 0, 0, 1], args.base_port + id as u16)))
+        .collect();
+    let peers = addrs
+        .iter()
+        .enumerate()
+        .map(|(i, a)| format!("{}={a}", i + 1))
+        .collect::<Vec<_>>()
+        .join(",");
+
+    let mut members = Vec::new();
+    for (i, addr) in addrs.iter().enumerate() {
+        let id = i as u64 + 1;
+        let mut command = Command::new(&exe);
+        command
+            .arg("serve")
+            .args([
+                "--listen",
+                &addr.to_string(),
+                "--node-id",
+                &id.to_string(),
+                "--peers",
+                &peers,
+            ])
+            .arg("--data-dir")
+            .arg(args.dir.join(format!("node-{id}")))
+            .args(&args.serve_args)
+            .env("HAKV_CLUSTER_TOKEN", &token);
+        members.push(spawn(command, &args.dir, &format!("node-{id}"))?);
+    }
+    let mut balancer = Command::new(&exe);
+    balancer.args(["balance", "--listen", &args.listen.to_string(), "--leader-aware"]);
+    for addr in &addrs {
+        balancer.args(["--backend", &addr.to_string()]);
+    }
+    members.push(spawn(balancer, &args.dir, "balancer")?);
+
+    let outcome = tokio::select! {
+        ready = wait_ready(&addrs, args.listen) => ready,
+        _ = shutdown_signal() => Err(anyhow::anyhow!("interrupted before the cluster was ready")),
+    };
+    if let Err(err) = outcome {
+        stop_all(&mut members).await;
+        bail!("{err:#}; see the logs in {}", args.dir.display());
+    }
+    print_usage(&args, &addrs);
+    tokio::select! {
+        _ = shutdown_signal() => {}
+        exited = first_exit(&mut members) => eprintln!("hakv cluster: {exited}; stopping the others"),
+    }
+    stop_all(&mut members).await;
+    println!("stopped; data kept in {}", args.dir.display());
+    Ok(())
+}
+
+/// The cluster secret, created once per folder so a restart rejoins the same cluster.
+fn cluster_token(dir: &Path) -> anyhow::Result<String> {
+    let path = dir.join("cluster-token");
+    if let Ok(token) = std::fs::read_to_string(&path) {
+        return Ok(token.trim().to_string());
+    }
+    let mut bytes = [0u8; 24];
+    std::fs::File::open("/dev/urandom")
+        .and_then(|mut f| std::io::Read::read_exact(&mut f, &mut bytes))
+        .context("cannot read /dev/urandom for a cluster secret")?;
+    let token: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
+    std::fs::write(&path, &token).with_context(|| format!("cannot write {}", path.display()))?;
+    Ok(token)
+}
+
+fn spawn(mut command: Command, dir: &Path, name: &str) -> anyhow::Result<Member> {
+    let log_path = dir.join(format!("{name}.log"));
+    let log = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(&log_path)
+        .with_context(|| format!("cannot open {}", log_path.display()))?;
+    let child = command
+        .stdin(Stdio::null())
+        .stdout(log.try_clone()?)
+        .stderr(log)
+        .kill_on_drop(true)
+        .spawn()
+        .with_context(|| format!("cannot start {name}"))?;
+    Ok(Member {
+        name: name.to_string(),
+        child,
+    })
+}
+
+/// Polls every member's `/ready` and the balancer's `/lb/status` (bounded).
+async fn wait_ready(members: &[SocketAddr], balancer: SocketAddr) -> anyhow::Result<()> {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let mut urls: Vec<String> = members.iter().map(|a| format!("http://{a}/ready")).collect();
+    urls.push(format!("http://{balancer}/lb/status"));
+    for url in urls {
+        loop {
+            if http_ok(&url).await {
+                break;
+            }
+            if Instant::now() > deadline {
+                bail!("{url} did not answer 200 within 30s");
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+    Ok(())
+}
+
+/// A minimal GET over a fresh connection: true on a 200 answer.
+async fn http_ok(url: &str) -> bool {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let Some(rest) = url.strip_prefix("http://") else {
+        return false;
+    };
+    let (host, path) = rest
+        .split_once('/')
+        .map(|(h, p)| (h, format!("/{p}")))
+        .unwrap_or((rest, "/".into()));
+    let attempt = async {
+        let mut stream = tokio::net::TcpStream::connect(host).await.ok()?;
+        let request = format!("GET {path} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n");
+        stream.write_all(request.as_bytes()).await.ok()?;
+        let mut head = [0u8; 12];
+        stream.read_exact(&mut head).await.ok()?;
+        Some(head.starts_with(b"HTTP/1.1 200"))
+    };
+    tokio::time::timeout(Duration::from_secs(1), attempt)
+        .await
+        .ok()
+        .flatten()
+        .unwrap_or(false)
+}
+
+fn print_usage(args: &UpArgs, addrs: &[SocketAddr]) {
+    println!(
+        "hakv cluster is up: {} members, data and logs in {}",
+        addrs.len(),
+        args.dir.display()
+    );
+    for (i, addr) in addrs.iter().enumerate() {
+        println!("  node {}  http://{addr}", i + 1);
+    }
+    println!("  balancer http://{}  (send clients here)", args.listen);
+    println!();
+    println!("try:");
+    println!("  hakv put greeting '\"hello\"' --url http://{}", args.listen);
+    println!("  hakv get greeting --url http://{}", addrs[0]);
+    println!("  curl http://{}/cluster", addrs[0]);
+    println!("Ctrl-C stops every member; running it again reuses the data.");
+}
+
+/// Resolves when any child exits on its own, naming it.
+async fn first_exit(members: &mut [Member]) -> String {
+    let waits = members.iter_mut().map(|m| {
+        Box::pin(async move {
+            let status = m.child.wait().await;
+            format!(
+                "{} exited ({})",
+                m.name,
+                status.map(|s| s.to_string()).unwrap_or_else(|e| e.to_string())
+            )
+        })
+    });
+    futures_util::future::select_all(waits).await.0
+}
+
+/// SIGTERM to every child (by its PID), then SIGKILL to any still running after 15 s.
+async fn stop_all(members: &mut [Member]) {
+    for member in members.iter() {
+        if let Some(pid) = member.child.id() {
+            // SAFETY: `kill` with a PID of a child we started and have not reaped.
+            unsafe {
+                libc::kill(pid as libc::pid_t, libc::SIGTERM);
+            }
+        }
+    }
+    let deadline = Instant::now() + Duration::from_secs(15);
+    for member in members.iter_mut() {
+        let left = deadline.saturating_duration_since(Instant::now());
+        if tokio::time::timeout(left, member.child.wait()).await.is_err() {
+            eprintln!("hakv cluster: {} did not stop in time; killing it", member.name);
+            let _ = member.child.kill().await;
+        }
+    }
+}

@@ -1,0 +1,98 @@
+//! Follower → leader requests on the internal routes: forwarded writes and read indexes.
+//! One pooled keep-alive client, authenticated with the cluster token.
+
+use super::internal::{PROPOSE_PATH, READ_INDEX_PATH, Reply};
+use crate::ApiError;
+use bytes::Bytes;
+use hakv_store::{Command, Outcome};
+use http_body_util::{BodyExt, Full};
+use hyper_util::client::legacy::Client;
+use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::rt::TokioExecutor;
+use std::time::Duration;
+
+/// Why a forwarded request got no answer from the leader.
+#[derive(Debug)]
+pub enum ForwardError {
+    /// The request never reached the leader (connection refused): nothing was applied.
+    NotSent(String),
+    /// It may have reached the leader: a write's outcome is unknown.
+    Unknown(String),
+}
+
+pub struct Forwarder {
+    client: Client<HttpConnector, Full<Bytes>>,
+    authorization: http::HeaderValue,
+    timeout: Duration,
+}
+
+impl Forwarder {
+    pub fn new(token: &str, timeout: Duration) -> Forwarder {
+        let mut connector = HttpConnector::new();
+        connector.set_nodelay(true);
+        connector.set_connect_timeout(Some(Duration::from_millis(500)));
+        let client = Client::builder(TokioExecutor::new())
+            // Shorter than the leader's keep-alive, so a pooled connection is not reused just
+            // as the leader closes it.
+            .pool_idle_timeout(Duration::from_secs(30))
+            .build(connector);
+        let authorization = format!("Bearer {token}").parse().expect("tokens are header-safe");
+        Forwarder {
+            client,
+            authorization,
+            timeout,
+        }
+    }
+
+    pub async fn propose(
+        &self,
+        leader: &str,
+        command: &Command,
+    ) -> Result<Result<Outcome, ApiError>, ForwardError> {
+        let body = serde_json::to_vec(command).expect("commands serialize");
+        let reply: Reply<Outcome> = self.call(leader, PROPOSE_PATH, body).await?;
+        Ok(reply.into_result())
+    }
+
+    pub async fn read_index(&self, leader: &str) -> Result<Result<u64, ApiError>, ForwardError> {
+        let reply: Reply<u64> = self.call(leader, READ_INDEX_PATH, Vec::new()).await?;
+        Ok(reply.into_result())
+    }
+
+    async fn call<T: serde::de::DeserializeOwned>(
+        &self,
+        leader: &str,
+        path: &str,
+        body: Vec<u8>,
+    ) -> Result<Reply<T>, ForwardError> {
+        let request = http::Request::post(format!("http://{leader}{path}"))
+            .header(http::header::AUTHORIZATION, self.authorization.clone())
+            .header(http::header::CONTENT_TYPE, "application/json")
+            .body(Full::new(Bytes::from(body)))
+            .map_err(|e| ForwardError::NotSent(e.to_string()))?;
+        let exchange = async {
+            let response = self.client.request(request).await.map_err(|e| {
+                if e.is_connect() {
+                    ForwardError::NotSent(e.to_string())
+                } else {
+                    ForwardError::Unknown(e.to_string())
+                }
+            })?;
+            let status = response.status();
+            let bytes = response
+                .into_body()
+                .collect()
+                .await
+                .map_err(|e| ForwardError::Unknown(e.to_string()))?
+                .to_bytes();
+            if !status.is_success() {
+                return Err(ForwardError::Unknown(format!("the leader answered {status}")));
+            }
+            serde_json::from_slice(&bytes)
+                .map_err(|e| ForwardError::Unknown(format!("bad reply from the leader: {e}")))
+        };
+        tokio::time::timeout(self.timeout, exchange)
+            .await
+            .unwrap_or_else(|_| Err(ForwardError::Unknown("the leader did not answer in time".into())))
+    }
+}

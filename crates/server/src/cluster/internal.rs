@@ -1,0 +1,113 @@
+//! The internal routes one member calls on another: a forwarded write and a read index.
+//! Authenticated with the cluster token. Answers carry the outcome or the API error in the
+//! body, so the follower relays the leader's answer exactly.
+
+use super::ClusterNode;
+use crate::ApiError;
+use axum::Router;
+use axum::body::Bytes;
+use axum::extract::State;
+use axum::response::{IntoResponse, Response};
+use axum::routing::post;
+use hakv_api::ErrorCode;
+use hakv_store::Command;
+use http::{HeaderMap, StatusCode, header};
+use serde::{Deserialize, Serialize};
+use std::sync::Arc;
+
+pub const PROPOSE_PATH: &str = "/internal/propose";
+pub const READ_INDEX_PATH: &str = "/internal/read-index";
+
+/// The answer of an internal route: the value, or the leader's error as the client should
+/// see it.
+#[derive(Debug, Serialize, Deserialize)]
+pub enum Reply<T> {
+    Ok(T),
+    Err {
+        status: u16,
+        code: ErrorCode,
+        message: String,
+    },
+}
+
+impl<T> Reply<T> {
+    pub fn into_result(self) -> Result<T, ApiError> {
+        match self {
+            Reply::Ok(value) => Ok(value),
+            Reply::Err {
+                status,
+                code,
+                message,
+            } => Err(ApiError::Relayed {
+                status,
+                code,
+                message,
+            }),
+        }
+    }
+
+    fn from_result(result: Result<T, ApiError>) -> Reply<T> {
+        match result {
+            Ok(value) => Reply::Ok(value),
+            Err(err) => Reply::Err {
+                status: err.status().as_u16(),
+                code: err.code(),
+                message: err.to_string(),
+            },
+        }
+    }
+}
+
+pub struct Internal {
+    pub cluster: Arc<ClusterNode>,
+    authorization: Vec<u8>,
+}
+
+/// `/internal/*`, merged into the node's router.
+pub fn router(cluster: Arc<ClusterNode>, token: &str) -> Router {
+    let internal = Arc::new(Internal {
+        cluster,
+        authorization: format!("Bearer {token}").into_bytes(),
+    });
+    Router::new()
+        .route(PROPOSE_PATH, post(propose))
+        .route(READ_INDEX_PATH, post(read_index))
+        .with_state(internal)
+}
+
+fn authorized(internal: &Internal, headers: &HeaderMap) -> bool {
+    let presented = headers
+        .get(header::AUTHORIZATION)
+        .map(|v| v.as_bytes())
+        .unwrap_or_default();
+    // Constant-time comparison: the token is not guessable from response times.
+    presented.len() == internal.authorization.len()
+        && presented
+            .iter()
+            .zip(&internal.authorization)
+            .fold(0u8, |acc, (a, b)| acc | (a ^ b))
+            == 0
+}
+
+fn refuse() -> Response {
+    metrics::counter!("hakv_cluster_rejected_internal_requests_total").increment(1);
+    (StatusCode::UNAUTHORIZED, "cluster token missing or wrong\n").into_response()
+}
+
+async fn propose(State(internal): State<Arc<Internal>>, headers: HeaderMap, body: Bytes) -> Response {
+    if !authorized(&internal, &headers) {
+        return refuse();
+    }
+    let result = match serde_json::from_slice::<Command>(&body) {
+        Ok(command) => internal.cluster.propose_here(command).await,
+        Err(err) => Err(ApiError::InvalidJson(format!("forwarded command: {err}"))),
+    };
+    axum::Json(Reply::from_result(result)).into_response()
+}
+
+async fn read_index(State(internal): State<Arc<Internal>>, headers: HeaderMap) -> Response {
+    if !authorized(&internal, &headers) {
+        return refuse();
+    }
+    axum::Json(Reply::from_result(internal.cluster.read_index_here().await)).into_response()
+}

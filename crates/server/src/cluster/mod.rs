@@ -1,0 +1,171 @@
+//! Cluster mode: this node is one member of a Raft group (`hakv_raft`). Any member serves
+//! any request: writes are proposed here when this node leads, and forwarded to the leader
+//! otherwise; linearizable reads first pass a read barrier (ReadIndex), confirmed by the
+//! leader, then read the local replica.
+
+mod forward;
+pub mod internal;
+
+use crate::node::NodeError;
+use crate::{ApiError, ServeConfig};
+use forward::{ForwardError, Forwarder};
+use hakv_raft::{BarrierError, ProposeError, RaftNode, RaftNodeConfig, RaftTiming};
+use hakv_store::{ApplyHook, Command, Outcome, StateMachine};
+use openraft::BasicNode;
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+/// The Raft side of a node.
+pub struct ClusterNode {
+    raft: RaftNode,
+    forwarder: Forwarder,
+    /// How long a read barrier or a forwarded request may take.
+    wait: Duration,
+}
+
+impl ClusterNode {
+    /// Opens this member's storage, starts Raft, and forms the static cluster of `--peers`
+    /// (idempotent: a member that already holds a log keeps it).
+    pub async fn open(config: &ServeConfig, hook: Arc<dyn ApplyHook>) -> Result<ClusterNode, NodeError> {
+        let node_id = config.node_id.expect("validated: a cluster member has an id");
+        let token = config
+            .cluster_token
+            .clone()
+            .expect("validated: a cluster has a token");
+        let mut raft_config = RaftNodeConfig::new(node_id, config.data_dir.clone(), token.clone());
+        let heartbeat = config.heartbeat.as_millis() as u64;
+        let election = config.election_timeout.as_millis() as u64;
+        raft_config.timing = RaftTiming {
+            heartbeat_ms: heartbeat,
+            election_timeout_min_ms: election,
+            election_timeout_max_ms: election * 2,
+        };
+        raft_config.snapshot_every_entries = config.snapshot_every;
+        raft_config.block_cache_bytes = config.store_cache_bytes;
+        // Members reach each other, and forward requests, at the address --peers gives.
+        raft_config.advertise_addr = config.own_peer().map(|p| p.addr.to_string());
+        let raft = RaftNode::open(raft_config, hook)
+            .await
+            .map_err(|e| NodeError::Raft(e.to_string()))?;
+        let members: BTreeMap<u64, BasicNode> = config
+            .peers
+            .iter()
+            .map(|p| (p.id, BasicNode::new(p.addr.to_string())))
+            .collect();
+        raft.initialize(members)
+            .await
+            .map_err(|e| NodeError::Raft(e.to_string()))?;
+        let wait = config.request_timeout;
+        Ok(ClusterNode {
+            raft,
+            forwarder: Forwarder::new(&token, wait),
+            wait,
+        })
+    }
+
+    pub fn state_machine(&self) -> &Arc<StateMachine> {
+        self.raft.state()
+    }
+
+    pub fn raft(&self) -> &RaftNode {
+        &self.raft
+    }
+
+    pub fn is_leader(&self) -> bool {
+        self.raft.leader() == Some(self.raft.id())
+    }
+
+    /// Ready: a leader is known, and (when it is this node) it hears from a majority.
+    pub fn is_ready(&self) -> bool {
+        match self.raft.leader() {
+            Some(leader) if leader == self.raft.id() => self.raft.leader_has_quorum(),
+            Some(_) => true,
+            None => false,
+        }
+    }
+
+    /// Applies `command` through the log, wherever the leader is.
+    pub async fn write(&self, command: Command) -> Result<Outcome, ApiError> {
+        match self.raft.propose(command.clone()).await {
+            Ok(outcome) => Ok(outcome),
+            Err(ProposeError::NotLeader {
+                leader: Some((_, addr)),
+            }) => {
+                metrics::counter!("hakv_cluster_forwarded_writes_total").increment(1);
+                self.forwarder
+                    .propose(&addr, &command)
+                    .await
+                    .map_err(forward_error)?
+            }
+            Err(err) => Err(propose_error(err)),
+        }
+    }
+
+    /// Waits until this replica reflects every write acknowledged before the call: the
+    /// leader confirms its leadership and names a read index; this node waits to apply it.
+    pub async fn read_barrier(&self) -> Result<(), ApiError> {
+        match self.raft.linearizable_barrier(self.wait).await {
+            Ok(_) => Ok(()),
+            Err(BarrierError::NotLeader {
+                leader: Some((_, addr)),
+            }) => {
+                let index = self.forwarder.read_index(&addr).await.map_err(forward_error)??;
+                self.raft
+                    .wait_applied(index, self.wait)
+                    .await
+                    .map_err(barrier_error)
+            }
+            Err(err) => Err(barrier_error(err)),
+        }
+    }
+
+    /// The leader side of a forwarded write: never forwards again (no loops).
+    pub async fn propose_here(&self, command: Command) -> Result<Outcome, ApiError> {
+        self.raft.propose(command).await.map_err(propose_error)
+    }
+
+    /// The leader side of a follower's read barrier: the index the follower must apply.
+    pub async fn read_index_here(&self) -> Result<u64, ApiError> {
+        self.raft
+            .linearizable_barrier(self.wait)
+            .await
+            .map_err(barrier_error)
+    }
+
+    pub async fn shutdown(self) {
+        if let Err(err) = self.raft.shutdown().await {
+            tracing::error!(error = %err, "raft did not shut down cleanly");
+        }
+    }
+}
+
+fn propose_error(err: ProposeError) -> ApiError {
+    match err {
+        ProposeError::NotLeader { .. } => ApiError::Unavailable("no leader is known; retry shortly".into()),
+        ProposeError::Overloaded => ApiError::Overloaded("queued writes"),
+        ProposeError::NoQuorum => {
+            ApiError::Unavailable("the leader cannot reach a majority of the cluster".into())
+        }
+        ProposeError::ShuttingDown => ApiError::Unavailable("the node is shutting down".into()),
+        ProposeError::Unknown(why) => ApiError::OutcomeUnknown(why),
+    }
+}
+
+fn barrier_error(err: BarrierError) -> ApiError {
+    match err {
+        BarrierError::NotLeader { .. } => ApiError::Unavailable("no leader is known; retry shortly".into()),
+        BarrierError::NoQuorum => {
+            ApiError::Unavailable("the leader cannot reach a majority of the cluster".into())
+        }
+        BarrierError::Timeout => ApiError::Timeout,
+        BarrierError::ShuttingDown => ApiError::Unavailable("the node is shutting down".into()),
+    }
+}
+
+fn forward_error(err: ForwardError) -> ApiError {
+    match err {
+        ForwardError::NotSent(why) => ApiError::Unavailable(format!("the leader cannot be reached: {why}")),
+        ForwardError::Unknown(why) => ApiError::OutcomeUnknown(format!("forwarding to the leader: {why}")),
+    }
+}
