@@ -64,6 +64,27 @@ row() {
   done
 }
 
+# brow SYSTEM OP CONC URL WRITE_RATIO: REPS runs of hakv bench (1 key, prefilled), one row each.
+brow() {
+  local system=$1 op=$2 conc=$3 url=$4 writes=$5 r f
+  for r in $(seq "$REPS"); do
+    f="$OUT/${system// /_}-$op-c$conc-r$r.json"
+    taskset -c "$LOAD_CPU" "$HAKV" bench --target "$url" -c "$conc" -d "${DUR}s" --keys 1 --prefill \
+      --write-ratio "$writes" --value-size 11 --json -q >"$f" 2>/dev/null || true
+    python3 - "$f" "$system" "$op" "$conc" <<'PY'
+import json, sys
+f, system, op, conc = sys.argv[1:]
+try:
+    r = json.load(open(f))
+except Exception as e:
+    print(f"| {system} | {op} (hakv bench) | {conc} | failed: {e} | | | |"); sys.exit()
+lat = r.get("latency_us") or {}
+fmt = lambda us: "-" if us is None else (f"{us/1000:.2f}ms" if us >= 1000 else f"{us:.0f}us")
+print(f"| {system} | {op} (hakv bench) | {conc} | {r['qps']:.0f} | {fmt(lat.get('p50'))} | {fmt(lat.get('p99'))} | {r['failed']} |")
+PY
+  done
+}
+
 echo "| system | operation | conc | req/s | p50 | p99 | non-2xx / errors |"
 echo "|---|---|---|---|---|---|---|"
 
@@ -77,6 +98,8 @@ for c in 32 1; do
   row "hakv serve" "POST set (durable)" "$c" http://127.0.0.1:17379/data/k1 "$LUA"
   row "hakv serve" "GET hit (cached)" "$c" http://127.0.0.1:17379/data/k1
   row "hakv serve" "GET miss (404)" "$c" http://127.0.0.1:17379/data/nokey
+  brow "hakv serve" "POST set (durable)" "$c" http://127.0.0.1:17379 1
+  brow "hakv serve" "GET hit (cached)" "$c" http://127.0.0.1:17379 0
 done
 LOAD_RSS=$(rss_mib "$HAKV_PID")
 cleanup
@@ -88,6 +111,8 @@ wait_http http://127.0.0.1:18080/hello
 for c in 32 1; do
   row "ceiling (axum, in-memory)" "POST set" "$c" http://127.0.0.1:18080/data/k1 "$LUA"
   row "ceiling (axum, in-memory)" "GET hit" "$c" http://127.0.0.1:18080/data/k1
+  brow "ceiling (axum, in-memory)" "POST set" "$c" http://127.0.0.1:18080 1
+  brow "ceiling (axum, in-memory)" "GET hit" "$c" http://127.0.0.1:18080 0
 done
 cleanup
 

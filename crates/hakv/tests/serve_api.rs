@@ -311,3 +311,36 @@ fn revisions_and_data_survive_a_clean_restart() {
         next.revision()
     );
 }
+
+#[test]
+fn reads_can_wait_for_a_minimum_revision() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = ServerProcess::start(&dir.path().join("node"), &["--request-timeout", "300ms"]);
+    let mut http = Http::connect(server.addr).unwrap();
+    let written = http
+        .send_json("PUT", "/data/ryw", r#"{"value": 1}"#, &[])
+        .unwrap()
+        .revision();
+    let seen = http
+        .request(
+            "GET",
+            "/data/ryw",
+            &[("X-Hakv-Min-Revision", &written.to_string())],
+            None,
+        )
+        .unwrap();
+    assert_eq!((seen.status, seen.revision()), (200, written));
+    let future = (written + 100).to_string();
+    let waited = http
+        .request("GET", "/data/ryw", &[("X-Hakv-Min-Revision", &future)], None)
+        .unwrap();
+    assert_eq!(
+        (waited.status, waited.code().as_str()),
+        (504, "timeout"),
+        "bounded by the request timeout"
+    );
+    let bad = http
+        .request("GET", "/data/ryw", &[("X-Hakv-Min-Revision", "soon")], None)
+        .unwrap();
+    assert_eq!((bad.status, bad.code().as_str()), (400, "invalid_precondition"));
+}

@@ -54,8 +54,14 @@ impl Reply {
 
 impl Http {
     pub fn connect(addr: SocketAddr) -> std::io::Result<Http> {
+        Self::connect_with_timeout(addr, Duration::from_secs(30))
+    }
+
+    /// A connection whose reads give up after `timeout` (an unanswered request is then an
+    /// error: its outcome is unknown).
+    pub fn connect_with_timeout(addr: SocketAddr, timeout: Duration) -> std::io::Result<Http> {
         let stream = TcpStream::connect_timeout(&addr, Duration::from_secs(5))?;
-        stream.set_read_timeout(Some(Duration::from_secs(30)))?;
+        stream.set_read_timeout(Some(timeout))?;
         stream.set_nodelay(true)?;
         Ok(Http {
             addr,

@@ -7,4 +7,8 @@ pub mod process;
 
 #[allow(unused_imports)]
 pub use http::{Http, Reply};
+#[allow(unused_imports)]
 pub use process::ServerProcess;
+pub mod cluster;
+#[allow(unused_imports)]
+pub use cluster::Cluster;

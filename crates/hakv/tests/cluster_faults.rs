@@ -1,0 +1,392 @@
+//! Fault tests of a 3-member Raft cluster of real processes on loopback: leader kills under
+//! load (histories checked linearizable), a paused leader, losing a majority, a whole-cluster
+//! restart, and a wiped member catching up.
+
+mod support;
+
+use hakv_testkit::{CheckOptions, Condition, History, Op, OpResult, check_with};
+use serde_json::json;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+use support::{Cluster, Http};
+
+/// A larger search budget than the default: a key here sees up to ~1000 operations with many
+/// unknown outcomes around each kill.
+const CHECK: CheckOptions = CheckOptions {
+    step_budget_per_key: 20_000_000,
+};
+
+/// One client: a thread that keeps writing and reading a few keys through one member,
+/// recording every request in `history`, until `stop`. Bounded by `MAX_OPS`.
+fn client(
+    cluster_addrs: Vec<std::net::SocketAddr>,
+    client: u64,
+    history: Arc<History>,
+    stop: Arc<AtomicBool>,
+) {
+    const MAX_OPS: u64 = 5_000;
+    let keys = [
+        format!("own-{client}"),
+        "shared-a".to_string(),
+        "shared-b".to_string(),
+    ];
+    let mut target = client as usize % cluster_addrs.len();
+    let mut http: Option<Http> = None;
+    for i in 0..MAX_OPS {
+        if stop.load(Ordering::Relaxed) {
+            return;
+        }
+        let key = &keys[(i % 3) as usize];
+        let op = match i % 4 {
+            0 | 2 => Op::Put {
+                value: json!(format!("c{client}-{i}")),
+            },
+            1 => Op::Get,
+            _ => Op::PutIf {
+                value: json!(i),
+                condition: Condition::Absent,
+            },
+        };
+        let connection = match &mut http {
+            Some(h) => h,
+            None => match Http::connect_with_timeout(cluster_addrs[target], Duration::from_secs(3)) {
+                Ok(h) => http.insert(h),
+                Err(_) => {
+                    // This member is down: use another one.
+                    target = (target + 1) % cluster_addrs.len();
+                    std::thread::sleep(Duration::from_millis(20));
+                    continue;
+                }
+            },
+        };
+        let id = history.invoke(client, key.clone(), op.clone());
+        let path = format!("/data/{key}");
+        let reply = match &op {
+            Op::Get => connection.get(&path),
+            Op::Put { value } => {
+                connection.send_json("PUT", &path, &json!({ "value": value }).to_string(), &[])
+            }
+            Op::PutIf { value, .. } => connection.send_json(
+                "PUT",
+                &path,
+                &json!({ "value": value }).to_string(),
+                &[("If-None-Match", "*")],
+            ),
+            _ => unreachable!(),
+        };
+        match reply {
+            Ok(reply) => {
+                let result = OpResult::from_http(&op, reply.status, reply.header("etag"), &reply.body);
+                if reply.status >= 500 {
+                    // Maybe this member is cut off: spread over the others.
+                    target = (target + 1) % cluster_addrs.len();
+                    http = None;
+                    std::thread::sleep(Duration::from_millis(10));
+                }
+                history.complete(id, result);
+            }
+            Err(_) => {
+                history.complete(id, OpResult::Unknown);
+                http = None;
+                target = (target + 1) % cluster_addrs.len();
+            }
+        }
+    }
+}
+
+/// The history did real work: many acknowledged writes and reads, so the check means something.
+fn assert_progress(history: &History, min_writes: usize, min_reads: usize) {
+    let ops = history.operations();
+    let acknowledged = ops
+        .iter()
+        .filter(|o| matches!(o.result, OpResult::Ok { .. }))
+        .count();
+    let reads = ops
+        .iter()
+        .filter(|o| matches!(o.result, OpResult::Found { .. }))
+        .count();
+    let unknown = ops
+        .iter()
+        .filter(|o| matches!(o.result, OpResult::Unknown))
+        .count();
+    eprintln!(
+        "history: {} operations, {acknowledged} acknowledged writes, {reads} reads found, {unknown} unknown",
+        ops.len()
+    );
+    assert!(
+        acknowledged >= min_writes && reads >= min_reads,
+        "too little progress to judge: {acknowledged} writes, {reads} reads"
+    );
+}
+
+fn run_clients(
+    cluster: &Cluster,
+    n: u64,
+    history: &Arc<History>,
+    stop: &Arc<AtomicBool>,
+) -> Vec<std::thread::JoinHandle<()>> {
+    let addrs: Vec<_> = cluster.members.iter().map(|m| m.addr).collect();
+    (1..=n)
+        .map(|c| {
+            let (addrs, history, stop) = (addrs.clone(), history.clone(), stop.clone());
+            std::thread::spawn(move || client(addrs, c, history, stop))
+        })
+        .collect()
+}
+
+/// Every member answers a stale read of `key` with `value` (bounded wait for replication).
+fn assert_everywhere(cluster: &Cluster, key: &str, value: &serde_json::Value) {
+    for member in &cluster.members {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            let reply =
+                Http::connect(member.addr).and_then(|mut h| h.get(&format!("/data/{key}?consistency=stale")));
+            if let Ok(reply) = reply
+                && reply.status == 200
+                && reply.json()["data"] == *value
+            {
+                break;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "member {} never showed {key} = {value}",
+                member.id
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+}
+
+#[test]
+fn leader_kills_under_load_lose_nothing_and_stay_linearizable() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut cluster = Cluster::start(dir.path(), 3, &[]);
+    let history = Arc::new(History::new());
+    let stop = Arc::new(AtomicBool::new(false));
+    let clients = run_clients(&cluster, 4, &history, &stop);
+    for _round in 0..5 {
+        std::thread::sleep(Duration::from_millis(400));
+        let leader = cluster.leader();
+        cluster.kill(leader);
+        // The survivors elect a new leader while the clients keep going.
+        cluster.leader();
+        std::thread::sleep(Duration::from_millis(200));
+        cluster.start_member(leader);
+    }
+    std::thread::sleep(Duration::from_millis(300));
+    stop.store(true, Ordering::Relaxed);
+    for c in clients {
+        c.join().unwrap();
+    }
+    assert_progress(&history, 100, 50);
+    let report = check_with(&history, &CHECK);
+    assert!(report.is_linearizable(), "{report}");
+
+    // Every acknowledged write is on every member: the last acknowledged value of each
+    // client's own key (written only by that client) is what all members hold.
+    cluster.leader();
+    for client in 1..=4u64 {
+        let key = format!("own-{client}");
+        let last_ok = history
+            .operations()
+            .into_iter()
+            .filter(|o| o.key == key && matches!(o.result, OpResult::Ok { .. }))
+            .max_by_key(|o| match o.result {
+                OpResult::Ok { revision } => revision,
+                _ => 0,
+            });
+        let unknown_after = history.operations().into_iter().any(|o| {
+            o.key == key
+                && matches!(o.result, OpResult::Unknown)
+                && last_ok.as_ref().is_none_or(|l| o.invoke_ns > l.invoke_ns)
+        });
+        if let (Some(last), false) = (last_ok, unknown_after) {
+            let value = match &last.op {
+                Op::Put { value } | Op::PutIf { value, .. } => value.clone(),
+                _ => unreachable!(),
+            };
+            assert_everywhere(&cluster, &key, &value);
+        }
+    }
+}
+
+#[test]
+fn without_a_majority_writes_fail_fast_and_recover_with_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut cluster = Cluster::start(dir.path(), 3, &[]);
+    let leader = cluster.leader();
+    let mut http = Http::connect(cluster.member(leader).addr).unwrap();
+    assert_eq!(
+        http.send_json("PUT", "/data/before", r#"{"value": 1}"#, &[])
+            .unwrap()
+            .status,
+        201
+    );
+    let others: Vec<u64> = (1..=3).filter(|id| *id != leader).collect();
+    for id in &others {
+        cluster.kill(*id);
+    }
+    // Within a few election timeouts the lone member knows it has no majority.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let started = Instant::now();
+        let reply = Http::connect(cluster.member(leader).addr)
+            .and_then(|mut h| h.send_json("PUT", "/data/during", r#"{"value": 2}"#, &[]))
+            .unwrap();
+        assert_ne!(
+            reply.status / 100,
+            2,
+            "a write was acknowledged without a majority"
+        );
+        if reply.status == 503 {
+            assert!(
+                started.elapsed() < Duration::from_secs(2),
+                "503 must come fast, not after a hang"
+            );
+            assert_eq!(reply.header("retry-after"), Some("1"));
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "writes did not start failing fast: {}",
+            reply.status
+        );
+    }
+    for id in &others {
+        cluster.start_member(*id);
+    }
+    let leader = cluster.leader();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let reply = Http::connect(cluster.member(leader).addr)
+            .and_then(|mut h| h.send_json("PUT", "/data/after", r#"{"value": 3}"#, &[]))
+            .unwrap();
+        if reply.status == 201 {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "writes did not recover: {}",
+            reply.status
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert_everywhere(&cluster, "before", &json!(1));
+    assert_everywhere(&cluster, "after", &json!(3));
+}
+
+#[test]
+fn a_paused_leader_neither_loses_nor_contradicts_acknowledged_writes() {
+    let dir = tempfile::tempdir().unwrap();
+    let cluster = Cluster::start(dir.path(), 3, &[]);
+    let history = Arc::new(History::new());
+    let stop = Arc::new(AtomicBool::new(false));
+    let clients = run_clients(&cluster, 3, &history, &stop);
+    std::thread::sleep(Duration::from_millis(300));
+    let leader = cluster.leader();
+    cluster.pause(leader, true);
+    // Longer than the election timeout: the others elect a new leader meanwhile.
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while !(1..=3)
+        .filter(|id| *id != leader)
+        .any(|id| cluster.leader_seen_by(id).is_some_and(|l| l != leader))
+    {
+        assert!(
+            Instant::now() < deadline,
+            "no new leader while the old one was paused"
+        );
+        std::thread::sleep(Duration::from_millis(25));
+    }
+    std::thread::sleep(Duration::from_millis(300));
+    cluster.pause(leader, false);
+    std::thread::sleep(Duration::from_millis(1500));
+    stop.store(true, Ordering::Relaxed);
+    for c in clients {
+        c.join().unwrap();
+    }
+    assert_progress(&history, 30, 15);
+    let report = check_with(&history, &CHECK);
+    assert!(report.is_linearizable(), "{report}");
+}
+
+#[test]
+fn a_whole_cluster_restart_keeps_data_revisions_and_membership() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut cluster = Cluster::start(dir.path(), 3, &[]);
+    let leader = cluster.leader();
+    let mut http = Http::connect(cluster.member(leader).addr).unwrap();
+    let mut last = 0;
+    for i in 0..30 {
+        last = http
+            .send_json("PUT", &format!("/data/k{i}"), &format!("{{\"value\": {i}}}"), &[])
+            .unwrap()
+            .revision();
+    }
+    drop(http);
+    for id in 1..=3 {
+        cluster.stop(id);
+    }
+    for id in 1..=3 {
+        cluster.start_member(id);
+    }
+    let leader = cluster.leader();
+    let mut http = Http::connect(cluster.member(leader).addr).unwrap();
+    let status = http.get("/cluster").unwrap().json();
+    assert_eq!(status["members"].as_array().map(Vec::len), Some(3), "{status}");
+    for id in 1..=3 {
+        let mut member = Http::connect(cluster.member(id).addr).unwrap();
+        let reply = member.get("/data/k29").unwrap();
+        assert_eq!(
+            (reply.status, reply.json()["data"].clone()),
+            (200, json!(29)),
+            "member {id}"
+        );
+        assert_eq!(reply.revision(), last);
+    }
+    let next = http
+        .send_json("PUT", "/data/after", r#"{"value": 0}"#, &[])
+        .unwrap();
+    assert!(next.revision() > last);
+}
+
+#[test]
+fn a_wiped_member_catches_up_by_snapshot_and_serves_linearizable_reads() {
+    let dir = tempfile::tempdir().unwrap();
+    // Snapshot often, so the log the wiped member needs is long gone.
+    let mut cluster = Cluster::start(dir.path(), 3, &["--snapshot-every", "50"]);
+    let leader = cluster.leader();
+    let victim = (1..=3).find(|id| *id != leader).unwrap();
+    cluster.kill(victim);
+    std::fs::remove_dir_all(&cluster.member(victim).data_dir).unwrap();
+    let mut http = Http::connect(cluster.member(leader).addr).unwrap();
+    for i in 0..300 {
+        assert_eq!(
+            http.send_json("PUT", &format!("/data/w{i}"), &format!("{{\"value\": {i}}}"), &[])
+                .unwrap()
+                .status,
+            201
+        );
+    }
+    cluster.start_member(victim);
+    let mut member = Http::connect(cluster.member(victim).addr).unwrap();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        // A linearizable read on the wiped member must see the latest write.
+        let reply = member.get("/data/w299").unwrap();
+        if reply.status == 200 {
+            assert_eq!(reply.json()["data"], 299);
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the wiped member did not catch up: {}",
+            reply.status
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert_eq!(
+        member.get("/data/w0?consistency=stale").unwrap().json()["data"],
+        0
+    );
+}

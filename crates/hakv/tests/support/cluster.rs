@@ -1,0 +1,181 @@
+//! A Raft cluster of real `hakv serve` processes on loopback: start, kill -9, pause
+//! (SIGSTOP/SIGCONT), wipe and restart members, and find the leader. Only PIDs started
+//! here are ever signalled.
+
+use super::http::Http;
+use std::net::{SocketAddr, TcpListener};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+pub const TOKEN: &str = "test-cluster-secret";
+
+pub struct Member {
+    pub id: u64,
+    pub addr: SocketAddr,
+    pub data_dir: PathBuf,
+    child: Option<Child>,
+}
+
+pub struct Cluster {
+    pub members: Vec<Member>,
+    peers: String,
+    extra: Vec<String>,
+}
+
+impl Cluster {
+    /// Starts `n` members under `dir` and waits until they agree on a leader.
+    pub fn start(dir: &Path, n: u64, extra: &[&str]) -> Cluster {
+        // Free ports, learned by binding port 0; peers must know each other's address upfront.
+        let addrs: Vec<SocketAddr> = (0..n)
+            .map(|_| TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap())
+            .collect();
+        let peers = addrs
+            .iter()
+            .enumerate()
+            .map(|(i, a)| format!("{}={a}", i + 1))
+            .collect::<Vec<_>>()
+            .join(",");
+        let members = addrs
+            .iter()
+            .enumerate()
+            .map(|(i, addr)| Member {
+                id: i as u64 + 1,
+                addr: *addr,
+                data_dir: dir.join(format!("node-{}", i + 1)),
+                child: None,
+            })
+            .collect();
+        let mut cluster = Cluster {
+            members,
+            peers,
+            extra: extra.iter().map(|s| s.to_string()).collect(),
+        };
+        for id in 1..=n {
+            cluster.start_member(id);
+        }
+        cluster.leader();
+        cluster
+    }
+
+    pub fn member(&self, id: u64) -> &Member {
+        &self.members[id as usize - 1]
+    }
+
+    pub fn start_member(&mut self, id: u64) {
+        let (peers, extra) = (self.peers.clone(), self.extra.clone());
+        let member = &mut self.members[id as usize - 1];
+        assert!(member.child.is_none(), "member {id} is already running");
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(member.data_dir.with_extension("log"))
+            .unwrap();
+        let child = Command::new(env!("CARGO_BIN_EXE_hakv"))
+            .arg("serve")
+            .args([
+                "--listen",
+                &member.addr.to_string(),
+                "--node-id",
+                &id.to_string(),
+                "--peers",
+                &peers,
+            ])
+            .args(["--cluster-token", TOKEN, "--data-dir"])
+            .arg(&member.data_dir)
+            .args(&extra)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::from(log))
+            .spawn()
+            .expect("spawn hakv serve");
+        member.child = Some(child);
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while Http::connect(member.addr).is_err() {
+            assert!(Instant::now() < deadline, "member {id} did not start listening");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// `kill -9`.
+    pub fn kill(&mut self, id: u64) {
+        if let Some(mut child) = self.members[id as usize - 1].child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
+    /// SIGSTOP (`pause = true`) or SIGCONT.
+    pub fn pause(&self, id: u64, pause: bool) {
+        let child = self.members[id as usize - 1].child.as_ref().expect("running");
+        let signal = if pause { "-STOP" } else { "-CONT" };
+        let status = Command::new("kill")
+            .args([signal, &child.id().to_string()])
+            .status()
+            .unwrap();
+        assert!(status.success());
+    }
+
+    /// SIGTERM and wait for a clean exit.
+    pub fn stop(&mut self, id: u64) {
+        if let Some(mut child) = self.members[id as usize - 1].child.take() {
+            let _ = Command::new("kill")
+                .args(["-TERM", &child.id().to_string()])
+                .status();
+            let deadline = Instant::now() + Duration::from_secs(20);
+            loop {
+                if let Some(status) = child.try_wait().unwrap() {
+                    assert!(status.success(), "member {id} exited with {status}");
+                    return;
+                }
+                assert!(Instant::now() < deadline, "member {id} did not stop within 20s");
+                std::thread::sleep(Duration::from_millis(20));
+            }
+        }
+    }
+
+    pub fn running(&self) -> Vec<u64> {
+        self.members
+            .iter()
+            .filter(|m| m.child.is_some())
+            .map(|m| m.id)
+            .collect()
+    }
+
+    /// The leader every running member reports (bounded wait).
+    pub fn leader(&self) -> u64 {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            let views: Vec<Option<u64>> = self.running().iter().map(|id| self.leader_seen_by(*id)).collect();
+            if let Some(Some(leader)) = views.first()
+                && views.iter().all(|v| *v == Some(*leader))
+                && self.running().contains(leader)
+            {
+                return *leader;
+            }
+            assert!(Instant::now() < deadline, "no agreed leader: {views:?}");
+            std::thread::sleep(Duration::from_millis(25));
+        }
+    }
+
+    /// The leader id in `GET /cluster` of one member, if it answers.
+    pub fn leader_seen_by(&self, id: u64) -> Option<u64> {
+        let mut http = Http::connect(self.member(id).addr).ok()?;
+        let reply = http.get("/cluster").ok()?;
+        reply.json()["leader"]["id"].as_u64()
+    }
+}
+
+impl Drop for Cluster {
+    fn drop(&mut self) {
+        for member in &mut self.members {
+            if let Some(mut child) = member.child.take() {
+                let _ = Command::new("kill")
+                    .args(["-CONT", &child.id().to_string()])
+                    .status();
+                let _ = child.kill();
+                let _ = child.wait();
+            }
+        }
+    }
+}
