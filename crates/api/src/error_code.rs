@@ -26,6 +26,10 @@ pub enum ErrorCode {
     Unavailable,
     DiskFull,
     Internal,
+    NotLeader,
+    NotClustered,
+    MembershipRefused,
+    Unauthorized,
 }
 
 impl ErrorCode {
@@ -50,6 +54,10 @@ impl ErrorCode {
             ErrorCode::Unavailable => "unavailable",
             ErrorCode::DiskFull => "disk_full",
             ErrorCode::Internal => "internal",
+            ErrorCode::NotLeader => "not_leader",
+            ErrorCode::NotClustered => "not_clustered",
+            ErrorCode::MembershipRefused => "membership_refused",
+            ErrorCode::Unauthorized => "unauthorized",
         }
     }
 }

@@ -45,6 +45,9 @@ pub struct ServeConfig {
     pub election_timeout: Duration,
     /// Log entries between snapshots (after which the log is compacted).
     pub snapshot_every: u64,
+    /// Start as a new member waiting to be added (`POST /cluster/members`) instead of
+    /// forming the cluster of `--peers`.
+    pub join: bool,
 }
 
 /// One voter of a static cluster.
@@ -109,6 +112,7 @@ impl Default for ServeConfig {
             heartbeat: Duration::from_millis(50),
             election_timeout: Duration::from_millis(150),
             snapshot_every: 10_000,
+            join: false,
         }
     }
 }
@@ -317,6 +321,10 @@ pub struct ServeArgs {
     /// Log entries between snapshots [default: 10000].
     #[arg(long, env = "HAKV_SNAPSHOT_EVERY", value_name = "N")]
     pub snapshot_every: Option<u64>,
+    /// Join an existing cluster: wait to be added with `hakv cluster add` instead of forming
+    /// the cluster of --peers (which then only needs this member's own entry).
+    #[arg(long, env = "HAKV_JOIN")]
+    pub join: bool,
 }
 
 impl ServeArgs {
@@ -341,6 +349,9 @@ impl ServeArgs {
             election_timeout,
             snapshot_every
         );
+        if self.join {
+            config.join = true;
+        }
         if let Some(PeerList(peers)) = &self.peers {
             config.peers = peers.clone();
         }

@@ -47,6 +47,15 @@ pub enum ApiError {
     /// A write whose fate is not known (the leader changed or went silent after it was sent).
     #[error("The write's outcome is unknown (it may or may not have been applied): {0}")]
     OutcomeUnknown(String),
+    /// Membership changes are made on the leader.
+    #[error("This member is not the leader; send membership changes to {}", .leader.as_deref().unwrap_or("the leader (none is known yet)"))]
+    NotLeader { leader: Option<String> },
+    #[error("This needs the cluster secret: Authorization: Bearer <token>")]
+    Unauthorized,
+    #[error("This node runs alone (no --peers): it has no cluster membership to change")]
+    NotClustered,
+    #[error("The membership change was refused: {0}")]
+    MembershipRefused(String),
     /// An error another cluster member answered a forwarded request with, passed on as is.
     #[error("{message}")]
     Relayed {
@@ -74,6 +83,9 @@ impl ApiError {
             ApiError::Overloaded(_) | ApiError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
             ApiError::Timeout | ApiError::OutcomeUnknown(_) => StatusCode::GATEWAY_TIMEOUT,
             ApiError::DiskFull => StatusCode::INSUFFICIENT_STORAGE,
+            ApiError::NotLeader { .. } => StatusCode::MISDIRECTED_REQUEST,
+            ApiError::Unauthorized => StatusCode::UNAUTHORIZED,
+            ApiError::NotClustered | ApiError::MembershipRefused(_) => StatusCode::CONFLICT,
             ApiError::Relayed { status, .. } => {
                 StatusCode::from_u16(*status).unwrap_or(StatusCode::SERVICE_UNAVAILABLE)
             }
@@ -101,6 +113,10 @@ impl ApiError {
             ApiError::Unavailable(_) => ErrorCode::Unavailable,
             ApiError::DiskFull => ErrorCode::DiskFull,
             ApiError::OutcomeUnknown(_) => ErrorCode::Timeout,
+            ApiError::NotLeader { .. } => ErrorCode::NotLeader,
+            ApiError::Unauthorized => ErrorCode::Unauthorized,
+            ApiError::NotClustered => ErrorCode::NotClustered,
+            ApiError::MembershipRefused(_) => ErrorCode::MembershipRefused,
             ApiError::Relayed { code, .. } => *code,
         }
     }

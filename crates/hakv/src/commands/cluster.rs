@@ -15,6 +15,38 @@ use tokio::process::{Child, Command};
 pub enum ClusterCommand {
     /// Start a local cluster and keep it running until Ctrl-C.
     Up(UpArgs),
+    /// Show a member's view of the cluster (GET /cluster).
+    Status(MemberArgs),
+    /// Add a member: it joins as a learner, catches up, then becomes a voter.
+    Add {
+        /// The new member's id.
+        #[arg(long)]
+        id: u64,
+        /// The new member's address (its --listen, as the others reach it).
+        #[arg(long)]
+        addr: SocketAddr,
+        #[command(flatten)]
+        member: MemberArgs,
+    },
+    /// Remove a member (the leader too: it steps down and the others elect a new one).
+    Remove {
+        /// The member's id.
+        #[arg(long)]
+        id: u64,
+        #[command(flatten)]
+        member: MemberArgs,
+    },
+}
+
+/// How to reach the cluster.
+#[derive(Debug, clap::Args)]
+pub struct MemberArgs {
+    /// Any member of the cluster; membership changes are sent on to the leader it names.
+    #[arg(long, env = "HAKV_URL", default_value = "http://127.0.0.1:7401")]
+    url: String,
+    /// The cluster secret (membership changes need it).
+    #[arg(long, env = "HAKV_CLUSTER_TOKEN", hide_env_values = true)]
+    cluster_token: Option<String>,
 }
 
 #[derive(Debug, clap::Args)]
@@ -44,6 +76,22 @@ pub fn run(cmd: ClusterCommand) -> ExitCode {
         .expect("tokio runtime");
     let result = match cmd {
         ClusterCommand::Up(args) => runtime.block_on(up(args)),
+        ClusterCommand::Status(member) => runtime.block_on(show_status(&member)),
+        ClusterCommand::Add { id, addr, member } => {
+            let body = serde_json::json!({ "id": id, "addr": addr.to_string() }).to_string();
+            runtime.block_on(change_membership(
+                &member,
+                "POST",
+                "/cluster/members".into(),
+                body,
+            ))
+        }
+        ClusterCommand::Remove { id, member } => runtime.block_on(change_membership(
+            &member,
+            "DELETE",
+            format!("/cluster/members/{id}"),
+            String::new(),
+        )),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -117,6 +165,87 @@ async fn up(args: UpArgs) -> anyhow::Result<()> {
     stop_all(&mut members).await;
     println!("stopped; data kept in {}", args.dir.display());
     Ok(())
+}
+
+async fn show_status(member: &MemberArgs) -> anyhow::Result<()> {
+    let (status, body) = http_request("GET", &member.url, "/cluster", None, "").await?;
+    if status != 200 {
+        bail!("{} answered {status}: {body}", member.url);
+    }
+    let value: serde_json::Value = serde_json::from_str(&body).context("the answer is not JSON")?;
+    println!("{}", serde_json::to_string_pretty(&value)?);
+    Ok(())
+}
+
+/// Sends a membership change to the leader named by `member.url`'s `/cluster`.
+async fn change_membership(
+    member: &MemberArgs,
+    method: &str,
+    path: String,
+    body: String,
+) -> anyhow::Result<()> {
+    let token = member
+        .cluster_token
+        .as_deref()
+        .context("membership changes need --cluster-token or HAKV_CLUSTER_TOKEN")?;
+    let (status, view) = http_request("GET", &member.url, "/cluster", None, "").await?;
+    let view: serde_json::Value =
+        serde_json::from_str(&view).with_context(|| format!("{} answered {status}", member.url))?;
+    let leader = view["leader"]["addr"]
+        .as_str()
+        .context("no leader is known yet; try again shortly")?;
+    let (status, answer) =
+        http_request(method, &format!("http://{leader}"), &path, Some(token), &body).await?;
+    if !(200..300).contains(&status) {
+        bail!("the leader at {leader} answered {status}: {}", answer.trim());
+    }
+    println!("{}", answer.trim());
+    Ok(())
+}
+
+/// One HTTP/1.1 request over a fresh connection (`Connection: close`): (status, body).
+async fn http_request(
+    method: &str,
+    base: &str,
+    path: &str,
+    token: Option<&str>,
+    body: &str,
+) -> anyhow::Result<(u16, String)> {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let host = base
+        .strip_prefix("http://")
+        .context("the URL must start with http://")?
+        .trim_end_matches('/');
+    let exchange = async {
+        let mut stream = tokio::net::TcpStream::connect(host)
+            .await
+            .with_context(|| format!("cannot connect to {host}"))?;
+        let auth = token
+            .map(|t| format!("Authorization: Bearer {t}\r\n"))
+            .unwrap_or_default();
+        let request = format!(
+            "{method} {path} HTTP/1.1\r\nHost: {host}\r\n{auth}Content-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+            body.len()
+        );
+        stream.write_all(request.as_bytes()).await?;
+        let mut response = Vec::new();
+        stream.read_to_end(&mut response).await?;
+        let text = String::from_utf8_lossy(&response).into_owned();
+        let status = text
+            .split_whitespace()
+            .nth(1)
+            .and_then(|s| s.parse().ok())
+            .context("not an HTTP answer")?;
+        let body = text
+            .split_once("\r\n\r\n")
+            .map(|(_, b)| b.to_string())
+            .unwrap_or_default();
+        anyhow::Ok((status, body))
+    };
+    // Adding a member waits until it has caught up, so allow time.
+    tokio::time::timeout(Duration::from_secs(120), exchange)
+        .await
+        .context("no answer within 120s")?
 }
 
 /// The cluster secret, created once per folder so a restart rejoins the same cluster.

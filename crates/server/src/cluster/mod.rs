@@ -53,9 +53,13 @@ impl ClusterNode {
             .iter()
             .map(|p| (p.id, BasicNode::new(p.addr.to_string())))
             .collect();
-        raft.initialize(members)
-            .await
-            .map_err(|e| NodeError::Raft(e.to_string()))?;
+        // A joining member must not form a cluster of its own: its first log entry would
+        // carry a different membership under the same log id as the cluster's.
+        if !config.join {
+            raft.initialize(members)
+                .await
+                .map_err(|e| NodeError::Raft(e.to_string()))?;
+        }
         let wait = config.request_timeout;
         Ok(ClusterNode {
             raft,

@@ -1,10 +1,15 @@
 //! `GET /cluster`: who leads, the term, the members and how far each follower lags.
 
 use super::data::json_response;
+use crate::ApiError;
 use crate::node::Node;
-use axum::extract::State;
+use axum::body::Bytes;
+use axum::extract::{Path, State};
 use axum::response::Response;
-use http::StatusCode;
+use hakv_raft::MembershipError;
+use http::{HeaderMap, StatusCode};
+use serde::Deserialize;
+use std::net::SocketAddr;
 use std::sync::Arc;
 
 pub async fn status(State(node): State<Arc<Node>>) -> Response {
@@ -16,4 +21,78 @@ pub async fn status(State(node): State<Arc<Node>>) -> Response {
     let mut body = body.expect("status serializes");
     body.push(b'\n');
     json_response(StatusCode::OK, body.into(), None)
+}
+
+/// Body of `POST /cluster/members`.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct NewMember {
+    id: u64,
+    addr: SocketAddr,
+}
+
+/// `POST /cluster/members {"id", "addr"}`: adds a member as a learner, waits until it has
+/// caught up, then promotes it to voter. On the leader only.
+pub async fn add_member(
+    State(node): State<Arc<Node>>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Response, ApiError> {
+    let member = node.cluster().ok_or(ApiError::NotClustered)?;
+    require_token(&node, &headers)?;
+    let new: NewMember = serde_json::from_slice(&body).map_err(|e| {
+        ApiError::InvalidJson(format!("expected {{\"id\": N, \"addr\": \"host:port\"}}: {e}"))
+    })?;
+    if new.id == 0 {
+        return Err(ApiError::InvalidJson("member ids start at 1".into()));
+    }
+    member
+        .raft()
+        .add_voter(new.id, new.addr.to_string())
+        .await
+        .map_err(membership_error)?;
+    Ok(status(State(node)).await)
+}
+
+/// `DELETE /cluster/members/{id}`: removes a member. Removing the leader itself makes it step
+/// down once the new membership is committed, and the rest elect a new leader.
+pub async fn remove_member(
+    State(node): State<Arc<Node>>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+) -> Result<Response, ApiError> {
+    let member = node.cluster().ok_or(ApiError::NotClustered)?;
+    require_token(&node, &headers)?;
+    let id: u64 = id
+        .parse()
+        .map_err(|_| ApiError::InvalidKey("a member id is a number"))?;
+    member.raft().remove_member(id).await.map_err(membership_error)?;
+    Ok(status(State(node)).await)
+}
+
+/// Membership changes need the cluster secret (`Authorization: Bearer <token>`).
+fn require_token(node: &Node, headers: &HeaderMap) -> Result<(), ApiError> {
+    let expected = format!(
+        "Bearer {}",
+        node.config.cluster_token.as_deref().unwrap_or_default()
+    );
+    let presented = headers
+        .get(http::header::AUTHORIZATION)
+        .map(|v| v.as_bytes())
+        .unwrap_or_default();
+    if crate::cluster::internal::same_secret(presented, expected.as_bytes()) {
+        Ok(())
+    } else {
+        Err(ApiError::Unauthorized)
+    }
+}
+
+fn membership_error(err: MembershipError) -> ApiError {
+    match err {
+        MembershipError::NotLeader { leader } => ApiError::NotLeader {
+            leader: leader.map(|(_, addr)| addr),
+        },
+        MembershipError::Refused(why) => ApiError::MembershipRefused(why),
+        MembershipError::Unknown(why) => ApiError::OutcomeUnknown(why),
+    }
 }

@@ -9,7 +9,7 @@ mod scan;
 use crate::limits::track_request;
 use crate::node::Node;
 use axum::Router;
-use axum::routing::{MethodFilter, get, on};
+use axum::routing::{MethodFilter, delete, get, on, post};
 use std::sync::Arc;
 
 /// The node's HTTP API (documented in `docs/api.md`).
@@ -33,6 +33,8 @@ pub fn app(node: Arc<Node>) -> Router {
         .route("/ready", get(ops::ready).fallback(ops::get_only))
         .route("/metrics", get(ops::metrics).fallback(ops::get_only))
         .route("/cluster", get(cluster::status).fallback(ops::get_only))
+        .route("/cluster/members", post(cluster::add_member))
+        .route("/cluster/members/{id}", delete(cluster::remove_member))
         .fallback(ops::route_not_found)
         .layer(axum::middleware::from_fn_with_state(node.clone(), track_request));
     let router = router.with_state(node.clone());

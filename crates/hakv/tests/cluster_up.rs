@@ -1,0 +1,204 @@
+//! `hakv cluster up` starts members and a balancer that serve at once; `hakv cluster add`
+//! and `remove` change the membership of the running cluster; Ctrl-C stops every child.
+
+mod support;
+
+use std::io::{BufRead, BufReader};
+use std::net::{SocketAddr, TcpListener};
+use std::process::{Command, Stdio};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+use support::Http;
+
+/// A base port with `count` free ports after it (probed by binding; loopback only).
+fn free_port_run(count: u16) -> u16 {
+    for attempt in 0..200u16 {
+        let base = 20_000 + (std::process::id() as u16 % 500) * 40 + attempt * 7;
+        if (1..=count).all(|i| TcpListener::bind(("127.0.0.1", base + i)).is_ok()) {
+            return base;
+        }
+    }
+    panic!("no run of {count} free ports found");
+}
+
+fn hakv(args: &[&str], env: &[(&str, &str)]) -> std::process::Output {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_hakv"));
+    command.args(args);
+    for (k, v) in env {
+        command.env(k, v);
+    }
+    command.output().unwrap()
+}
+
+#[test]
+fn cluster_up_serves_changes_membership_and_stops_cleanly() {
+    let dir = tempfile::tempdir().unwrap();
+    let base = free_port_run(5);
+    let balancer: SocketAddr = format!("127.0.0.1:{}", base + 5).parse().unwrap();
+    let mut up = Command::new(env!("CARGO_BIN_EXE_hakv"))
+        .args([
+            "cluster",
+            "up",
+            "--nodes",
+            "3",
+            "--base-port",
+            &base.to_string(),
+            "--listen",
+            &balancer.to_string(),
+        ])
+        .arg("--dir")
+        .arg(dir.path())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let (tx, rx) = mpsc::channel();
+    let stdout = up.stdout.take().unwrap();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+            let _ = tx.send(line);
+        }
+    });
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let line = rx
+            .recv_timeout(deadline.saturating_duration_since(Instant::now()))
+            .expect("cluster up never said it is up");
+        if line.starts_with("hakv cluster is up") {
+            break;
+        }
+    }
+
+    // Through the balancer, and read back (linearizably) from a member.
+    let mut client = Http::connect(balancer).unwrap();
+    assert_eq!(
+        client
+            .send_json("PUT", "/data/hello", r#"{"value": "world"}"#, &[])
+            .unwrap()
+            .status,
+        201
+    );
+    let member1: SocketAddr = format!("127.0.0.1:{}", base + 1).parse().unwrap();
+    assert_eq!(
+        Http::connect(member1).unwrap().get("/data/hello").unwrap().json()["data"],
+        "world"
+    );
+
+    let url = format!("http://{member1}");
+    let status = hakv(&["cluster", "status", "--url", &url], &[]);
+    assert!(status.status.success());
+    let view: serde_json::Value = serde_json::from_slice(&status.stdout).unwrap();
+    assert_eq!(view["members"].as_array().unwrap().len(), 3, "{view}");
+
+    // A fourth member joins, catches up, and serves the data.
+    let token = std::fs::read_to_string(dir.path().join("cluster-token")).unwrap();
+    let token = token.trim();
+    let addr4: SocketAddr = format!("127.0.0.1:{}", base + 4).parse().unwrap();
+    let mut member4 = Command::new(env!("CARGO_BIN_EXE_hakv"))
+        .args([
+            "serve",
+            "--join",
+            "--node-id",
+            "4",
+            "--listen",
+            &addr4.to_string(),
+        ])
+        .args([
+            "--peers",
+            &format!("4={addr4}"),
+            "--cluster-token",
+            token,
+            "--data-dir",
+        ])
+        .arg(dir.path().join("node-4"))
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let without_token = hakv(
+        &[
+            "cluster",
+            "add",
+            "--id",
+            "4",
+            "--addr",
+            &addr4.to_string(),
+            "--url",
+            &url,
+        ],
+        &[],
+    );
+    assert!(
+        !without_token.status.success(),
+        "membership changes need the cluster secret"
+    );
+    let added = hakv(
+        &[
+            "cluster",
+            "add",
+            "--id",
+            "4",
+            "--addr",
+            &addr4.to_string(),
+            "--url",
+            &url,
+        ],
+        &[("HAKV_CLUSTER_TOKEN", token)],
+    );
+    assert!(
+        added.status.success(),
+        "{}",
+        String::from_utf8_lossy(&added.stderr)
+    );
+    let view: serde_json::Value =
+        serde_json::from_slice(&hakv(&["cluster", "status", "--url", &url], &[]).stdout).unwrap();
+    assert_eq!(view["members"].as_array().unwrap().len(), 4, "{view}");
+    // A member that just joined may need a heartbeat to learn who leads (503 until then).
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let read = Http::connect(addr4).unwrap().get("/data/hello").unwrap();
+        if read.status == 200 {
+            assert_eq!(read.json()["data"], "world");
+            break;
+        }
+        assert_eq!(read.status, 503, "{}", read.text());
+        assert!(
+            Instant::now() < deadline,
+            "the new member never served the read: {}",
+            read.text()
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+
+    let removed = hakv(
+        &["cluster", "remove", "--id", "4", "--url", &url],
+        &[("HAKV_CLUSTER_TOKEN", token)],
+    );
+    assert!(
+        removed.status.success(),
+        "{}",
+        String::from_utf8_lossy(&removed.stderr)
+    );
+    let view: serde_json::Value =
+        serde_json::from_slice(&hakv(&["cluster", "status", "--url", &url], &[]).stdout).unwrap();
+    assert_eq!(view["members"].as_array().unwrap().len(), 3, "{view}");
+    let _ = member4.kill();
+    let _ = member4.wait();
+
+    // Ctrl-C stops every child and exits cleanly.
+    Command::new("kill")
+        .args(["-INT", &up.id().to_string()])
+        .status()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let exit = loop {
+        if let Some(status) = up.try_wait().unwrap() {
+            break status;
+        }
+        assert!(Instant::now() < deadline, "cluster up did not stop");
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    assert!(exit.success(), "{exit}");
+    assert!(Http::connect(member1).is_err(), "members are stopped");
+    assert!(Http::connect(balancer).is_err(), "the balancer is stopped");
+}
