@@ -12,6 +12,7 @@ mod key;
 mod limits;
 mod node;
 mod observability;
+mod request_metrics;
 mod routes;
 mod server;
 mod units;

@@ -3,7 +3,7 @@
 
 use crate::ApiError;
 use crate::node::Node;
-use crate::observability::record_request;
+use crate::request_metrics::{ROUTES, record_request, route_index};
 use axum::extract::{MatchedPath, Request, State};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
@@ -13,11 +13,11 @@ use std::time::Instant;
 
 pub async fn track_request(State(node): State<Arc<Node>>, request: Request, next: Next) -> Response {
     let started = Instant::now();
-    let route = route_label(request.extensions().get::<MatchedPath>());
+    let route = route_index(request.extensions().get::<MatchedPath>().map(MatchedPath::as_str));
     let method = request.method().clone();
     // Operational endpoints skip admission: an overloaded node must still say so.
     let permit =
-        (!is_operational(route)).then(|| InFlight::admit(&node.in_flight, node.config.max_in_flight));
+        (!is_operational(ROUTES[route])).then(|| InFlight::admit(&node.in_flight, node.config.max_in_flight));
     let response = if let Some(None) = permit {
         ApiError::Overloaded("in-flight requests").into_response()
     } else {
@@ -52,17 +52,5 @@ impl Drop for InFlight<'_> {
 }
 
 fn is_operational(route: &str) -> bool {
-    matches!(route, "/health" | "/ready" | "/metrics")
-}
-
-/// A bounded set of route labels for metrics (never the raw path, which is unbounded).
-fn route_label(matched: Option<&MatchedPath>) -> &'static str {
-    match matched.map(MatchedPath::as_str) {
-        Some("/data/{*key}") | Some("/data/") => "/data/{key}",
-        Some("/data") => "/data",
-        Some("/health") => "/health",
-        Some("/ready") => "/ready",
-        Some("/metrics") => "/metrics",
-        _ => "unmatched",
-    }
+    matches!(route, "/health" | "/ready" | "/metrics" | "/cluster")
 }

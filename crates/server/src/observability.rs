@@ -2,7 +2,7 @@
 //! the node (cache, store, queues) each time `/metrics` is scraped.
 
 use crate::node::Node;
-use metrics::{Unit, counter, describe_counter, describe_gauge, describe_histogram, gauge, histogram};
+use metrics::{Unit, counter, describe_counter, describe_gauge, describe_histogram, gauge};
 use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
 use std::sync::OnceLock;
 use std::sync::atomic::Ordering;
@@ -130,20 +130,6 @@ fn describe() {
     );
 }
 
-/// Counts one answered request and its latency.
-pub fn record_request(
-    route: &'static str,
-    method: &http::Method,
-    status: http::StatusCode,
-    elapsed: Duration,
-) {
-    let method = method_label(method);
-    counter!("hakv_http_requests_total", "route" => route, "method" => method, "status" => status_label(status))
-        .increment(1);
-    histogram!("hakv_http_request_duration_seconds", "route" => route, "method" => method)
-        .record(elapsed.as_secs_f64());
-}
-
 /// The exposition text, with the node's gauges brought up to date first.
 pub fn render(node: &Node) -> String {
     let handle = install();
@@ -185,38 +171,5 @@ pub async fn upkeep_loop() {
     loop {
         tick.tick().await;
         handle.run_upkeep();
-    }
-}
-
-fn method_label(method: &http::Method) -> &'static str {
-    match *method {
-        http::Method::GET => "GET",
-        http::Method::HEAD => "HEAD",
-        http::Method::POST => "POST",
-        http::Method::PUT => "PUT",
-        http::Method::DELETE => "DELETE",
-        _ => "other",
-    }
-}
-
-fn status_label(status: http::StatusCode) -> &'static str {
-    match status.as_u16() {
-        200 => "200",
-        201 => "201",
-        304 => "304",
-        400 => "400",
-        404 => "404",
-        405 => "405",
-        408 => "408",
-        412 => "412",
-        413 => "413",
-        414 => "414",
-        415 => "415",
-        429 => "429",
-        500 => "500",
-        503 => "503",
-        504 => "504",
-        507 => "507",
-        _ => "other",
     }
 }
