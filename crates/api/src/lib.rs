@@ -4,6 +4,7 @@
 mod canonical_json;
 mod error_code;
 mod revision;
+pub mod units;
 mod wire;
 
 pub use canonical_json::{CanonicalJson, to_canonical_json};
