@@ -22,6 +22,8 @@ pub struct ClusterNode {
     forwarder: Forwarder,
     /// How long a read barrier or a forwarded request may take.
     wait: Duration,
+    /// How long a request waits for an election before answering 503.
+    election_wait: Duration,
 }
 
 impl ClusterNode {
@@ -65,6 +67,8 @@ impl ClusterNode {
             raft,
             forwarder: Forwarder::new(&token, wait),
             wait,
+            // Two of the longest election timeouts: one failed election may precede a good one.
+            election_wait: config.election_timeout * 4,
         })
     }
 
@@ -89,44 +93,100 @@ impl ClusterNode {
         }
     }
 
-    /// Applies `command` through the log, wherever the leader is.
+    /// Applies `command` through the log, wherever the leader is. When no leader is known,
+    /// or the known one cannot be reached (so the command surely was not applied), it waits
+    /// for an election once and tries again: clients see a latency blip, not an error.
     pub async fn write(&self, command: Command) -> Result<Outcome, ApiError> {
-        match self.raft.propose(command.clone()).await {
-            Ok(outcome) => Ok(outcome),
-            Err(ProposeError::NotLeader {
-                leader: Some((_, addr)),
-            }) => {
-                metrics::counter!("hakv_cluster_forwarded_writes_total").increment(1);
-                self.forwarder
-                    .propose(&addr, &command)
-                    .await
-                    .map_err(forward_error)?
+        let mut retried = false;
+        loop {
+            let (failed_leader, err) = match self.propose_locally(command.clone()).await {
+                Ok(outcome) => return Ok(outcome),
+                Err(ProposeError::NotLeader {
+                    leader: Some((id, addr)),
+                }) => {
+                    metrics::counter!("hakv_cluster_forwarded_writes_total").increment(1);
+                    match self.forwarder.propose(&addr, &command).await {
+                        Ok(answer) => return answer,
+                        Err(err @ ForwardError::NotSent(_)) => (Some(id), forward_error(err)),
+                        Err(err) => return Err(forward_error(err)),
+                    }
+                }
+                Err(err @ ProposeError::NotLeader { leader: None }) => (None, propose_error(err)),
+                Err(err) => return Err(propose_error(err)),
+            };
+            if retried || !self.wait_for_leader_other_than(failed_leader).await {
+                return Err(err);
             }
-            Err(err) => Err(propose_error(err)),
+            retried = true;
         }
     }
 
     /// Waits until this replica reflects every write acknowledged before the call: the
     /// leader confirms its leadership and names a read index; this node waits to apply it.
+    /// Like writes, it waits out one election when no leader can be asked.
     pub async fn read_barrier(&self) -> Result<(), ApiError> {
-        match self.raft.linearizable_barrier(self.wait).await {
-            Ok(_) => Ok(()),
-            Err(BarrierError::NotLeader {
-                leader: Some((_, addr)),
-            }) => {
-                let index = self.forwarder.read_index(&addr).await.map_err(forward_error)??;
-                self.raft
-                    .wait_applied(index, self.wait)
-                    .await
-                    .map_err(barrier_error)
+        let mut retried = false;
+        loop {
+            let (failed_leader, err) = match self.raft.linearizable_barrier(self.wait).await {
+                Ok(_) => return Ok(()),
+                Err(BarrierError::NotLeader {
+                    leader: Some((id, addr)),
+                }) => {
+                    match self.forwarder.read_index(&addr).await {
+                        Ok(index) => {
+                            return self
+                                .raft
+                                .wait_applied(index?, self.wait)
+                                .await
+                                .map_err(barrier_error);
+                        }
+                        // A read changes nothing, so even a request that may have reached the
+                        // leader can be asked again of the next one.
+                        Err(err) => (Some(id), read_forward_error(err)),
+                    }
+                }
+                Err(err @ BarrierError::NotLeader { leader: None }) => (None, barrier_error(err)),
+                Err(err) => return Err(barrier_error(err)),
+            };
+            if retried || !self.wait_for_leader_other_than(failed_leader).await {
+                return Err(err);
             }
-            Err(err) => Err(barrier_error(err)),
+            retried = true;
         }
+    }
+
+    /// Waits (at most a few election timeouts) until this member knows a leader other than
+    /// `failed`; false if none emerged in time.
+    async fn wait_for_leader_other_than(&self, failed: Option<u64>) -> bool {
+        let mut metrics = self.raft.raft().metrics();
+        let elected = metrics.wait_for(|m| m.current_leader.is_some() && m.current_leader != failed);
+        matches!(tokio::time::timeout(self.election_wait, elected).await, Ok(Ok(_)))
     }
 
     /// The leader side of a forwarded write: never forwards again (no loops).
     pub async fn propose_here(&self, command: Command) -> Result<Outcome, ApiError> {
-        self.raft.propose(command).await.map_err(propose_error)
+        self.propose_locally(command).await.map_err(propose_error)
+    }
+
+    /// Proposes here. A leader without a recent majority acknowledgement (typically one
+    /// elected a moment ago) refuses before anything is appended, so waiting for its quorum
+    /// once and proposing again is safe.
+    async fn propose_locally(&self, command: Command) -> Result<Outcome, ProposeError> {
+        match self.raft.propose(command.clone()).await {
+            Err(ProposeError::NoQuorum) if self.wait_for_quorum().await => self.raft.propose(command).await,
+            other => other,
+        }
+    }
+
+    /// Waits (bounded) until this member leads with a majority; false if it stops leading
+    /// or the time is up.
+    async fn wait_for_quorum(&self) -> bool {
+        let id = self.raft.id();
+        let mut metrics = self.raft.raft().metrics();
+        let settled =
+            metrics.wait_for(|m| m.current_leader != Some(id) || m.millis_since_quorum_ack.is_some());
+        let _ = tokio::time::timeout(self.election_wait, settled).await;
+        self.raft.leader_has_quorum()
     }
 
     /// The leader side of a follower's read barrier: the index the follower must apply.
@@ -164,6 +224,14 @@ fn barrier_error(err: BarrierError) -> ApiError {
         }
         BarrierError::Timeout => ApiError::Timeout,
         BarrierError::ShuttingDown => ApiError::Unavailable("the node is shutting down".into()),
+    }
+}
+
+fn read_forward_error(err: ForwardError) -> ApiError {
+    match err {
+        ForwardError::NotSent(why) | ForwardError::Unknown(why) => {
+            ApiError::Unavailable(format!("the leader cannot confirm the read: {why}"))
+        }
     }
 }
 
