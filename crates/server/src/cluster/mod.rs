@@ -16,6 +16,9 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
+/// A member with more log entries than this not yet applied reports itself not ready.
+const READY_MAX_APPLY_LAG: u64 = 1000;
+
 /// The Raft side of a node.
 pub struct ClusterNode {
     raft: RaftNode,
@@ -84,13 +87,21 @@ impl ClusterNode {
         self.raft.leader() == Some(self.raft.id())
     }
 
-    /// Ready: a leader is known, and (when it is this node) it hears from a majority.
+    /// Ready: a leader is known, this member has applied nearly all of its log (a member
+    /// catching up would answer reads slowly), and, when it leads, it hears from a majority.
     pub fn is_ready(&self) -> bool {
-        match self.raft.leader() {
-            Some(leader) if leader == self.raft.id() => self.raft.leader_has_quorum(),
-            Some(_) => true,
-            None => false,
-        }
+        let caught_up = {
+            let metrics = self.raft.raft().metrics();
+            let metrics = metrics.borrow();
+            let applied = metrics.last_applied.map_or(0, |id| id.index);
+            metrics.last_log_index.unwrap_or(0).saturating_sub(applied) <= READY_MAX_APPLY_LAG
+        };
+        caught_up
+            && match self.raft.leader() {
+                Some(leader) if leader == self.raft.id() => self.raft.leader_has_quorum(),
+                Some(_) => true,
+                None => false,
+            }
     }
 
     /// Applies `command` through the log, wherever the leader is. When no leader is known,
