@@ -21,6 +21,26 @@ fn free_port_run(count: u16) -> u16 {
     panic!("no run of {count} free ports found");
 }
 
+/// A child that is stopped when the test ends, also when it fails: SIGTERM first (so
+/// `cluster up` stops its own children), then SIGKILL.
+struct Stopped(std::process::Child);
+
+impl Drop for Stopped {
+    fn drop(&mut self) {
+        if let Ok(None) = self.0.try_wait() {
+            let _ = Command::new("kill")
+                .args(["-TERM", &self.0.id().to_string()])
+                .status();
+            let deadline = Instant::now() + Duration::from_secs(20);
+            while matches!(self.0.try_wait(), Ok(None)) && Instant::now() < deadline {
+                std::thread::sleep(Duration::from_millis(20));
+            }
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
+    }
+}
+
 fn hakv(args: &[&str], env: &[(&str, &str)]) -> std::process::Output {
     let mut command = Command::new(env!("CARGO_BIN_EXE_hakv"));
     command.args(args);
@@ -35,25 +55,27 @@ fn cluster_up_serves_changes_membership_and_stops_cleanly() {
     let dir = tempfile::tempdir().unwrap();
     let base = free_port_run(5);
     let balancer: SocketAddr = format!("127.0.0.1:{}", base + 5).parse().unwrap();
-    let mut up = Command::new(env!("CARGO_BIN_EXE_hakv"))
-        .args([
-            "cluster",
-            "up",
-            "--nodes",
-            "3",
-            "--base-port",
-            &base.to_string(),
-            "--listen",
-            &balancer.to_string(),
-        ])
-        .arg("--dir")
-        .arg(dir.path())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
+    let mut up = Stopped(
+        Command::new(env!("CARGO_BIN_EXE_hakv"))
+            .args([
+                "cluster",
+                "up",
+                "--nodes",
+                "3",
+                "--base-port",
+                &base.to_string(),
+                "--listen",
+                &balancer.to_string(),
+            ])
+            .arg("--dir")
+            .arg(dir.path())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
     let (tx, rx) = mpsc::channel();
-    let stdout = up.stdout.take().unwrap();
+    let stdout = up.0.stdout.take().unwrap();
     std::thread::spawn(move || {
         for line in BufReader::new(stdout).lines().map_while(Result::ok) {
             let _ = tx.send(line);
@@ -94,27 +116,29 @@ fn cluster_up_serves_changes_membership_and_stops_cleanly() {
     let token = std::fs::read_to_string(dir.path().join("cluster-token")).unwrap();
     let token = token.trim();
     let addr4: SocketAddr = format!("127.0.0.1:{}", base + 4).parse().unwrap();
-    let mut member4 = Command::new(env!("CARGO_BIN_EXE_hakv"))
-        .args([
-            "serve",
-            "--join",
-            "--node-id",
-            "4",
-            "--listen",
-            &addr4.to_string(),
-        ])
-        .args([
-            "--peers",
-            &format!("4={addr4}"),
-            "--cluster-token",
-            token,
-            "--data-dir",
-        ])
-        .arg(dir.path().join("node-4"))
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
+    let member4 = Stopped(
+        Command::new(env!("CARGO_BIN_EXE_hakv"))
+            .args([
+                "serve",
+                "--join",
+                "--node-id",
+                "4",
+                "--listen",
+                &addr4.to_string(),
+            ])
+            .args([
+                "--peers",
+                &format!("4={addr4}"),
+                "--cluster-token",
+                token,
+                "--data-dir",
+            ])
+            .arg(dir.path().join("node-4"))
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
     let without_token = hakv(
         &[
             "cluster",
@@ -182,17 +206,16 @@ fn cluster_up_serves_changes_membership_and_stops_cleanly() {
     let view: serde_json::Value =
         serde_json::from_slice(&hakv(&["cluster", "status", "--url", &url], &[]).stdout).unwrap();
     assert_eq!(view["members"].as_array().unwrap().len(), 3, "{view}");
-    let _ = member4.kill();
-    let _ = member4.wait();
+    drop(member4);
 
     // Ctrl-C stops every child and exits cleanly.
     Command::new("kill")
-        .args(["-INT", &up.id().to_string()])
+        .args(["-INT", &up.0.id().to_string()])
         .status()
         .unwrap();
     let deadline = Instant::now() + Duration::from_secs(30);
     let exit = loop {
-        if let Some(status) = up.try_wait().unwrap() {
+        if let Some(status) = up.0.try_wait().unwrap() {
             break status;
         }
         assert!(Instant::now() < deadline, "cluster up did not stop");
