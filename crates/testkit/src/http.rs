@@ -146,18 +146,9 @@ impl Answer<'_> {
     }
 }
 
-/// `"42"`, `W/"42"` or a bare `42`, as hakv's `Revision::parse_etag` accepts.
+/// `"42"`, `W/"42"` or a bare `42`: the server's own parser, so the two never disagree.
 fn parse_etag(tag: &str) -> Option<u64> {
-    let tag = tag.trim();
-    let tag = tag.strip_prefix("W/").unwrap_or(tag);
-    let tag = tag
-        .strip_prefix('"')
-        .and_then(|t| t.strip_suffix('"'))
-        .unwrap_or(tag);
-    if tag.is_empty() || !tag.bytes().all(|b| b.is_ascii_digit()) {
-        return None;
-    }
-    tag.parse().ok()
+    hakv_api::Revision::parse_etag(tag).map(|revision| revision.0)
 }
 
 #[cfg(test)]
