@@ -6,15 +6,10 @@ use std::time::Duration;
 /// Parses a byte size: a number with an optional unit (B, KB/KiB, MB/MiB, GB/GiB; K/M/G are
 /// binary). Plain numbers are bytes.
 pub fn parse_bytes(text: &str) -> Result<u64, String> {
+    let (number, unit) =
+        split_number(text).ok_or_else(|| format!("{:?} is not a size (try 64MiB)", text.trim()))?;
     let text = text.trim();
-    let split = text
-        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
-        .unwrap_or(text.len());
-    let (number, unit) = text.split_at(split);
-    let number: f64 = number
-        .parse()
-        .map_err(|_| format!("{text:?} is not a size (try 64MiB)"))?;
-    let multiplier: u64 = match unit.trim().to_ascii_lowercase().as_str() {
+    let multiplier: u64 = match unit.to_ascii_lowercase().as_str() {
         "" | "b" => 1,
         "kb" => 1_000,
         "k" | "kib" => 1 << 10,
@@ -33,15 +28,10 @@ pub fn parse_bytes(text: &str) -> Result<u64, String> {
 
 /// Parses a duration: a number with a unit (us, ms, s, m, h); plain numbers are seconds.
 pub fn parse_duration(text: &str) -> Result<Duration, String> {
+    let (number, unit) = split_number(text)
+        .ok_or_else(|| format!("{:?} is not a duration (try 10s, 500ms, 2m)", text.trim()))?;
     let text = text.trim();
-    let split = text
-        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
-        .unwrap_or(text.len());
-    let (number, unit) = text.split_at(split);
-    let number: f64 = number
-        .parse()
-        .map_err(|_| format!("{text:?} is not a duration (try 10s, 500ms, 2m)"))?;
-    let seconds = match unit.trim() {
+    let seconds = match unit {
         "" | "s" => number,
         "ms" => number / 1e3,
         "us" | "µs" => number / 1e6,
@@ -54,6 +44,16 @@ pub fn parse_duration(text: &str) -> Result<Duration, String> {
         }
     };
     Duration::try_from_secs_f64(seconds).map_err(|_| format!("{text:?} is out of range"))
+}
+
+/// Splits `12.5MiB` into `(12.5, "MiB")`; `None` when it does not start with a number.
+fn split_number(text: &str) -> Option<(f64, &str)> {
+    let text = text.trim();
+    let split = text
+        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+        .unwrap_or(text.len());
+    let (number, unit) = text.split_at(split);
+    Some((number.parse().ok()?, unit.trim()))
 }
 
 #[cfg(test)]

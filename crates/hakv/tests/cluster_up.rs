@@ -41,6 +41,21 @@ impl Drop for Stopped {
     }
 }
 
+/// The number of members `hakv cluster status --url URL` reports.
+fn members(url: &str) -> usize {
+    let status = hakv(&["cluster", "status", "--url", url], &[]);
+    assert!(
+        status.status.success(),
+        "{}",
+        String::from_utf8_lossy(&status.stderr)
+    );
+    let view: serde_json::Value = serde_json::from_slice(&status.stdout).unwrap();
+    view["members"]
+        .as_array()
+        .unwrap_or_else(|| panic!("no members in {view}"))
+        .len()
+}
+
 fn hakv(args: &[&str], env: &[(&str, &str)]) -> std::process::Output {
     let mut command = Command::new(env!("CARGO_BIN_EXE_hakv"));
     command.args(args);
@@ -107,10 +122,7 @@ fn cluster_up_serves_changes_membership_and_stops_cleanly() {
     );
 
     let url = format!("http://{member1}");
-    let status = hakv(&["cluster", "status", "--url", &url], &[]);
-    assert!(status.status.success());
-    let view: serde_json::Value = serde_json::from_slice(&status.stdout).unwrap();
-    assert_eq!(view["members"].as_array().unwrap().len(), 3, "{view}");
+    assert_eq!(members(&url), 3);
 
     // A fourth member joins, catches up, and serves the data.
     let token = std::fs::read_to_string(dir.path().join("cluster-token")).unwrap();
@@ -174,9 +186,7 @@ fn cluster_up_serves_changes_membership_and_stops_cleanly() {
         "{}",
         String::from_utf8_lossy(&added.stderr)
     );
-    let view: serde_json::Value =
-        serde_json::from_slice(&hakv(&["cluster", "status", "--url", &url], &[]).stdout).unwrap();
-    assert_eq!(view["members"].as_array().unwrap().len(), 4, "{view}");
+    assert_eq!(members(&url), 4);
     // A member that just joined may need a heartbeat to learn who leads (503 until then).
     let deadline = Instant::now() + Duration::from_secs(10);
     loop {
@@ -203,9 +213,7 @@ fn cluster_up_serves_changes_membership_and_stops_cleanly() {
         "{}",
         String::from_utf8_lossy(&removed.stderr)
     );
-    let view: serde_json::Value =
-        serde_json::from_slice(&hakv(&["cluster", "status", "--url", &url], &[]).stdout).unwrap();
-    assert_eq!(view["members"].as_array().unwrap().len(), 3, "{view}");
+    assert_eq!(members(&url), 3);
     drop(member4);
 
     // Ctrl-C stops every child and exits cleanly.

@@ -3,76 +3,35 @@
 //! ever signalled.
 #![allow(dead_code)]
 
-use std::io::{BufRead, BufReader};
-use std::path::PathBuf;
-use std::process::{Child, Command, Output, Stdio};
-use std::sync::atomic::{AtomicU32, Ordering};
-use std::sync::mpsc;
-use std::time::Duration;
+#[path = "../support/process.rs"]
+mod process;
 
+use process::ServerProcess;
+use std::process::{Command, Output, Stdio};
+
+/// A real `hakv serve` (see `support/process.rs`) in its own temporary directory.
 pub struct Node {
-    child: Child,
     pub url: String,
-    dir: PathBuf,
-}
-
-/// A fresh directory under the system temp dir, removed when the node is dropped.
-fn scratch_dir() -> PathBuf {
-    static NEXT: AtomicU32 = AtomicU32::new(0);
-    let dir = std::env::temp_dir().join(format!(
-        "hakv-client-test-{}-{}",
-        std::process::id(),
-        NEXT.fetch_add(1, Ordering::Relaxed)
-    ));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).expect("create a scratch dir");
-    dir
+    // Dropped in this order: the process first, then its directory.
+    _server: ServerProcess,
+    _dir: tempfile::TempDir,
 }
 
 impl Node {
-    /// Starts `hakv serve` and waits (at most 30 s) for its `listening on` line.
+    /// Starts `hakv serve` on `127.0.0.1:0` and waits (bounded) until it listens.
     pub fn start() -> Node {
-        let dir = scratch_dir();
-        let mut child = Command::new(env!("CARGO_BIN_EXE_hakv"))
-            .args(["serve", "--listen", "127.0.0.1:0", "--data-dir"])
-            .arg(dir.join("data"))
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("spawn hakv serve");
-        let stdout = child.stdout.take().expect("piped stdout");
-        let (tx, rx) = mpsc::channel();
-        std::thread::spawn(move || {
-            let mut lines = BufReader::new(stdout).lines();
-            if let Some(Ok(line)) = lines.next() {
-                let _ = tx.send(line);
-            }
-            for _ in lines {}
-        });
-        let line = rx.recv_timeout(Duration::from_secs(30)).unwrap_or_else(|_| {
-            let _ = child.kill();
-            let _ = child.wait();
-            panic!("hakv serve did not report its address");
-        });
-        let url = line
-            .strip_prefix("listening on ")
-            .unwrap_or_else(|| panic!("unexpected first line {line:?}"))
-            .to_string();
-        Node { child, url, dir }
+        let dir = tempfile::tempdir().expect("a scratch dir");
+        let server = ServerProcess::start(&dir.path().join("data"), &[]);
+        Node {
+            url: server.url(""),
+            _server: server,
+            _dir: dir,
+        }
     }
 
     /// Runs `hakv ARGS --url <this node>` to completion.
     pub fn hakv(&self, args: &[&str]) -> Run {
         run(&[args, &["--url", &self.url]].concat())
-    }
-}
-
-impl Drop for Node {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-        let _ = std::fs::remove_dir_all(&self.dir);
     }
 }
 
