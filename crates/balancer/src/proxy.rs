@@ -14,7 +14,7 @@ use crate::pool::{BackendSet, Pool};
 use crate::retry::{Failure, RetryBudget, backoff};
 use bytes::Bytes;
 use http::uri::{Parts, PathAndQuery, Scheme};
-use http::{Request, Response, StatusCode, Uri, Version};
+use http::{Request, Response, Uri, Version};
 use http_body::Body as _;
 use http_body_util::{BodyExt, Either, Full, Limited};
 use hyper::body::Incoming;
@@ -209,13 +209,11 @@ impl Shared {
                     }
                     self.outlier
                         .on_failure(backend, &set.backends, self.clock.as_ref());
-                    let unavailable =
-                        matches!(status, StatusCode::BAD_GATEWAY | StatusCode::SERVICE_UNAVAILABLE);
-                    if let (true, Some(l)) = (unavailable, leader_route) {
+                    let failure = Failure::from_status(status);
+                    if let (Some(Failure::Unavailable), Some(l)) = (failure, leader_route) {
                         l.invalidate();
                     }
-                    if !unavailable
-                        || !Failure::Unavailable.retryable(&parts.method)
+                    if !failure.is_some_and(|f| f.retryable(&parts.method, &parts.headers))
                         || !self.may_retry(attempt, max_attempts, &body, &set, &tried[..=attempt])
                     {
                         return Ok((resp, slot));
@@ -235,7 +233,7 @@ impl Shared {
                 l.invalidate();
             }
             last_error = failure.1;
-            if !failure.0.retryable(&parts.method)
+            if !failure.0.retryable(&parts.method, &parts.headers)
                 || !self.may_retry(attempt, max_attempts, &body, &set, &tried[..=attempt])
             {
                 return Err(last_error);

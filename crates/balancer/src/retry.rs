@@ -2,7 +2,7 @@
 //! requests (so a sick cluster is not hammered by a retry storm), and jittered backoff.
 
 use crate::clock::RandomSource;
-use http::Method;
+use http::{HeaderMap, Method, StatusCode, header};
 use std::sync::atomic::{AtomicI64, AtomicU64, Ordering::Relaxed};
 use std::time::Duration;
 
@@ -73,16 +73,50 @@ pub enum Failure {
     Connect,
     /// The connection broke before a response (reset, closed); the backend may have acted.
     Broken,
-    /// The backend answered 502 or 503.
+    /// The backend answered 502 or 503 (hakv: refused before doing anything).
     Unavailable,
+    /// The backend answered 504: it gave up waiting, and a write's outcome is unknown.
+    GatewayTimeout,
 }
 
 impl Failure {
-    /// Whether a request with this method may be retried after this failure. Non-idempotent
-    /// requests (POST) only when they surely never reached a backend.
-    pub fn retryable(self, method: &Method) -> bool {
-        self == Failure::Refused || is_idempotent(method)
+    /// The failure a backend's 5xx answer stands for, if it is one worth retrying.
+    pub fn from_status(status: StatusCode) -> Option<Failure> {
+        match status {
+            StatusCode::BAD_GATEWAY | StatusCode::SERVICE_UNAVAILABLE => Some(Failure::Unavailable),
+            StatusCode::GATEWAY_TIMEOUT => Some(Failure::GatewayTimeout),
+            _ => None,
+        }
     }
+
+    /// Whether a request may be retried after this failure:
+    /// - anything, when it surely never reached a backend (connection refused);
+    /// - idempotent methods after other connect failures, a broken connection, or 502/503;
+    /// - but a *conditional* write (`If-Match`, `If-None-Match`, `If-Unmodified-Since`) not
+    ///   after a broken connection: if the first attempt was applied, the retry would fail
+    ///   its precondition and report a 412 for a write that succeeded;
+    /// - after a 504 (outcome unknown) only reads: a write sent twice could be applied twice,
+    ///   around someone else's write, which readers would see as one write happening twice.
+    pub fn retryable(self, method: &Method, headers: &HeaderMap) -> bool {
+        let read = matches!(*method, Method::GET | Method::HEAD | Method::OPTIONS);
+        match self {
+            Failure::Refused => true,
+            Failure::Connect | Failure::Unavailable => is_idempotent(method),
+            Failure::Broken => read || (is_idempotent(method) && !is_conditional(headers)),
+            Failure::GatewayTimeout => read,
+        }
+    }
+}
+
+/// A request whose effect depends on the target's current state.
+fn is_conditional(headers: &HeaderMap) -> bool {
+    [
+        header::IF_MATCH,
+        header::IF_NONE_MATCH,
+        header::IF_UNMODIFIED_SINCE,
+    ]
+    .iter()
+    .any(|name| headers.contains_key(name))
 }
 
 /// Full-jitter backoff before retry number `retry` (1-based): uniform in [0, base × 2^(retry-1)).
@@ -140,12 +174,53 @@ mod tests {
 
     #[test]
     fn only_idempotent_requests_retry_after_the_request_may_have_arrived() {
-        assert!(Failure::Broken.retryable(&Method::PUT));
-        assert!(Failure::Unavailable.retryable(&Method::GET));
-        assert!(!Failure::Broken.retryable(&Method::POST));
-        assert!(!Failure::Unavailable.retryable(&Method::POST));
-        assert!(!Failure::Connect.retryable(&Method::POST));
-        assert!(Failure::Refused.retryable(&Method::POST));
+        let plain = HeaderMap::new();
+        assert!(Failure::Broken.retryable(&Method::PUT, &plain));
+        assert!(Failure::Unavailable.retryable(&Method::GET, &plain));
+        assert!(!Failure::Broken.retryable(&Method::POST, &plain));
+        assert!(!Failure::Unavailable.retryable(&Method::POST, &plain));
+        assert!(!Failure::Connect.retryable(&Method::POST, &plain));
+        assert!(Failure::Refused.retryable(&Method::POST, &plain));
+    }
+
+    #[test]
+    fn conditional_writes_and_unknown_outcomes_are_not_repeated() {
+        let plain = HeaderMap::new();
+        for name in [
+            header::IF_MATCH,
+            header::IF_NONE_MATCH,
+            header::IF_UNMODIFIED_SINCE,
+        ] {
+            let mut conditional = HeaderMap::new();
+            conditional.insert(name.clone(), "\"7\"".parse().unwrap());
+            assert!(!Failure::Broken.retryable(&Method::PUT, &conditional), "{name}");
+            assert!(
+                !Failure::Broken.retryable(&Method::DELETE, &conditional),
+                "{name}"
+            );
+            // Surely not applied: retried like any idempotent request.
+            assert!(
+                Failure::Unavailable.retryable(&Method::PUT, &conditional),
+                "{name}"
+            );
+            assert!(Failure::Refused.retryable(&Method::PUT, &conditional), "{name}");
+            // A read stays safe to repeat.
+            assert!(Failure::Broken.retryable(&Method::GET, &conditional), "{name}");
+        }
+        assert_eq!(
+            Failure::from_status(StatusCode::GATEWAY_TIMEOUT),
+            Some(Failure::GatewayTimeout)
+        );
+        assert!(Failure::GatewayTimeout.retryable(&Method::GET, &plain));
+        assert!(Failure::GatewayTimeout.retryable(&Method::HEAD, &plain));
+        for method in [Method::PUT, Method::DELETE, Method::POST] {
+            assert!(!Failure::GatewayTimeout.retryable(&method, &plain), "{method}");
+        }
+        assert_eq!(
+            Failure::from_status(StatusCode::BAD_GATEWAY),
+            Some(Failure::Unavailable)
+        );
+        assert_eq!(Failure::from_status(StatusCode::INTERNAL_SERVER_ERROR), None);
     }
 
     #[test]
