@@ -231,7 +231,7 @@ m = re.search(r"^SUMMARY hakv kills=(\d+) windows=\d+ \(ms\) \[([^\]]*)\], min (
               r"availability successful/total = (\d+)/(\d+) = ([\d.]+)%; uptime/total time = ([\d.]+)/([\d.]+) s = ([\d.]+)%", h, re.M)
 if m:
     k, w, mn, md, mx, un, ok, tot, av, up, span, avt = m.groups()
-    print(f"| hakv | default (heartbeat 50 ms, election 150–300 ms) | {k} | {w} | **{int(mn)/1000:.2f} / {int(md)/1000:.2f} / {int(mx)/1000:.2f} s** | "
+    print(f"| hakv | default (heartbeat 50 ms, election timeout 150 ms) | {k} | {w} | **{int(mn)/1000:.2f} / {int(md)/1000:.2f} / {int(mx)/1000:.2f} s** | "
           f"{ok}/{tot} writes = {av}%; uptime/total time {up}/{span} s = {avt}%; {un} writers unrecovered |")
 else:
     print("| hakv | default | - | no summary (see fo-hakv.txt) | | |")

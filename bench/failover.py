@@ -2,7 +2,7 @@
 """hakv leader failover window, as seen by writers (the hakv twin of ../shared/peers/02b_etcd_failover.py).
 
 Per trial: a fresh 3-member hakv cluster on 127.0.0.1 with default timings (heartbeat 50 ms,
-election 150-300 ms), every member pinned to SRV_CPU. One writer thread per *surviving* member
+election timeout 150 ms), every member pinned to SRV_CPU. One writer thread per *surviving* member
 POSTs /data/fo-key about every 20 ms (HTTP timeout PUT_TIMEOUT, default 0.1 s, the resolution of
 the measurement). A timed-out write is retried at once; a write that fails faster (hakv answers
 503 at once while there is no leader) is retried after the rest of its 20 ms slot (PACE_FAILURES=0:

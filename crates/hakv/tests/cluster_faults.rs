@@ -390,3 +390,97 @@ fn a_wiped_member_catches_up_by_snapshot_and_serves_linearizable_reads() {
         0
     );
 }
+
+#[test]
+fn removing_the_leader_hands_over_first_and_fails_no_write() {
+    let dir = tempfile::tempdir().unwrap();
+    let cluster = Cluster::start(dir.path(), 3, &[]);
+    let old_leader = cluster.leader();
+    let survivors: Vec<u64> = (1..=3).filter(|id| *id != old_leader).collect();
+
+    // One writer per surviving member, each on its own key, until told to stop.
+    let stop = Arc::new(AtomicBool::new(false));
+    let writers: Vec<_> = survivors
+        .iter()
+        .map(|id| {
+            let (addr, stop) = (cluster.member(*id).addr, stop.clone());
+            std::thread::spawn(move || {
+                let mut http = Http::connect(addr).unwrap();
+                let mut last_ok = None;
+                for i in 0..20_000u64 {
+                    if stop.load(Ordering::Relaxed) {
+                        break;
+                    }
+                    let reply = http
+                        .send_json(
+                            "PUT",
+                            &format!("/data/via-{addr}"),
+                            &format!("{{\"value\": {i}}}"),
+                            &[],
+                        )
+                        .unwrap();
+                    assert!(
+                        reply.status < 300,
+                        "write {i} via {addr} failed: {}",
+                        reply.text()
+                    );
+                    last_ok = Some(i);
+                }
+                last_ok.expect("the writer made progress")
+            })
+        })
+        .collect();
+    std::thread::sleep(Duration::from_millis(300));
+
+    let auth = format!("Bearer {}", support::cluster::TOKEN);
+    let removed = Http::connect(cluster.member(old_leader).addr)
+        .unwrap()
+        .request(
+            "DELETE",
+            &format!("/cluster/members/{old_leader}"),
+            &[("Authorization", &auth)],
+            None,
+        )
+        .unwrap();
+    assert_eq!(removed.status, 200, "{}", removed.text());
+    let view = removed.json();
+    let new_leader = view["leader"]["id"].as_u64().expect("a leader");
+    assert!(survivors.contains(&new_leader), "{view}");
+    // The answer is the new leader's: it, not the old one, committed the removal.
+    assert_eq!(view["node_id"].as_u64(), Some(new_leader), "{view}");
+    let ids: Vec<u64> = view["members"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m["id"].as_u64().unwrap())
+        .collect();
+    assert_eq!(ids, survivors, "{view}");
+
+    std::thread::sleep(Duration::from_millis(300));
+    stop.store(true, Ordering::Relaxed);
+    let last: Vec<u64> = writers.into_iter().map(|w| w.join().unwrap()).collect();
+
+    // Both survivors agree, and every acknowledged last write is there, read linearizably.
+    for id in &survivors {
+        let mut http = Http::connect(cluster.member(*id).addr).unwrap();
+        let view = http.get("/cluster").unwrap().json();
+        assert_eq!(
+            view["leader"]["id"].as_u64(),
+            Some(new_leader),
+            "member {id}: {view}"
+        );
+        assert_eq!(
+            view["members"].as_array().map(Vec::len),
+            Some(2),
+            "member {id}: {view}"
+        );
+        for (writer, value) in survivors.iter().zip(&last) {
+            let key = format!("/data/via-{}", cluster.member(*writer).addr);
+            assert_eq!(
+                http.get(&key).unwrap().json()["data"],
+                json!(value),
+                "member {id}"
+            );
+        }
+    }
+}

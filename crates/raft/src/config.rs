@@ -7,11 +7,17 @@ use std::time::Duration;
 
 /// Raft timings, in milliseconds.
 ///
+/// openraft 0.9 gives a leader a lease of `election_timeout_max_ms`: voters refuse to vote for
+/// anyone else until they have not heard from the leader for that long. hakv's election
+/// watch (`election_watch`) then campaigns at once (after a random 10–33 % more), so a dead
+/// leader is replaced about 1.1–1.3 × `election_timeout_max_ms` after its last heartbeat;
+/// `election_timeout_min_ms..max_ms` is openraft's own random timer, used before any leader
+/// was elected and to retry a failed election.
+///
 /// The defaults suit a LAN or one machine: a round trip is well under a millisecond, so a
-/// 50 ms heartbeat costs little and lets a follower notice a dead leader after 150–300 ms
-/// (the randomized election timeout). The election timeout is three heartbeats or more, so
-/// a leader that is merely busy (full load on 2 cores) still gets a heartbeat through before
-/// anyone starts an election; raise all three together on slower networks.
+/// 50 ms heartbeat costs little, and the 150 ms lease is three heartbeats, so a leader that
+/// is merely busy (full load on 2 cores) still gets one through before anyone campaigns
+/// (bench/elections.sh checks that). Raise all three together on slower networks.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct RaftTiming {
     pub heartbeat_ms: u64,
@@ -23,8 +29,8 @@ impl Default for RaftTiming {
     fn default() -> Self {
         RaftTiming {
             heartbeat_ms: 50,
-            election_timeout_min_ms: 150,
-            election_timeout_max_ms: 300,
+            election_timeout_min_ms: 75,
+            election_timeout_max_ms: 150,
         }
     }
 }

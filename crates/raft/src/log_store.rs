@@ -24,6 +24,8 @@ use openraft::{ErrorSubject, ErrorVerb, OptionalSend, RaftLogReader, Vote};
 use std::fmt::Debug;
 use std::ops::{Bound, RangeBounds};
 use std::path::Path;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 const VOTE_KEY: &[u8] = b"vote";
 const COMMITTED_KEY: &[u8] = b"committed";
@@ -36,6 +38,26 @@ pub struct LogStore {
     db: Database,
     entries: Keyspace,
     meta: Keyspace,
+    committed: CommittedIndex,
+}
+
+/// The last commit index openraft reported to the log store, readable without a round trip
+/// (openraft 0.9's metrics do not carry it). On a follower it trails the leader's by up to a
+/// heartbeat.
+#[derive(Clone, Default)]
+pub struct CommittedIndex(Arc<AtomicU64>);
+
+impl CommittedIndex {
+    /// `None` until anything is committed.
+    pub fn get(&self) -> Option<u64> {
+        self.0.load(Ordering::Relaxed).checked_sub(1)
+    }
+
+    fn set(&self, committed: Option<LogId>) {
+        // Stored plus one, so that 0 means "none".
+        self.0
+            .store(committed.map_or(0, |id| id.index + 1), Ordering::Relaxed);
+    }
 }
 
 impl LogStore {
@@ -45,7 +67,20 @@ impl LogStore {
         let db = Database::builder(dir).open()?;
         let entries = db.keyspace("entries", KeyspaceCreateOptions::default)?;
         let meta = db.keyspace("meta", KeyspaceCreateOptions::default)?;
-        Ok(LogStore { db, entries, meta })
+        let store = LogStore {
+            db,
+            entries,
+            meta,
+            committed: CommittedIndex::default(),
+        };
+        let committed: Option<Option<LogId>> = store.read_meta(COMMITTED_KEY)?;
+        store.committed.set(committed.flatten());
+        Ok(store)
+    }
+
+    /// The commit index as this store last saw it, shared with whoever holds the handle.
+    pub fn committed_index(&self) -> CommittedIndex {
+        self.committed.clone()
     }
 
     fn read_meta<T: serde::de::DeserializeOwned>(
@@ -175,6 +210,7 @@ impl RaftLogStorage<TypeConfig> for LogStore {
     }
 
     async fn save_committed(&mut self, committed: Option<LogId>) -> Result<(), StorageError> {
+        self.committed.set(committed);
         self.write_meta(COMMITTED_KEY, &committed, false)
             .await
             .map_err(|e| e.into_storage(ErrorSubject::Store, ErrorVerb::Write))

@@ -51,8 +51,9 @@ impl RaftNode {
             .await
     }
 
-    /// Removes `id` from the cluster, voter or learner. Removing the leader itself makes it
-    /// step down once the change commits (openraft 0.9 has no leadership transfer).
+    /// Removes `id` from the cluster, voter or learner. Removing the leader itself this way
+    /// makes it step down once the change commits, leaving the cluster leaderless for an
+    /// election; [`hand_over_leadership`](Self::hand_over_leadership) first avoids that.
     pub async fn remove_member(&self, id: NodeId) -> Result<(), MembershipError> {
         let is_voter = self
             .leadership

@@ -5,19 +5,21 @@
 
 use crate::config::PeerServerLimits;
 use crate::config::RaftNodeConfig;
+use crate::election_watch::{self, LeaderContact};
 use crate::leadership::Leadership;
 use crate::peer_client::PeerNetwork;
 use crate::peer_server::{self, PeerAuth};
 use crate::proposer::{self, ProposeError, Proposer};
 use crate::read_barrier::{self, BarrierError, ReadBarrier};
 use crate::status::ClusterStatus;
-use crate::{LogStore, NodeId, Raft, RaftStoreError, StateMachineStore};
+use crate::{CommittedIndex, LogStore, NodeId, Raft, RaftStoreError, StateMachineStore};
 use hakv_store::{ApplyHook, Command, Outcome, StateMachine, StoreConfig};
 use openraft::BasicNode;
 use openraft::error::{InitializeError, RaftError};
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
@@ -61,6 +63,13 @@ pub struct RaftNode {
     pub(crate) leadership: Leadership,
     proposer: Proposer,
     barrier: Arc<ReadBarrier>,
+    contact: Arc<LeaderContact>,
+    election_watch: JoinHandle<()>,
+    committed: CommittedIndex,
+    /// Set while [`hand_over_leadership`](Self::hand_over_leadership) runs: no new proposals.
+    pub(crate) handing_over: Arc<AtomicBool>,
+    /// Calls to peers outside openraft's own (asking a successor to campaign).
+    pub(crate) network: PeerNetwork,
     listener: Option<OwnListener>,
 }
 
@@ -73,6 +82,7 @@ impl RaftNode {
         let advertise = config.advertise_addr.clone().ok_or(NodeError::NoAdvertiseAddr)?;
         let raft_config = Arc::new(config.openraft_config()?);
         let log = LogStore::open(&config.data_dir.join("raft-log"))?;
+        let committed = log.committed_index();
         let state = Arc::new(
             StateMachine::open(&StoreConfig {
                 data_dir: config.data_dir.join("state"),
@@ -82,13 +92,23 @@ impl RaftNode {
         );
         let state_machine = StateMachineStore::open(state.clone(), hook, config.data_dir.join("snapshot"))?;
         let network = PeerNetwork::new(config.node_id, &config.cluster_token, config.peer_client.clone());
-        let raft = Raft::new(config.node_id, raft_config, network, log, state_machine).await?;
+        let raft = Raft::new(config.node_id, raft_config, network.clone(), log, state_machine).await?;
 
         let timing = config.timing;
         let leadership = Leadership::new(raft.metrics(), timing.election_timeout_max_ms);
         let heartbeat = Duration::from_millis(timing.heartbeat_ms);
-        let proposer = Proposer::start(raft.clone(), leadership.clone(), &config.proposer, heartbeat);
+        let handing_over = Arc::new(AtomicBool::new(false));
+        let proposer = Proposer::start(
+            raft.clone(),
+            leadership.clone(),
+            &config.proposer,
+            heartbeat,
+            handing_over.clone(),
+        );
         let barrier = ReadBarrier::new(raft.clone(), leadership.clone(), config.proposer.timeout);
+        let contact = Arc::new(LeaderContact::new());
+        let lease = Duration::from_millis(timing.election_timeout_max_ms);
+        let election_watch = election_watch::spawn(raft.clone(), config.node_id, contact.clone(), lease);
         Ok(RaftNode {
             id: config.node_id,
             raft,
@@ -99,6 +119,11 @@ impl RaftNode {
             leadership,
             proposer,
             barrier,
+            contact,
+            election_watch,
+            committed,
+            handing_over,
+            network,
             listener: None,
         })
     }
@@ -130,7 +155,12 @@ impl RaftNode {
     /// The `/raft/*` endpoints, behind the cluster token, ready to merge into a server's
     /// router. They stop answering usefully once the node is shut down.
     pub fn peer_router(&self) -> axum::Router {
-        peer_server::router(self.raft.clone(), self.auth.clone(), self.peer_limits)
+        peer_server::router(
+            self.raft.clone(),
+            self.auth.clone(),
+            self.peer_limits,
+            self.contact.clone(),
+        )
     }
 
     pub fn id(&self) -> NodeId {
@@ -174,7 +204,17 @@ impl RaftNode {
 
     /// What this node knows about the cluster, for `GET /cluster`.
     pub fn status(&self) -> ClusterStatus {
-        ClusterStatus::from_metrics(&self.leadership.metrics())
+        ClusterStatus::from_metrics(&self.leadership.metrics(), self.committed.get())
+    }
+
+    /// Proposals waiting in the proposer's queue for a log entry.
+    pub fn proposal_queue_depth(&self) -> usize {
+        self.proposer.queue_depth()
+    }
+
+    /// True when no proposal is queued, being formed into an entry, or in flight.
+    pub(crate) fn proposer_idle(&self) -> bool {
+        self.proposer.is_idle()
     }
 
     /// Forms a cluster of `members`. Calling it again, or on a node that already holds a log,
@@ -194,6 +234,9 @@ impl RaftNode {
     /// withdraw a queued command.
     pub async fn propose(&self, command: Command) -> Result<Outcome, ProposeError> {
         proposer::check_standing(&self.leadership)?;
+        if self.handing_over.load(Ordering::SeqCst) {
+            return Err(ProposeError::HandingOver);
+        }
         self.proposer.propose(command).await
     }
 
@@ -224,6 +267,7 @@ impl RaftNode {
                 task.abort();
             }
         }
+        self.election_watch.abort();
         let proposer = self.proposer.stop(PROPOSAL_DRAIN_TIMEOUT).await;
         if let Err(e) = self.raft.shutdown().await {
             tracing::error!(error = %e, "raft did not stop cleanly");

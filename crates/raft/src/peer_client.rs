@@ -7,7 +7,9 @@
 //! backs off), a timeout as `Timeout`, and anything else as a network error.
 
 use crate::config::PeerClientConfig;
-use crate::peer_server::{APPEND_PATH, SNAPSHOT_PATH, SnapshotHeader, VOTE_PATH, encode_snapshot_body};
+use crate::peer_server::{
+    APPEND_PATH, CAMPAIGN_PATH, SNAPSHOT_PATH, SnapshotHeader, VOTE_PATH, encode_snapshot_body,
+};
 use crate::{NodeId, TypeConfig};
 use bytes::Bytes;
 use http::{HeaderValue, Request, StatusCode, header};
@@ -74,6 +76,25 @@ impl PeerNetwork {
             client,
             authorization,
             config: Arc::new(config),
+        }
+    }
+}
+
+impl PeerNetwork {
+    /// Asks the member at `addr` to start an election now (leadership handover).
+    pub(crate) async fn campaign(&self, target: NodeId, addr: &str) -> Result<(), PeerError> {
+        let connection = PeerConnection {
+            network: self.clone(),
+            target,
+            base: format!("http://{addr}"),
+        };
+        let request = connection.post(CAMPAIGN_PATH, Vec::new(), "application/json");
+        match tokio::time::timeout(self.config.request_timeout, request).await {
+            Ok(answer) => answer.map(|_| ()),
+            Err(_) => Err(PeerError::Status {
+                status: StatusCode::GATEWAY_TIMEOUT,
+                body: "no answer in time".into(),
+            }),
         }
     }
 }

@@ -8,6 +8,7 @@
 //! `Result<SnapshotResponse, Fatal>` as JSON.
 
 use crate::config::PeerServerLimits;
+use crate::election_watch::LeaderContact;
 use crate::{NodeId, Raft, TypeConfig};
 use axum::Router;
 use axum::body::Bytes;
@@ -16,7 +17,7 @@ use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::post;
 use http::{StatusCode, header};
-use openraft::raft::{AppendEntriesRequest, VoteRequest};
+use openraft::raft::{AppendEntriesRequest, AppendEntriesResponse, VoteRequest};
 use openraft::{BasicNode, Snapshot, SnapshotMeta, Vote};
 use serde::{Deserialize, Serialize};
 use std::io::Cursor;
@@ -26,6 +27,8 @@ use std::sync::atomic::{AtomicU64, Ordering};
 pub(crate) const APPEND_PATH: &str = "/raft/append";
 pub(crate) const VOTE_PATH: &str = "/raft/vote";
 pub(crate) const SNAPSHOT_PATH: &str = "/raft/snapshot";
+/// The leader asks the member it hands leadership to to campaign at once.
+pub(crate) const CAMPAIGN_PATH: &str = "/raft/campaign";
 
 /// Checks the cluster token and counts the requests it turns away.
 pub struct PeerAuth {
@@ -88,10 +91,17 @@ fn decode_snapshot_body(body: &[u8]) -> Option<(SnapshotHeader, Vec<u8>)> {
 #[derive(Clone)]
 struct PeerState {
     raft: Raft,
+    /// Touched whenever a leader's append or snapshot is accepted, or a vote is granted.
+    contact: Arc<LeaderContact>,
 }
 
 /// The peer endpoints of a node running `raft`.
-pub fn router(raft: Raft, auth: Arc<PeerAuth>, limits: PeerServerLimits) -> Router {
+pub(crate) fn router(
+    raft: Raft,
+    auth: Arc<PeerAuth>,
+    limits: PeerServerLimits,
+    contact: Arc<LeaderContact>,
+) -> Router {
     Router::new()
         .route(
             APPEND_PATH,
@@ -101,11 +111,12 @@ pub fn router(raft: Raft, auth: Arc<PeerAuth>, limits: PeerServerLimits) -> Rout
             VOTE_PATH,
             post(vote).layer(DefaultBodyLimit::max(limits.max_append_bytes)),
         )
+        .route(CAMPAIGN_PATH, post(campaign))
         .route(
             SNAPSHOT_PATH,
             post(snapshot).layer(DefaultBodyLimit::max(limits.max_snapshot_bytes)),
         )
-        .with_state(PeerState { raft })
+        .with_state(PeerState { raft, contact })
         .layer(middleware::from_fn_with_state(auth, require_token))
 }
 
@@ -140,7 +151,11 @@ async fn append(State(state): State<PeerState>, body: Bytes) -> Response {
         Ok(request) => request,
         Err(e) => return bad_request("append request", e),
     };
-    json(&state.raft.append_entries(request).await)
+    let response = state.raft.append_entries(request).await;
+    if matches!(&response, Ok(r) if !matches!(r, AppendEntriesResponse::HigherVote(_))) {
+        state.contact.touch();
+    }
+    json(&response)
 }
 
 async fn vote(State(state): State<PeerState>, body: Bytes) -> Response {
@@ -148,7 +163,19 @@ async fn vote(State(state): State<PeerState>, body: Bytes) -> Response {
         Ok(request) => request,
         Err(e) => return bad_request("vote request", e),
     };
-    json(&state.raft.vote(request).await)
+    let response = state.raft.vote(request).await;
+    if matches!(&response, Ok(r) if r.vote_granted) {
+        state.contact.touch();
+    }
+    json(&response)
+}
+
+async fn campaign(State(state): State<PeerState>) -> Response {
+    tracing::info!("asked to take over leadership: campaigning");
+    match state.raft.trigger().elect().await {
+        Ok(()) => json(&()),
+        Err(fatal) => (StatusCode::SERVICE_UNAVAILABLE, fatal.to_string()).into_response(),
+    }
 }
 
 async fn snapshot(State(state): State<PeerState>, body: Bytes) -> Response {
@@ -159,7 +186,11 @@ async fn snapshot(State(state): State<PeerState>, body: Bytes) -> Response {
         meta: header.meta,
         snapshot: Box::new(Cursor::new(data)),
     };
-    json(&state.raft.install_full_snapshot(header.vote, snapshot).await)
+    let response = state.raft.install_full_snapshot(header.vote, snapshot).await;
+    if response.is_ok() {
+        state.contact.touch();
+    }
+    json(&response)
 }
 
 #[cfg(test)]

@@ -14,6 +14,7 @@ use hakv_store::{Command, Outcome};
 use openraft::BasicNode;
 use openraft::error::{ClientWriteError, RaftError};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::Duration;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc, oneshot, watch};
 use tokio::task::JoinHandle;
@@ -43,6 +44,10 @@ pub enum ProposeError {
     /// The node is shutting down and the command never left the queue.
     #[error("the node is shutting down")]
     ShuttingDown,
+    /// This leader is handing leadership over; the command was not queued. Send it to the
+    /// next leader.
+    #[error("this leader is handing leadership over")]
+    HandingOver,
 }
 
 impl ProposeError {
@@ -78,11 +83,16 @@ struct Writing {
     timeout: Duration,
     /// How often an in-flight write re-checks that the node still leads with a quorum.
     recheck: Duration,
+    /// Set while leadership is handed over: batches not yet proposed are refused.
+    paused: Arc<AtomicBool>,
+    /// Batches past the pause check, until their outcome is known.
+    proposing: AtomicUsize,
 }
 
 /// The proposers' side: the queue, and the task that drains it.
 pub(crate) struct Proposer {
     queue: mpsc::Sender<Proposal>,
+    writing: Arc<Writing>,
     stop: watch::Sender<bool>,
     task: JoinHandle<()>,
 }
@@ -93,6 +103,7 @@ impl Proposer {
         leadership: Leadership,
         config: &ProposerConfig,
         heartbeat: Duration,
+        paused: Arc<AtomicBool>,
     ) -> Proposer {
         let (queue, proposals) = mpsc::channel(config.queue_capacity.max(1));
         let (stop, stopped) = watch::channel(false);
@@ -101,9 +112,26 @@ impl Proposer {
             leadership,
             timeout: config.timeout,
             recheck: heartbeat,
+            paused,
+            proposing: AtomicUsize::new(0),
         });
-        let task = tokio::spawn(batch_loop(proposals, writing, config.clone(), stopped));
-        Proposer { queue, stop, task }
+        let task = tokio::spawn(batch_loop(proposals, writing.clone(), config.clone(), stopped));
+        Proposer {
+            queue,
+            writing,
+            stop,
+            task,
+        }
+    }
+
+    /// True when no entry is being proposed. Once the pause flag is set and this is true,
+    /// nothing more reaches the log from here: later batches see the flag and are refused.
+    pub(crate) fn is_idle(&self) -> bool {
+        self.writing.proposing.load(Ordering::SeqCst) == 0
+    }
+
+    pub(crate) fn queue_depth(&self) -> usize {
+        self.queue.max_capacity() - self.queue.capacity()
     }
 
     pub(crate) async fn propose(&self, command: Command) -> Result<Outcome, ProposeError> {
@@ -205,11 +233,17 @@ async fn write_batch(writing: Arc<Writing>, batch: Vec<Proposal>, _slot: OwnedSe
     let (commands, replies): (Vec<Command>, Vec<_>) = batch.into_iter().map(|p| (p.command, p.reply)).unzip();
     metrics::histogram!("hakv_raft_batch_commands").record(commands.len() as f64);
     let started = std::time::Instant::now();
+    // Counted before the pause flag is read, and the handover sets the flag before it reads
+    // the count (both SeqCst): either the handover waits for this batch, or the batch sees
+    // the flag.
+    writing.proposing.fetch_add(1, Ordering::SeqCst);
     let result = match check_standing(&writing.leadership) {
         // Leadership can change while a batch forms; refusing here is still before Raft.
         Err(refused) => Err(refused),
+        Ok(()) if writing.paused.load(Ordering::SeqCst) => Err(ProposeError::HandingOver),
         Ok(()) => write(&writing, commands).await,
     };
+    writing.proposing.fetch_sub(1, Ordering::SeqCst);
     metrics::histogram!("hakv_raft_proposal_duration_seconds").record(started.elapsed().as_secs_f64());
     match result {
         Ok(outcomes) => {

@@ -1,6 +1,5 @@
-//! A node's view of the cluster for `GET /cluster`, taken from openraft's metrics without a
-//! round trip. openraft 0.9 does not report the commit index, so only the applied index is
-//! given; on the leader, each follower's matched index and lag stand in for it.
+//! A node's view of the cluster for `GET /cluster`, taken from openraft's metrics and the log
+//! store's commit index without a round trip.
 
 use crate::NodeId;
 use crate::leadership::address_of;
@@ -18,6 +17,9 @@ pub struct ClusterStatus {
     pub leader: Option<PeerAddr>,
     /// Index of the last entry in this node's log (appended, not necessarily committed).
     pub last_log_index: Option<u64>,
+    /// Index of the last entry this node knows to be committed (a follower learns it with
+    /// the next append or heartbeat, so it may trail the leader's by one heartbeat).
+    pub commit_index: Option<u64>,
     /// Index of the last entry applied to this node's state machine.
     pub applied_index: Option<u64>,
     /// On the leader: milliseconds since a quorum last acknowledged it (`None` elsewhere).
@@ -71,7 +73,10 @@ pub struct ReplicationStatus {
 }
 
 impl ClusterStatus {
-    pub(crate) fn from_metrics(metrics: &RaftMetrics<NodeId, BasicNode>) -> ClusterStatus {
+    pub(crate) fn from_metrics(
+        metrics: &RaftMetrics<NodeId, BasicNode>,
+        commit_index: Option<u64>,
+    ) -> ClusterStatus {
         let membership = metrics.membership_config.membership();
         let voters: std::collections::BTreeSet<NodeId> = membership.voter_ids().collect();
         let members = membership
@@ -116,6 +121,7 @@ impl ClusterStatus {
                 addr: address_of(metrics, id).unwrap_or_default(),
             }),
             last_log_index: metrics.last_log_index,
+            commit_index,
             applied_index: metrics.last_applied.map(|log_id| log_id.index),
             millis_since_quorum_ack: metrics.millis_since_quorum_ack,
             members,

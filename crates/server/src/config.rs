@@ -40,7 +40,9 @@ pub struct ServeConfig {
     pub cluster_token: Option<String>,
     #[serde(deserialize_with = "de_duration")]
     pub heartbeat: Duration,
-    /// Shortest election timeout; the longest is twice this.
+    /// The leader's lease: a follower that hears nothing from the leader for this long (plus
+    /// a random 10–33 % of it) starts an election; a failed election is retried after a
+    /// random half to whole of it.
     #[serde(deserialize_with = "de_duration")]
     pub election_timeout: Duration,
     /// Log entries between snapshots (after which the log is compacted).
@@ -219,10 +221,10 @@ impl ServeConfig {
                 "a cluster needs a secret of at least 8 characters (--cluster-token or HAKV_CLUSTER_TOKEN)",
             ));
         }
-        if self.heartbeat.is_zero() || self.election_timeout < self.heartbeat * 2 {
+        if self.heartbeat.is_zero() || self.election_timeout < self.heartbeat * 3 {
             return Err(invalid(
                 "election_timeout",
-                "must be at least twice the heartbeat interval",
+                "must be at least three heartbeat intervals",
             ));
         }
         if self.snapshot_every == 0 {
@@ -315,7 +317,8 @@ pub struct ServeArgs {
     /// Raft heartbeat interval [default: 50ms].
     #[arg(long, env = "HAKV_HEARTBEAT", value_name = "DURATION", value_parser = parse_duration)]
     pub heartbeat: Option<Duration>,
-    /// Shortest Raft election timeout; the longest is twice this [default: 150ms].
+    /// Raft election timeout: a leader unheard for this long (plus 10-33 %) is replaced; at
+    /// least three heartbeats [default: 150ms].
     #[arg(long, env = "HAKV_ELECTION_TIMEOUT", value_name = "DURATION", value_parser = parse_duration)]
     pub election_timeout: Option<Duration>,
     /// Log entries between snapshots [default: 10000].

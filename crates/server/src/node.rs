@@ -136,12 +136,12 @@ impl Node {
         }
     }
 
-    /// Writes waiting for the group-commit writer (single node; a cluster member's queue is
-    /// inside the Raft proposer).
+    /// Writes waiting: for the group-commit writer (single node), for a Raft log entry or
+    /// to be forwarded to the leader (cluster member).
     pub fn write_queue_depth(&self) -> usize {
         match &self.replication {
             Replication::Single { writer, .. } => writer.queue_depth(),
-            Replication::Cluster(_) => 0,
+            Replication::Cluster(cluster) => cluster.write_queue_depth(),
         }
     }
 

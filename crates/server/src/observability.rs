@@ -62,7 +62,7 @@ fn describe() {
     );
     describe_gauge!(
         "hakv_storage_write_queue_depth",
-        "Writes waiting for the group-commit writer."
+        "Writes waiting for the group-commit writer, a Raft log entry, or forwarding to the leader."
     );
     describe_gauge!(
         "hakv_storage_keys",
@@ -84,6 +84,10 @@ fn describe() {
     describe_gauge!(
         "hakv_raft_last_log_index",
         "Index of the last entry in this member's log."
+    );
+    describe_gauge!(
+        "hakv_raft_commit_index",
+        "Index of the last entry this member knows to be committed."
     );
     describe_gauge!(
         "hakv_raft_applied_index",
@@ -151,6 +155,7 @@ pub fn render(node: &Node) -> String {
         gauge!("hakv_raft_is_leader").set(if member.is_leader() { 1.0 } else { 0.0 });
         gauge!("hakv_raft_term").set(status.term as f64);
         gauge!("hakv_raft_last_log_index").set(status.last_log_index.unwrap_or(0) as f64);
+        gauge!("hakv_raft_commit_index").set(status.commit_index.unwrap_or(0) as f64);
         gauge!("hakv_raft_applied_index").set(status.applied_index.unwrap_or(0) as f64);
         gauge!("hakv_raft_members").set(status.members.len() as f64);
         counter!("hakv_raft_rejected_peer_requests_total").absolute(member.raft().rejected_peer_requests());

@@ -5,7 +5,8 @@ use hakv_store::{Command, Condition, Op};
 use std::future::Future;
 use std::time::{Duration, Instant};
 
-/// Generous for a loaded 2-core machine; the Raft timings themselves are 50 ms / 150–300 ms.
+/// Generous for a loaded 2-core machine; the Raft timings themselves are the defaults
+/// (50 ms heartbeat, 150 ms election timeout).
 pub const DEADLINE: Duration = Duration::from_secs(20);
 
 /// Polls `check` until it yields a value, failing the test after [`DEADLINE`].

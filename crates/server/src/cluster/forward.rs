@@ -12,7 +12,7 @@ use hyper_util::rt::TokioExecutor;
 use std::time::Duration;
 
 /// Why a forwarded request got no answer from the leader.
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub enum ForwardError {
     /// The request never reached the leader (connection refused): nothing was applied.
     NotSent(String),
@@ -44,14 +44,41 @@ impl Forwarder {
         }
     }
 
-    pub async fn propose(
+    /// Proposes `commands` on the leader; its answers come back in the same order.
+    pub async fn propose_batch(
         &self,
         leader: &str,
-        command: &Command,
-    ) -> Result<Result<Outcome, ApiError>, ForwardError> {
-        let body = serde_json::to_vec(command).expect("commands serialize");
-        let reply: Reply<Outcome> = self.call(leader, PROPOSE_PATH, body).await?;
-        Ok(reply.into_result())
+        commands: &[&Command],
+    ) -> Result<Vec<Reply<Outcome>>, ForwardError> {
+        let body = serde_json::to_vec(commands).expect("commands serialize");
+        self.call(leader, PROPOSE_PATH, body).await
+    }
+
+    /// Sends `DELETE /cluster/members/{id}` to the leader; its status and body come back as
+    /// they are, for the caller to relay.
+    pub async fn remove_member(
+        &self,
+        leader: &str,
+        id: u64,
+    ) -> Result<(http::StatusCode, Bytes), ForwardError> {
+        let request = http::Request::delete(format!("http://{leader}/cluster/members/{id}"))
+            .header(http::header::AUTHORIZATION, self.authorization.clone())
+            .body(Full::new(Bytes::new()))
+            .map_err(|e| ForwardError::NotSent(e.to_string()))?;
+        let exchange = async {
+            let response = self
+                .client
+                .request(request)
+                .await
+                .map_err(|e| ForwardError::Unknown(e.to_string()))?;
+            let status = response.status();
+            let body = response.into_body().collect().await;
+            let body = body.map_err(|e| ForwardError::Unknown(e.to_string()))?.to_bytes();
+            Ok((status, body))
+        };
+        tokio::time::timeout(self.timeout, exchange)
+            .await
+            .unwrap_or_else(|_| Err(ForwardError::Unknown("the leader did not answer in time".into())))
     }
 
     pub async fn read_index(&self, leader: &str) -> Result<Result<u64, ApiError>, ForwardError> {
@@ -64,7 +91,7 @@ impl Forwarder {
         leader: &str,
         path: &str,
         body: Vec<u8>,
-    ) -> Result<Reply<T>, ForwardError> {
+    ) -> Result<T, ForwardError> {
         let request = http::Request::post(format!("http://{leader}{path}"))
             .header(http::header::AUTHORIZATION, self.authorization.clone())
             .header(http::header::CONTENT_TYPE, "application/json")

@@ -1,16 +1,18 @@
-//! The internal routes one member calls on another: a forwarded write and a read index.
-//! Authenticated with the cluster token. Answers carry the outcome or the API error in the
-//! body, so the follower relays the leader's answer exactly.
+//! The internal routes one member calls on another: a batch of forwarded writes and a read
+//! index. Authenticated with the cluster token. Answers carry each outcome or API error in
+//! the body, so the follower relays the leader's answer exactly.
 
 use super::ClusterNode;
+use super::forward_queue::{MAX_BATCH_BYTES, MAX_BATCH_COMMANDS};
 use crate::ApiError;
 use axum::Router;
 use axum::body::Bytes;
-use axum::extract::State;
+use axum::extract::{DefaultBodyLimit, State};
 use axum::response::{IntoResponse, Response};
 use axum::routing::post;
+use futures_util::future::join_all;
 use hakv_api::ErrorCode;
-use hakv_store::Command;
+use hakv_store::{Command, Outcome};
 use http::{HeaderMap, StatusCode, header};
 use serde::{Deserialize, Serialize};
 use std::sync::Arc;
@@ -63,14 +65,24 @@ pub struct Internal {
     authorization: Vec<u8>,
 }
 
-/// `/internal/*`, merged into the node's router.
-pub fn router(cluster: Arc<ClusterNode>, token: &str) -> Router {
+/// Largest forwarded batch body: a full batch plus one largest write
+/// (`forward_queue::MAX_BATCH_BYTES`), doubled for JSON escaping, plus each command's envelope.
+pub fn max_propose_body(max_write_body: usize) -> usize {
+    2 * (MAX_BATCH_BYTES + max_write_body) + MAX_BATCH_COMMANDS * 256
+}
+
+/// `/internal/*`, merged into the node's router; `max_write_body` is the client API's largest
+/// write body.
+pub fn router(cluster: Arc<ClusterNode>, token: &str, max_write_body: usize) -> Router {
     let internal = Arc::new(Internal {
         cluster,
         authorization: format!("Bearer {token}").into_bytes(),
     });
     Router::new()
-        .route(PROPOSE_PATH, post(propose))
+        .route(
+            PROPOSE_PATH,
+            post(propose).layer(DefaultBodyLimit::max(max_propose_body(max_write_body))),
+        )
         .route(READ_INDEX_PATH, post(read_index))
         .with_state(internal)
 }
@@ -102,11 +114,18 @@ async fn propose(State(internal): State<Arc<Internal>>, headers: HeaderMap, body
     if !authorized(&internal, &headers) {
         return refuse();
     }
-    let result = match serde_json::from_slice::<Command>(&body) {
-        Ok(command) => internal.cluster.propose_here(command).await,
-        Err(err) => Err(ApiError::InvalidJson(format!("forwarded command: {err}"))),
+    let commands = match serde_json::from_slice::<Vec<Command>>(&body) {
+        Ok(commands) => commands,
+        Err(err) => {
+            let refused =
+                Reply::<()>::from_result(Err(ApiError::InvalidJson(format!("forwarded commands: {err}"))));
+            return (StatusCode::BAD_REQUEST, axum::Json(refused)).into_response();
+        }
     };
-    axum::Json(Reply::from_result(result)).into_response()
+    // Proposed together, the commands join the same log entry.
+    let outcomes = join_all(commands.into_iter().map(|c| internal.cluster.propose_here(c))).await;
+    let replies: Vec<Reply<Outcome>> = outcomes.into_iter().map(Reply::from_result).collect();
+    axum::Json(replies).into_response()
 }
 
 async fn read_index(State(internal): State<Arc<Internal>>, headers: HeaderMap) -> Response {

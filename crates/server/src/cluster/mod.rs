@@ -4,12 +4,15 @@
 //! leader, then read the local replica.
 
 mod forward;
+mod forward_queue;
 pub mod internal;
 
 use crate::node::NodeError;
 use crate::{ApiError, ServeConfig};
 use forward::{ForwardError, Forwarder};
-use hakv_raft::{BarrierError, ProposeError, RaftNode, RaftNodeConfig, RaftTiming};
+use forward_queue::ForwardQueue;
+use hakv_api::ErrorCode;
+use hakv_raft::{BarrierError, HandoverError, ProposeError, RaftNode, RaftNodeConfig, RaftTiming};
 use hakv_store::{ApplyHook, Command, Outcome, StateMachine};
 use openraft::BasicNode;
 use std::collections::BTreeMap;
@@ -22,7 +25,10 @@ const READY_MAX_APPLY_LAG: u64 = 1000;
 /// The Raft side of a node.
 pub struct ClusterNode {
     raft: RaftNode,
+    /// Read-index requests to the leader.
     forwarder: Forwarder,
+    /// Writes to the leader, batched.
+    forward_queue: ForwardQueue,
     /// How long a read barrier or a forwarded request may take.
     wait: Duration,
     /// How long a request waits for an election before answering 503.
@@ -43,10 +49,12 @@ impl ClusterNode {
         let election = config.election_timeout.as_millis() as u64;
         raft_config.timing = RaftTiming {
             heartbeat_ms: heartbeat,
-            election_timeout_min_ms: election,
-            election_timeout_max_ms: election * 2,
+            // openraft's lease is its longest election timeout; see RaftTiming.
+            election_timeout_min_ms: election / 2,
+            election_timeout_max_ms: election,
         };
         raft_config.snapshot_every_entries = config.snapshot_every;
+        raft_config.proposer.queue_capacity = config.write_queue;
         raft_config.block_cache_bytes = config.store_cache_bytes;
         // Members reach each other, and forward requests, at the address --peers gives.
         raft_config.advertise_addr = config.own_peer().map(|p| p.addr.to_string());
@@ -69,8 +77,10 @@ impl ClusterNode {
         Ok(ClusterNode {
             raft,
             forwarder: Forwarder::new(&token, wait),
+            forward_queue: ForwardQueue::start(Forwarder::new(&token, wait)),
             wait,
-            // Two of the longest election timeouts: one failed election may precede a good one.
+            // The lease plus up to a third (the election watch), a failed election's retry
+            // after up to one more timeout, and the good election after it.
             election_wait: config.election_timeout * 4,
         })
     }
@@ -81,6 +91,11 @@ impl ClusterNode {
 
     pub fn raft(&self) -> &RaftNode {
         &self.raft
+    }
+
+    /// Writes waiting here: for a log entry (on the leader) or to be forwarded to it.
+    pub fn write_queue_depth(&self) -> usize {
+        self.raft.proposal_queue_depth() + self.forward_queue.depth()
     }
 
     pub fn is_leader(&self) -> bool {
@@ -116,13 +131,22 @@ impl ClusterNode {
                     leader: Some((id, addr)),
                 }) => {
                     metrics::counter!("hakv_cluster_forwarded_writes_total").increment(1);
-                    match self.forwarder.propose(&addr, &command).await {
+                    match self.forward_queue.propose(&addr, command.clone()).await {
+                        // The leader refused before proposing (it stepped down, lost its
+                        // majority, or is handing over): safe to try at the next leader.
+                        Ok(Err(
+                            err @ ApiError::Relayed {
+                                code: ErrorCode::Unavailable,
+                                ..
+                            },
+                        )) => (Some(id), err),
                         Ok(answer) => return answer,
                         Err(err @ ForwardError::NotSent(_)) => (Some(id), forward_error(err)),
                         Err(err) => return Err(forward_error(err)),
                     }
                 }
                 Err(err @ ProposeError::NotLeader { leader: None }) => (None, propose_error(err)),
+                Err(err @ ProposeError::HandingOver) => (Some(self.raft.id()), propose_error(err)),
                 Err(err) => return Err(propose_error(err)),
             };
             if retried || !self.wait_for_leader_other_than(failed_leader).await {
@@ -138,7 +162,7 @@ impl ClusterNode {
     pub async fn read_barrier(&self) -> Result<(), ApiError> {
         let mut retried = false;
         loop {
-            let (failed_leader, err) = match self.raft.linearizable_barrier(self.wait).await {
+            let (failed_leader, err) = match self.barrier_here().await {
                 Ok(_) => return Ok(()),
                 Err(BarrierError::NotLeader {
                     leader: Some((id, addr)),
@@ -174,6 +198,31 @@ impl ClusterNode {
         matches!(tokio::time::timeout(self.election_wait, elected).await, Ok(Ok(_)))
     }
 
+    /// Removes this member, which leads: hands leadership to the most caught-up voter, then
+    /// asks the new leader to remove it and returns that answer (status and body).
+    pub async fn remove_self(&self) -> Result<(http::StatusCode, bytes::Bytes), ApiError> {
+        let me = self.raft.id();
+        let successor = self
+            .raft
+            .hand_over_leadership(None, self.wait)
+            .await
+            .map_err(|err| match err {
+                HandoverError::NoSuccessor(why) => ApiError::MembershipRefused(why),
+                other => ApiError::Unavailable(other.to_string()),
+            })?;
+        let addr = self
+            .raft
+            .status()
+            .leader
+            .filter(|leader| leader.id == successor)
+            .map(|leader| leader.addr)
+            .ok_or_else(|| ApiError::Unavailable("leadership moved on again; retry".into()))?;
+        self.forwarder
+            .remove_member(&addr, me)
+            .await
+            .map_err(|err| ApiError::OutcomeUnknown(format!("asking the new leader to remove {me}: {err:?}")))
+    }
+
     /// The leader side of a forwarded write: never forwards again (no loops).
     pub async fn propose_here(&self, command: Command) -> Result<Outcome, ApiError> {
         self.propose_locally(command).await.map_err(propose_error)
@@ -202,10 +251,18 @@ impl ClusterNode {
 
     /// The leader side of a follower's read barrier: the index the follower must apply.
     pub async fn read_index_here(&self) -> Result<u64, ApiError> {
-        self.raft
-            .linearizable_barrier(self.wait)
-            .await
-            .map_err(barrier_error)
+        self.barrier_here().await.map_err(barrier_error)
+    }
+
+    /// A read barrier here. Like a proposal, a barrier on a leader elected a moment ago
+    /// (no majority acknowledgement yet) waits for its first one instead of failing.
+    async fn barrier_here(&self) -> Result<u64, BarrierError> {
+        match self.raft.linearizable_barrier(self.wait).await {
+            Err(BarrierError::NoQuorum) if self.wait_for_quorum().await => {
+                self.raft.linearizable_barrier(self.wait).await
+            }
+            other => other,
+        }
     }
 
     pub async fn shutdown(self) {
@@ -223,6 +280,9 @@ fn propose_error(err: ProposeError) -> ApiError {
             ApiError::Unavailable("the leader cannot reach a majority of the cluster".into())
         }
         ProposeError::ShuttingDown => ApiError::Unavailable("the node is shutting down".into()),
+        ProposeError::HandingOver => {
+            ApiError::Unavailable("leadership is being handed over; retry shortly".into())
+        }
         ProposeError::Unknown(why) => ApiError::OutcomeUnknown(why),
     }
 }

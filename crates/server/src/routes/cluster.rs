@@ -54,8 +54,9 @@ pub async fn add_member(
     Ok(status(State(node)).await)
 }
 
-/// `DELETE /cluster/members/{id}`: removes a member. Removing the leader itself makes it step
-/// down once the new membership is committed, and the rest elect a new leader.
+/// `DELETE /cluster/members/{id}`: removes a member. The leader removing itself first hands
+/// leadership to the most caught-up voter, then has the new leader remove it and relays that
+/// answer.
 pub async fn remove_member(
     State(node): State<Arc<Node>>,
     headers: HeaderMap,
@@ -66,6 +67,10 @@ pub async fn remove_member(
     let id: u64 = id
         .parse()
         .map_err(|_| ApiError::InvalidKey("a member id is a number"))?;
+    if id == member.raft().id() && member.is_leader() {
+        let (status, body) = member.remove_self().await?;
+        return Ok(json_response(status, body, None));
+    }
     member.raft().remove_member(id).await.map_err(membership_error)?;
     Ok(status(State(node)).await)
 }

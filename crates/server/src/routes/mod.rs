@@ -44,7 +44,11 @@ pub fn app(node: Arc<Node>) -> Router {
             let token = node.config.cluster_token.as_deref().unwrap_or_default();
             router
                 .merge(member.raft().peer_router())
-                .merge(crate::cluster::internal::router(member.clone(), token))
+                .merge(crate::cluster::internal::router(
+                    member.clone(),
+                    token,
+                    node.config.max_body_bytes(),
+                ))
         }
         None => router,
     }
