@@ -5,7 +5,9 @@
 # nginx and HAProxy use exactly 05_lb.sh's configs (extracted from it); hakv balance runs on
 # :18092 with one thread (current-thread runtime) and round robin, like the others.
 # Knobs (env): DUR, REPS, SRV_CPU, LOAD_CPU (see common.sh), OUT (default /tmp/hakv-lb-bench),
-# HAKV (the hakv binary, default target/release/hakv). Repetitions are interleaved (every target
+# HAKV (the hakv binary, default target/release/hakv), HAKV_B (optional: a second hakv binary,
+# run as one more target "hakvb" on :18093, for A/B comparisons of two builds in one run).
+# Repetitions are interleaved (every target
 # once, then again), so a burst of background load hits all targets alike.
 # Besides wrk's numbers, the CPU time (user and system, from /proc/PID/stat) each proxy process
 # spent per request is written to $OUT/cpu.tsv.
@@ -41,6 +43,14 @@ HAKV_LOG=warn start_bg hakv-lb "$HAKV" balance --listen 127.0.0.1:18092 --thread
   --algorithm round-robin --config "$D/hakv-lb.toml" \
   --backend 127.0.0.1:18081 --backend 127.0.0.1:18082
 HAKV_PID=$LAST_PID
+TARGETS="direct:18081: nginx:18090:$NGINX_WORKER haproxy:18091:$HAPROXY_PID hakv:18092:$HAKV_PID"
+if [ -n "${HAKV_B:-}" ]; then
+  HAKV_LOG=warn start_bg hakvb-lb "$HAKV_B" balance --listen 127.0.0.1:18093 --threads 1 \
+    --algorithm round-robin --config "$D/hakv-lb.toml" \
+    --backend 127.0.0.1:18081 --backend 127.0.0.1:18082
+  TARGETS="$TARGETS hakvb:18093:$LAST_PID"
+  wait_http http://127.0.0.1:18093/hello
+fi
 wait_http http://127.0.0.1:18090/hello; wait_http http://127.0.0.1:18091/hello; wait_http http://127.0.0.1:18092/hello
 
 NGINX_WORKER=$(pgrep -P "$NGINX_PID" | head -1)
@@ -63,7 +73,7 @@ measure() {
 }
 for rep in $(seq "$REPS"); do
   for c in 32 1; do
-    for target in direct:18081: nginx:18090:$NGINX_WORKER haproxy:18091:$HAPROXY_PID hakv:18092:$HAKV_PID; do
+    for target in $TARGETS; do
       IFS=: read -r name port pid <<< "$target"
       measure "lb-$name-get-hit" "$c" "$pid" "http://127.0.0.1:$port/data/k1"
       measure "lb-$name-post" "$c" "$pid" "http://127.0.0.1:$port/data/k1" post_json.lua
@@ -89,8 +99,10 @@ print("|---|---|---|---|---|---|---|---|")
 for conc in ("32", "1"):
     for op in ("get-hit", "post"):
         base = statistics.median(float(r[3]) for r in rows[(f"lb-nginx-{op}", conc)])
-        for t in ("direct", "nginx", "haproxy", "hakv"):
+        for t in ("direct", "nginx", "haproxy", "hakv", "hakvb"):
             rs = rows[(f"lb-{t}-{op}", conc)]
+            if not rs:
+                continue
             rps = statistics.median(float(r[3]) for r in rs)
             p50 = statistics.median(us(r[4]) for r in rs)
             p99 = statistics.median(us(r[5]) for r in rs)

@@ -33,6 +33,9 @@ pub enum BarrierError {
     ShuttingDown,
 }
 
+/// See `run_rounds`.
+const ROUND_GATHER_YIELDS: u32 = 2;
+
 type Waiter = oneshot::Sender<Result<u64, BarrierError>>;
 
 #[derive(Default)]
@@ -99,6 +102,12 @@ impl ReadBarrier {
     /// Runs rounds until no reader is waiting.
     async fn run_rounds(self: Arc<Self>) {
         loop {
+            // Readers that are runnable right now (their requests already read, often on this
+            // very core) get two chances to join before the round starts: a round costs a
+            // heartbeat to every follower however many readers it serves.
+            for _ in 0..ROUND_GATHER_YIELDS {
+                tokio::task::yield_now().await;
+            }
             let waiters = {
                 let mut rounds = self.rounds.lock().expect("read barrier lock");
                 if rounds.next.is_empty() {
