@@ -20,6 +20,8 @@ pub const MAX_BATCH_COMMANDS: usize = 1024;
 pub const MAX_BATCH_BYTES: usize = 4 << 20;
 /// Forwarded requests in flight at once; writes arriving meanwhile form the next batch.
 const MAX_IN_FLIGHT: usize = 3;
+/// See `run`.
+const GATHER_YIELDS: u32 = 2;
 /// Writes waiting for a batch; beyond this a write is refused (503) instead of queued.
 const QUEUE_CAPACITY: usize = 4096;
 
@@ -92,8 +94,19 @@ async fn run(mut rx: mpsc::Receiver<Pending>, forwarder: Arc<Forwarder>) {
         };
         let mut bytes = weight(&first.command);
         let mut batch = vec![first];
+        let mut yields = 0;
         while batch.len() < MAX_BATCH_COMMANDS && bytes < MAX_BATCH_BYTES {
-            let Ok(next) = rx.try_recv() else { break };
+            let next = match rx.try_recv() {
+                Ok(next) => next,
+                // Writers that are runnable right now (often on this very core) get two
+                // chances to join, as in the proposer: a fuller batch costs the same exchange.
+                Err(mpsc::error::TryRecvError::Empty) if yields < GATHER_YIELDS => {
+                    yields += 1;
+                    tokio::task::yield_now().await;
+                    continue;
+                }
+                Err(_) => break,
+            };
             if next.leader != batch[0].leader {
                 carried = Some(next);
                 break;
