@@ -43,17 +43,19 @@ HAKV_LOG=warn start_bg hakv-lb "$HAKV" balance --listen 127.0.0.1:18092 --thread
   --algorithm round-robin --config "$D/hakv-lb.toml" \
   --backend 127.0.0.1:18081 --backend 127.0.0.1:18082
 HAKV_PID=$LAST_PID
-TARGETS="direct:18081: nginx:18090:$NGINX_WORKER haproxy:18091:$HAPROXY_PID hakv:18092:$HAKV_PID"
+HAKV_B_PID=""
 if [ -n "${HAKV_B:-}" ]; then
   HAKV_LOG=warn start_bg hakvb-lb "$HAKV_B" balance --listen 127.0.0.1:18093 --threads 1 \
     --algorithm round-robin --config "$D/hakv-lb.toml" \
     --backend 127.0.0.1:18081 --backend 127.0.0.1:18082
-  TARGETS="$TARGETS hakvb:18093:$LAST_PID"
+  HAKV_B_PID=$LAST_PID
   wait_http http://127.0.0.1:18093/hello
 fi
 wait_http http://127.0.0.1:18090/hello; wait_http http://127.0.0.1:18091/hello; wait_http http://127.0.0.1:18092/hello
 
 NGINX_WORKER=$(pgrep -P "$NGINX_PID" | head -1)
+TARGETS="direct:18081: nginx:18090:$NGINX_WORKER haproxy:18091:$HAPROXY_PID hakv:18092:$HAKV_PID"
+[ -n "$HAKV_B_PID" ] && TARGETS="$TARGETS hakvb:18093:$HAKV_B_PID"
 KV_A=${PIDS[0]}
 # jiffies (user, system) of a process
 ticks() { awk '{print $14, $15}' "/proc/$1/stat"; }
