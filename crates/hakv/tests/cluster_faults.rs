@@ -334,13 +334,23 @@ fn a_whole_cluster_restart_keeps_data_revisions_and_membership() {
     let mut http = Http::connect(cluster.member(leader).addr).unwrap();
     let status = http.get("/cluster").unwrap().json();
     assert_eq!(status["members"].as_array().map(Vec::len), Some(3), "{status}");
+    // The leader's view: what it committed covers what it applied, and both followers match.
+    let commit = status["commit_index"].as_u64().expect("a commit index");
+    let applied = status["applied_index"].as_u64().expect("an applied index");
+    assert!(applied > 0 && commit >= applied, "{status}");
+    assert_eq!(
+        status["replication"].as_array().map(Vec::len),
+        Some(2),
+        "{status}"
+    );
     for id in 1..=3 {
         let mut member = Http::connect(cluster.member(id).addr).unwrap();
         let reply = member.get("/data/k29").unwrap();
         assert_eq!(
             (reply.status, reply.json()["data"].clone()),
             (200, json!(29)),
-            "member {id}"
+            "member {id}: {}",
+            reply.text()
         );
         assert_eq!(reply.revision(), last);
     }

@@ -24,8 +24,8 @@ pub(crate) enum Standing {
 #[derive(Clone)]
 pub(crate) struct Leadership {
     metrics: watch::Receiver<RaftMetrics<NodeId, BasicNode>>,
-    /// A leader not acknowledged for this long is treated as cut off. It is the longest
-    /// election timeout: by then the majority side may have elected someone else.
+    /// A leader not acknowledged for this long is treated as cut off (writes and reads there
+    /// fail fast instead of waiting for an answer that will not come).
     quorum_window_ms: u64,
 }
 
@@ -42,6 +42,11 @@ impl Leadership {
 
     pub(crate) fn standing(&self) -> Standing {
         standing(&self.metrics.borrow(), self.quorum_window_ms)
+    }
+
+    /// True if `metrics` show this node leading with a recent quorum acknowledgement.
+    pub(crate) fn stands_in(&self, metrics: &RaftMetrics<NodeId, BasicNode>) -> bool {
+        standing(metrics, self.quorum_window_ms) == Standing::Leader
     }
 
     pub(crate) fn metrics(&self) -> RaftMetrics<NodeId, BasicNode> {

@@ -14,8 +14,8 @@ use crate::read_barrier::{self, BarrierError, ReadBarrier};
 use crate::status::ClusterStatus;
 use crate::{CommittedIndex, LogStore, NodeId, Raft, RaftStoreError, StateMachineStore};
 use hakv_store::{ApplyHook, Command, Outcome, StateMachine, StoreConfig};
-use openraft::BasicNode;
 use openraft::error::{InitializeError, RaftError};
+use openraft::{BasicNode, RaftMetrics};
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -95,7 +95,9 @@ impl RaftNode {
         let raft = Raft::new(config.node_id, raft_config, network.clone(), log, state_machine).await?;
 
         let timing = config.timing;
-        let leadership = Leadership::new(raft.metrics(), timing.election_timeout_max_ms);
+        // Twice the lease: a leader is taken as cut off only once its majority has had the
+        // time to elect someone else, not when one heartbeat answer is merely late.
+        let leadership = Leadership::new(raft.metrics(), 2 * timing.election_timeout_max_ms);
         let heartbeat = Duration::from_millis(timing.heartbeat_ms);
         let handing_over = Arc::new(AtomicBool::new(false));
         let proposer = Proposer::start(
@@ -200,6 +202,23 @@ impl RaftNode {
     /// timeout; false means a write here would not commit soon (or at all).
     pub fn leader_has_quorum(&self) -> bool {
         self.leadership.standing() == crate::leadership::Standing::Leader
+    }
+
+    /// True if `metrics` (this node's) show it leading with a recent majority acknowledgement.
+    pub fn leads_with_quorum_in(&self, metrics: &RaftMetrics<NodeId, BasicNode>) -> bool {
+        self.leadership.stands_in(metrics)
+    }
+
+    /// Waits (at most `timeout`) until this node leads with a recent majority
+    /// acknowledgement, or stops leading; true in the first case. For a leader elected a
+    /// moment ago, or one whose followers were briefly slow to answer.
+    pub async fn wait_for_quorum(&self, timeout: Duration) -> bool {
+        let id = self.id;
+        let leadership = self.leadership.clone();
+        let mut metrics = self.raft.metrics();
+        let settled = metrics.wait_for(|m| m.current_leader != Some(id) || leadership.stands_in(m));
+        let _ = tokio::time::timeout(timeout, settled).await;
+        self.leader_has_quorum()
     }
 
     /// What this node knows about the cluster, for `GET /cluster`.

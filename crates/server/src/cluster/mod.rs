@@ -120,12 +120,15 @@ impl ClusterNode {
     }
 
     /// Applies `command` through the log, wherever the leader is. When no leader is known,
-    /// or the known one cannot be reached (so the command surely was not applied), it waits
-    /// for an election once and tries again: clients see a latency blip, not an error.
+    /// the known one cannot be reached or refuses before proposing, or this member leads
+    /// without a recent majority (just elected, or about to learn it was deposed) — all cases
+    /// where the command surely was not applied — it waits once for a usable leader and
+    /// tries again: clients see a latency blip, not an error.
     pub async fn write(&self, command: Command) -> Result<Outcome, ApiError> {
+        let me = self.raft.id();
         let mut retried = false;
         loop {
-            let (failed_leader, err) = match self.propose_locally(command.clone()).await {
+            let (failed_leader, err) = match self.raft.propose(command.clone()).await {
                 Ok(outcome) => return Ok(outcome),
                 Err(ProposeError::NotLeader {
                     leader: Some((id, addr)),
@@ -146,10 +149,12 @@ impl ClusterNode {
                     }
                 }
                 Err(err @ ProposeError::NotLeader { leader: None }) => (None, propose_error(err)),
-                Err(err @ ProposeError::HandingOver) => (Some(self.raft.id()), propose_error(err)),
+                Err(err @ (ProposeError::HandingOver | ProposeError::NoQuorum)) => {
+                    (Some(me), propose_error(err))
+                }
                 Err(err) => return Err(propose_error(err)),
             };
-            if retried || !self.wait_for_leader_other_than(failed_leader).await {
+            if retried || !self.wait_for_usable_leader(failed_leader).await {
                 return Err(err);
             }
             retried = true;
@@ -160,30 +165,40 @@ impl ClusterNode {
     /// leader confirms its leadership and names a read index; this node waits to apply it.
     /// Like writes, it waits out one election when no leader can be asked.
     pub async fn read_barrier(&self) -> Result<(), ApiError> {
+        let me = self.raft.id();
         let mut retried = false;
         loop {
-            let (failed_leader, err) = match self.barrier_here().await {
+            let (failed_leader, err) = match self.raft.linearizable_barrier(self.wait).await {
                 Ok(_) => return Ok(()),
                 Err(BarrierError::NotLeader {
                     leader: Some((id, addr)),
                 }) => {
                     match self.forwarder.read_index(&addr).await {
-                        Ok(index) => {
+                        Ok(Ok(index)) => {
                             return self
                                 .raft
-                                .wait_applied(index?, self.wait)
+                                .wait_applied(index, self.wait)
                                 .await
                                 .map_err(barrier_error);
                         }
+                        // The leader could not confirm itself (just elected, or deposed).
+                        Ok(Err(
+                            err @ ApiError::Relayed {
+                                code: ErrorCode::Unavailable,
+                                ..
+                            },
+                        )) => (Some(id), err),
+                        Ok(Err(err)) => return Err(err),
                         // A read changes nothing, so even a request that may have reached the
                         // leader can be asked again of the next one.
                         Err(err) => (Some(id), read_forward_error(err)),
                     }
                 }
                 Err(err @ BarrierError::NotLeader { leader: None }) => (None, barrier_error(err)),
+                Err(err @ BarrierError::NoQuorum) => (Some(me), barrier_error(err)),
                 Err(err) => return Err(barrier_error(err)),
             };
-            if retried || !self.wait_for_leader_other_than(failed_leader).await {
+            if retried || !self.wait_for_usable_leader(failed_leader).await {
                 return Err(err);
             }
             retried = true;
@@ -191,11 +206,17 @@ impl ClusterNode {
     }
 
     /// Waits (at most a few election timeouts) until this member knows a leader other than
-    /// `failed`; false if none emerged in time.
-    async fn wait_for_leader_other_than(&self, failed: Option<u64>) -> bool {
+    /// `failed`, or leads itself with a recent majority acknowledgement; false if neither
+    /// happened in time.
+    async fn wait_for_usable_leader(&self, failed: Option<u64>) -> bool {
+        let me = self.raft.id();
         let mut metrics = self.raft.raft().metrics();
-        let elected = metrics.wait_for(|m| m.current_leader.is_some() && m.current_leader != failed);
-        matches!(tokio::time::timeout(self.election_wait, elected).await, Ok(Ok(_)))
+        let usable = metrics.wait_for(|m| match m.current_leader {
+            Some(leader) if leader == me => self.raft.leads_with_quorum_in(m),
+            Some(leader) => Some(leader) != failed,
+            None => false,
+        });
+        matches!(tokio::time::timeout(self.election_wait, usable).await, Ok(Ok(_)))
     }
 
     /// Removes this member, which leads: hands leadership to the most caught-up voter, then
@@ -241,12 +262,7 @@ impl ClusterNode {
     /// Waits (bounded) until this member leads with a majority; false if it stops leading
     /// or the time is up.
     async fn wait_for_quorum(&self) -> bool {
-        let id = self.raft.id();
-        let mut metrics = self.raft.raft().metrics();
-        let settled =
-            metrics.wait_for(|m| m.current_leader != Some(id) || m.millis_since_quorum_ack.is_some());
-        let _ = tokio::time::timeout(self.election_wait, settled).await;
-        self.raft.leader_has_quorum()
+        self.raft.wait_for_quorum(self.election_wait).await
     }
 
     /// The leader side of a follower's read barrier: the index the follower must apply.
