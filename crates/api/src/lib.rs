@@ -1,12 +1,14 @@
 //! Wire types shared by the server, the client and the balancer: revisions, error codes,
 //! request and response bodies, and the seed-compatible JSON encoding.
 
+mod base_url;
 mod canonical_json;
 mod error_code;
 mod revision;
 pub mod units;
 mod wire;
 
+pub use base_url::{BaseUrl, parse_base_url};
 pub use canonical_json::{CanonicalJson, to_canonical_json};
 pub use error_code::ErrorCode;
 pub use revision::Revision;

@@ -22,33 +22,10 @@ pub struct Target {
     write_body: Bytes,
 }
 
-/// `http://host[:port][/base]`, split into what a connection needs.
-#[derive(Debug, PartialEq, Eq)]
-pub struct ParsedUrl {
-    pub host: String,
-    pub port: u16,
-    pub base_path: String,
-}
-
-pub fn parse_url(url: &str) -> Result<ParsedUrl, BenchError> {
-    let bad = |reason: &str| BenchError::InvalidTarget {
+fn parse_url(url: &str) -> Result<hakv_api::BaseUrl, BenchError> {
+    hakv_api::parse_base_url(url).map_err(|reason| BenchError::InvalidTarget {
         url: url.to_string(),
         reason: reason.to_string(),
-    };
-    let uri: Uri = url.parse().map_err(|_| bad("not a URL"))?;
-    match uri.scheme_str() {
-        Some("http") => {}
-        Some(_) => return Err(bad("only http:// is supported")),
-        None => return Err(bad("give a scheme, e.g. http://127.0.0.1:7379")),
-    }
-    let host = uri.host().ok_or_else(|| bad("no host"))?;
-    if uri.query().is_some() {
-        return Err(bad("a query string is not allowed"));
-    }
-    Ok(ParsedUrl {
-        host: host.trim_start_matches('[').trim_end_matches(']').to_string(),
-        port: uri.port_u16().unwrap_or(80),
-        base_path: uri.path().trim_end_matches('/').to_string(),
     })
 }
 
@@ -126,22 +103,12 @@ mod tests {
     use super::*;
 
     #[test]
-    fn urls() {
-        let parsed = parse_url("http://127.0.0.1:7379").unwrap();
-        assert_eq!(
-            parsed,
-            ParsedUrl {
-                host: "127.0.0.1".into(),
-                port: 7379,
-                base_path: String::new()
-            }
+    fn a_bad_target_names_the_url_and_the_reason() {
+        let err = parse_url("https://example.com").unwrap_err().to_string();
+        assert!(
+            err.contains("https://example.com") && err.contains("only http://"),
+            "{err}"
         );
-        assert_eq!(parse_url("http://example.com/kv/").unwrap().base_path, "/kv");
-        assert_eq!(parse_url("http://example.com").unwrap().port, 80);
-        assert_eq!(parse_url("http://[::1]:9/").unwrap().host, "::1");
-        assert!(parse_url("https://example.com").is_err());
-        assert!(parse_url("127.0.0.1:7379").is_err());
-        assert!(parse_url("http://h/?x=1").is_err());
     }
 
     #[test]

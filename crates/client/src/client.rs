@@ -7,7 +7,7 @@ use crate::types::{
 };
 use bytes::Bytes;
 use hakv_api::{Revision, ScanPage};
-use http::{HeaderMap, HeaderValue, Method, Request, StatusCode, Uri, header};
+use http::{HeaderMap, HeaderValue, Method, Request, StatusCode, header};
 use http_body_util::{BodyExt, Full};
 use hyper_util::client::legacy::Client as HyperClient;
 use hyper_util::client::legacy::connect::HttpConnector;
@@ -38,22 +38,10 @@ struct Answer {
 impl Client {
     /// A client for `url` (`http://host:port`), with a per-call `timeout` (connecting included).
     pub fn new(url: &str, timeout: Duration) -> Result<Client, ClientError> {
-        let bad = |reason: &str| ClientError::InvalidUrl {
+        hakv_api::parse_base_url(url).map_err(|reason| ClientError::InvalidUrl {
             url: url.to_string(),
             reason: reason.to_string(),
-        };
-        let uri: Uri = url.parse().map_err(|_| bad("not a URL"))?;
-        match uri.scheme_str() {
-            Some("http") => {}
-            Some(_) => return Err(bad("only http:// is supported")),
-            None => return Err(bad("give a scheme, e.g. http://127.0.0.1:7379")),
-        }
-        if uri.host().is_none() {
-            return Err(bad("no host"));
-        }
-        if uri.query().is_some() {
-            return Err(bad("a query string is not allowed"));
-        }
+        })?;
         let mut connector = HttpConnector::new();
         connector.set_nodelay(true);
         connector.set_connect_timeout(Some(timeout));

@@ -1,0 +1,67 @@
+//! The `http://host[:port][/base]` a person gives the client or `hakv bench`: checked in one
+//! place, so both refuse the same mistakes with the same words.
+
+use http::Uri;
+
+/// A base URL split into what a connection needs.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BaseUrl {
+    /// Without IPv6 brackets.
+    pub host: String,
+    /// 80 when the URL names none.
+    pub port: u16,
+    /// The path under which the API lives, without a trailing `/` (usually empty).
+    pub base_path: String,
+}
+
+/// Parses `url`, or says in a few words what is wrong with it.
+pub fn parse_base_url(url: &str) -> Result<BaseUrl, &'static str> {
+    let uri: Uri = url.parse().map_err(|_| "not a URL")?;
+    match uri.scheme_str() {
+        Some("http") => {}
+        Some(_) => return Err("only http:// is supported"),
+        None => return Err("give a scheme, e.g. http://127.0.0.1:7379"),
+    }
+    let host = uri.host().ok_or("no host")?;
+    if uri.query().is_some() {
+        return Err("a query string is not allowed");
+    }
+    Ok(BaseUrl {
+        host: host.trim_start_matches('[').trim_end_matches(']').to_string(),
+        port: uri.port_u16().unwrap_or(80),
+        base_path: uri.path().trim_end_matches('/').to_string(),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn base_urls_split_and_mistakes_are_named() {
+        assert_eq!(
+            parse_base_url("http://127.0.0.1:7379"),
+            Ok(BaseUrl {
+                host: "127.0.0.1".into(),
+                port: 7379,
+                base_path: String::new()
+            })
+        );
+        assert_eq!(parse_base_url("http://example.com/kv/").unwrap().base_path, "/kv");
+        assert_eq!(parse_base_url("http://example.com").unwrap().port, 80);
+        assert_eq!(parse_base_url("http://[::1]:9/").unwrap().host, "::1");
+        assert_eq!(
+            parse_base_url("https://example.com"),
+            Err("only http:// is supported")
+        );
+        assert_eq!(
+            parse_base_url("127.0.0.1:7379"),
+            Err("give a scheme, e.g. http://127.0.0.1:7379")
+        );
+        assert_eq!(
+            parse_base_url("http://h/?x=1"),
+            Err("a query string is not allowed")
+        );
+        assert_eq!(parse_base_url("http://"), Err("not a URL"));
+    }
+}
