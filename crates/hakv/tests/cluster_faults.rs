@@ -408,12 +408,16 @@ fn removing_the_leader_hands_over_first_and_fails_no_write() {
     let old_leader = cluster.leader();
     let survivors: Vec<u64> = (1..=3).filter(|id| *id != old_leader).collect();
 
-    // One writer per surviving member, each on its own key, until told to stop.
+    // One writer per surviving member, each on its own key, until told to stop; and one on
+    // the leader itself until the removal is answered (a removed member should be stopped).
     let stop = Arc::new(AtomicBool::new(false));
+    let stop_on_leader = Arc::new(AtomicBool::new(false));
     let writers: Vec<_> = survivors
         .iter()
-        .map(|id| {
-            let (addr, stop) = (cluster.member(*id).addr, stop.clone());
+        .map(|id| (*id, stop.clone()))
+        .chain([(old_leader, stop_on_leader.clone())])
+        .map(|(id, stop)| {
+            let addr = cluster.member(id).addr;
             std::thread::spawn(move || {
                 let mut http = Http::connect(addr).unwrap();
                 let mut last_ok = None;
@@ -452,6 +456,7 @@ fn removing_the_leader_hands_over_first_and_fails_no_write() {
             None,
         )
         .unwrap();
+    stop_on_leader.store(true, Ordering::Relaxed);
     assert_eq!(removed.status, 200, "{}", removed.text());
     let view = removed.json();
     let new_leader = view["leader"]["id"].as_u64().expect("a leader");
@@ -468,7 +473,8 @@ fn removing_the_leader_hands_over_first_and_fails_no_write() {
 
     std::thread::sleep(Duration::from_millis(300));
     stop.store(true, Ordering::Relaxed);
-    let last: Vec<u64> = writers.into_iter().map(|w| w.join().unwrap()).collect();
+    let mut last: Vec<u64> = writers.into_iter().map(|w| w.join().unwrap()).collect();
+    last.pop(); // the writer on the removed member
 
     // Both survivors agree, and every acknowledged last write is there, read linearizably.
     for id in &survivors {

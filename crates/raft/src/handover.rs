@@ -42,7 +42,7 @@ impl Drop for Paused<'_> {
 
 impl RaftNode {
     /// The voter best placed to lead next: the one whose log matches this leader's furthest.
-    pub fn best_successor(&self) -> Option<NodeId> {
+    fn best_successor(&self) -> Option<NodeId> {
         let metrics = self.leadership.metrics();
         let voters: Vec<NodeId> = metrics.membership_config.membership().voter_ids().collect();
         let replication = metrics.replication.as_ref()?;
@@ -52,11 +52,11 @@ impl RaftNode {
             .max_by_key(|id| replication.get(id).copied().flatten().map(|log_id| log_id.index))
     }
 
-    /// Makes another voter (`to`, or the most caught-up one) the leader. Proposals here are
-    /// refused with `ProposeError::HandingOver` meanwhile (nothing is lost: they were never
-    /// queued, and callers wait for the next leader); queued ones finish first. Returns the
-    /// new leader's id once this member follows it, or an error after `timeout`, in which
-    /// case this member may still lead and takes proposals again.
+    /// Makes another voter (`to`, or the most caught-up one) the leader. Meanwhile every
+    /// proposal not yet in the log is refused with `ProposeError::HandingOver` (certainly not
+    /// applied; the server sends it to the next leader), and entries already proposed finish
+    /// first. Returns the new leader's id once this member follows it, or an error after
+    /// `timeout`, in which case this member may still lead and takes proposals again.
     pub async fn hand_over_leadership(
         &self,
         to: Option<NodeId>,

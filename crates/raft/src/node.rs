@@ -204,6 +204,11 @@ impl RaftNode {
         self.leadership.standing() == crate::leadership::Standing::Leader
     }
 
+    /// True while [`hand_over_leadership`](Self::hand_over_leadership) runs.
+    pub fn is_handing_over(&self) -> bool {
+        self.handing_over.load(Ordering::SeqCst)
+    }
+
     /// True if `metrics` (this node's) show it leading with a recent majority acknowledgement.
     pub fn leads_with_quorum_in(&self, metrics: &RaftMetrics<NodeId, BasicNode>) -> bool {
         self.leadership.stands_in(metrics)

@@ -206,13 +206,13 @@ impl ClusterNode {
     }
 
     /// Waits (at most a few election timeouts) until this member knows a leader other than
-    /// `failed`, or leads itself with a recent majority acknowledgement; false if neither
-    /// happened in time.
+    /// `failed`, or leads itself with a recent majority acknowledgement and is not handing
+    /// leadership over; false if neither happened in time.
     async fn wait_for_usable_leader(&self, failed: Option<u64>) -> bool {
         let me = self.raft.id();
         let mut metrics = self.raft.raft().metrics();
         let usable = metrics.wait_for(|m| match m.current_leader {
-            Some(leader) if leader == me => self.raft.leads_with_quorum_in(m),
+            Some(leader) if leader == me => self.raft.leads_with_quorum_in(m) && !self.raft.is_handing_over(),
             Some(leader) => Some(leader) != failed,
             None => false,
         });
