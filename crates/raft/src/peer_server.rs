@@ -147,6 +147,11 @@ fn json<T: Serialize>(value: &T) -> Response {
 }
 
 async fn append(State(state): State<PeerState>, body: Bytes) -> Response {
+    // A leader is talking to us right now; decoding and appending a large batch can take
+    // longer than a lease, and must not look like silence to the election watch. (A deposed
+    // leader's request delays a campaign by one lease at most: it is refused below and
+    // touches nothing more.)
+    state.contact.touch();
     let request: AppendEntriesRequest<TypeConfig> = match serde_json::from_slice(&body) {
         Ok(request) => request,
         Err(e) => return bad_request("append request", e),
@@ -179,6 +184,7 @@ async fn campaign(State(state): State<PeerState>) -> Response {
 }
 
 async fn snapshot(State(state): State<PeerState>, body: Bytes) -> Response {
+    state.contact.touch(); // as for appends: installing a large snapshot is not silence
     let Some((header, data)) = decode_snapshot_body(&body) else {
         return bad_request("snapshot", "bad header");
     };

@@ -134,3 +134,35 @@ async fn read_index(State(internal): State<Arc<Internal>>, headers: HeaderMap) -
     }
     axum::Json(Reply::from_result(internal.cluster.read_index_here().await)).into_response()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use hakv_api::CanonicalJson;
+    use hakv_store::{Condition, Op};
+
+    /// A full batch whose every value is escape-heavy (each canonical byte doubles when the
+    /// canonical text is escaped again) still fits the internal route's body limit; axum's
+    /// default (2 MiB) would refuse it.
+    #[test]
+    fn the_largest_forwarded_batch_fits_the_body_limit() {
+        let max_value = 1usize << 20;
+        let max_write_body = max_value + 64 * 1024;
+        let quotes = format!("\"{}\"", "\\\"".repeat((max_value - 2) / 2));
+        let command = |i: usize| Command {
+            at_ms: u64::MAX,
+            op: Op::Put {
+                key: format!("{i:01024}"),
+                value: CanonicalJson::from_canonical_bytes(quotes.clone().into_bytes()),
+                ttl_ms: Some(u64::MAX),
+                condition: Condition::Always,
+            },
+        };
+        // A batch grows until MAX_BATCH_BYTES and may then take one more write.
+        let per_command = 1024 + max_value;
+        let commands: Vec<Command> = (0..MAX_BATCH_BYTES / per_command + 1).map(command).collect();
+        let body = serde_json::to_vec(&commands).unwrap();
+        assert!(body.len() > 2 << 20, "the batch must exceed axum's default limit");
+        assert!(body.len() <= max_propose_body(max_write_body), "{}", body.len());
+    }
+}
