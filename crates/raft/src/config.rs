@@ -86,8 +86,9 @@ pub struct ProposerConfig {
     pub queue_capacity: usize,
     /// Most commands in one log entry.
     pub max_batch_commands: usize,
-    /// Rough cap on one entry's size, far below `PeerServerLimits::max_append_bytes`, so an
-    /// append of a few entries always fits in one peer request.
+    /// Rough cap on one entry's size (one larger command still goes, alone). Small because
+    /// openraft 0.9 gives an append RPC one heartbeat interval to complete, encoding,
+    /// transfer and the follower's fsync included (docs/cluster.md, large entries).
     pub max_batch_bytes: usize,
     /// Entries proposed but not yet applied at once. More than one lets the next batch form
     /// and be appended while the previous one is replicating; a few are enough because every
@@ -102,7 +103,7 @@ impl Default for ProposerConfig {
         ProposerConfig {
             queue_capacity: 4096,
             max_batch_commands: 1024,
-            max_batch_bytes: 4 << 20,
+            max_batch_bytes: 1 << 20,
             max_in_flight: 3,
             timeout: Duration::from_secs(5),
         }
