@@ -500,3 +500,24 @@ fn removing_the_leader_hands_over_first_and_fails_no_write() {
         }
     }
 }
+
+#[test]
+fn a_large_value_written_through_a_follower_arrives_whole() {
+    let dir = tempfile::tempdir().unwrap();
+    let cluster = Cluster::start(dir.path(), 3, &["--max-value-bytes", "3MiB"]);
+    let leader = cluster.leader();
+    let follower = (1..=3).find(|id| *id != leader).unwrap();
+    // Larger than axum's default body limit (2 MiB) once forwarded, so the internal route
+    // must size its limit from --max-value-bytes; and replicated within openraft 0.9's
+    // one-heartbeat append timeout even in a debug build.
+    let value = "x".repeat(2_300_000);
+    let body = serde_json::to_string(&json!({ "value": value })).unwrap();
+    let mut http = Http::connect(cluster.member(follower).addr).unwrap();
+    let written = http.send_json("PUT", "/data/big", &body, &[]).unwrap();
+    assert_eq!(written.status, 201, "{}", written.text());
+    let read = Http::connect(cluster.member(leader).addr)
+        .unwrap()
+        .get("/data/big")
+        .unwrap();
+    assert_eq!(read.json()["data"].as_str(), Some(value.as_str()));
+}

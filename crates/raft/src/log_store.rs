@@ -152,8 +152,15 @@ fn key_bound(bound: Bound<&u64>) -> Bound<[u8; 8]> {
     }
 }
 
+/// Entries are stored in bincode: a large value's canonical JSON goes in as its bytes, not
+/// escaped a second time (a follower encodes every entry it appends, within openraft 0.9's
+/// one-heartbeat append timeout).
+fn encode_entry(entry: &Entry) -> Result<Vec<u8>, RaftStoreError> {
+    bincode::serialize(entry).map_err(|e| RaftStoreError::corrupt("raft log entry", e))
+}
+
 fn decode_entry(bytes: &[u8]) -> Result<Entry, RaftStoreError> {
-    serde_json::from_slice(bytes).map_err(|e| RaftStoreError::corrupt("raft log entry", e))
+    bincode::deserialize(bytes).map_err(|e| RaftStoreError::corrupt("raft log entry", e))
 }
 
 impl RaftLogReader<TypeConfig> for LogStore {
@@ -230,8 +237,7 @@ impl RaftLogStorage<TypeConfig> for LogStore {
     {
         let mut batch = self.db.batch().durability(Some(PersistMode::SyncAll));
         for entry in entries {
-            let bytes = serde_json::to_vec(&entry)
-                .map_err(|e| RaftStoreError::corrupt("raft log entry", e).writing_logs())?;
+            let bytes = encode_entry(&entry).map_err(RaftStoreError::writing_logs)?;
             batch.insert(&self.entries, index_key(entry.log_id.index), bytes);
         }
         blocking(move || Ok(batch.commit()?))

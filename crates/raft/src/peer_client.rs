@@ -27,7 +27,6 @@ use openraft::raft::{
     SnapshotResponse, VoteRequest, VoteResponse,
 };
 use openraft::{BasicNode, OptionalSend, Snapshot, Vote};
-use serde::Serialize;
 use serde::de::DeserializeOwned;
 use std::future::Future;
 use std::sync::Arc;
@@ -146,22 +145,21 @@ impl PeerConnection {
         Ok(body)
     }
 
-    /// One JSON call answered with openraft's `Result<Resp, RaftError<E>>`.
-    async fn call<Req, Resp, E>(
+    /// One call with an encoded request (`body`, of `content_type`), answered with openraft's
+    /// `Result<Resp, RaftError<E>>` as JSON.
+    async fn call<Resp, E>(
         &self,
         path: &str,
         action: RPCTypes,
-        request: &Req,
+        (body, content_type): (Vec<u8>, &'static str),
         option: &RPCOption,
     ) -> Result<Resp, RpcError<E>>
     where
-        Req: Serialize,
         Resp: DeserializeOwned,
         E: std::error::Error + DeserializeOwned,
     {
         let timeout = self.network.config.request_timeout.min(option.hard_ttl());
-        let body = serde_json::to_vec(request).map_err(|e| RPCError::Network(NetworkError::new(&e)))?;
-        let answer = match tokio::time::timeout(timeout, self.post(path, body, "application/json")).await {
+        let answer = match tokio::time::timeout(timeout, self.post(path, body, content_type)).await {
             Ok(answer) => answer,
             Err(_) => {
                 count_error(action);
@@ -206,8 +204,16 @@ impl RaftNetwork<TypeConfig> for PeerConnection {
         rpc: AppendEntriesRequest<TypeConfig>,
         option: RPCOption,
     ) -> Result<AppendEntriesResponse<NodeId>, RpcError> {
-        self.call(APPEND_PATH, RPCTypes::AppendEntries, &rpc, &option)
-            .await
+        // Binary: openraft 0.9 gives an append one heartbeat interval, and JSON would escape
+        // every value's canonical text a second time and parse it back on the follower.
+        let body = bincode::serialize(&rpc).map_err(|e| RPCError::Network(NetworkError::new(&e)))?;
+        self.call(
+            APPEND_PATH,
+            RPCTypes::AppendEntries,
+            (body, "application/octet-stream"),
+            &option,
+        )
+        .await
     }
 
     async fn vote(
@@ -215,7 +221,9 @@ impl RaftNetwork<TypeConfig> for PeerConnection {
         rpc: VoteRequest<NodeId>,
         option: RPCOption,
     ) -> Result<VoteResponse<NodeId>, RpcError> {
-        self.call(VOTE_PATH, RPCTypes::Vote, &rpc, &option).await
+        let body = serde_json::to_vec(&rpc).map_err(|e| RPCError::Network(NetworkError::new(&e)))?;
+        self.call(VOTE_PATH, RPCTypes::Vote, (body, "application/json"), &option)
+            .await
     }
 
     /// Never used: [`full_snapshot`](Self::full_snapshot) is overridden to send snapshots

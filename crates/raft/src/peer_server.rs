@@ -152,7 +152,7 @@ async fn append(State(state): State<PeerState>, body: Bytes) -> Response {
     // leader's request delays a campaign by one lease at most: it is refused below and
     // touches nothing more.)
     state.contact.touch();
-    let request: AppendEntriesRequest<TypeConfig> = match serde_json::from_slice(&body) {
+    let request: AppendEntriesRequest<TypeConfig> = match bincode::deserialize(&body) {
         Ok(request) => request,
         Err(e) => return bad_request("append request", e),
     };
