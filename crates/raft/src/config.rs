@@ -88,7 +88,7 @@ pub struct ProposerConfig {
     pub max_batch_commands: usize,
     /// Rough cap on one entry's size (one larger command still goes, alone). Small because
     /// openraft 0.9 gives an append RPC one heartbeat interval to complete, encoding,
-    /// transfer and the follower's fsync included (docs/cluster.md, large entries).
+    /// transfer and the follower's fsync included (docs/cluster.md, Large values).
     pub max_batch_bytes: usize,
     /// Entries proposed but not yet applied at once. More than one lets the next batch form
     /// and be appended while the previous one is replicating; a few are enough because every

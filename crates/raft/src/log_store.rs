@@ -1,7 +1,7 @@
 //! The Raft log on its own fjall database (`<data_dir>/raft-log`).
 //!
 //! Layout:
-//! - `entries`: log index (u64 BE, so byte order is index order) → the entry as JSON;
+//! - `entries`: log index (u64 BE, so byte order is index order) → the entry in bincode;
 //! - `meta`: `vote`, `committed`, `last_purged` → JSON of openraft's types.
 //!
 //! Durability: an append and a vote are committed as one fjall batch with

@@ -2,8 +2,8 @@
 //! with one pooled keep-alive hyper client per node, bounded by timeouts, authenticated with
 //! the cluster token.
 //!
-//! Bodies are JSON, except a snapshot, which goes whole as bytes (see [`crate::peer_server`]
-//! for the wire format). A refused connection is reported as `Unreachable` (openraft then
+//! Append bodies are bincode, vote bodies JSON, and a snapshot goes whole as bytes (see
+//! [`crate::peer_server`] for the wire format). A refused connection is reported as `Unreachable` (openraft then
 //! backs off), a timeout as `Timeout`, and anything else as a network error.
 
 use crate::config::PeerClientConfig;

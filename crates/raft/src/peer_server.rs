@@ -1,8 +1,10 @@
-//! Server side of the peer transport: an axum `Router` with `/raft/append`, `/raft/vote` and
-//! `/raft/snapshot`, meant to be merged into a node's listener. Every request must carry
-//! `Authorization: Bearer <cluster token>`; one without it gets 401 and is counted.
+//! Server side of the peer transport: an axum `Router` with `/raft/append`, `/raft/vote`,
+//! `/raft/snapshot` and `/raft/campaign`, meant to be merged into a node's listener. Every
+//! request must carry `Authorization: Bearer <cluster token>`; one without it gets 401 and is
+//! counted.
 //!
-//! Append and vote bodies are openraft's requests as JSON, answered with
+//! An append body is openraft's request in bincode (it carries the values, and must arrive
+//! within one heartbeat); a vote body is JSON; both are answered with
 //! `Result<Response, RaftError>` as JSON. A snapshot body is binary:
 //! `header_len: u32 BE ‖ {"vote", "meta"} as JSON ‖ snapshot bytes`, answered with
 //! `Result<SnapshotResponse, Fatal>` as JSON.

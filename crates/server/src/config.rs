@@ -8,6 +8,9 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
+/// Largest `max_value_bytes` a cluster member accepts (see the check in `validate`).
+pub const MAX_CLUSTER_VALUE_BYTES: u64 = 4 << 20;
+
 /// Everything a node is configured with. Field names are also the TOML keys.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(default, deny_unknown_fields)]
@@ -214,6 +217,13 @@ impl ServeConfig {
         ids.dedup();
         if ids.len() != self.peers.len() {
             return Err(invalid("peers", "a node id appears twice"));
+        }
+        if self.max_value_bytes > MAX_CLUSTER_VALUE_BYTES {
+            return Err(invalid(
+                "max_value_bytes",
+                "at most 4MiB in a cluster: openraft 0.9 gives a log entry one heartbeat to reach \
+                 a follower and be fsynced there (docs/cluster.md, Large values)",
+            ));
         }
         if self.cluster_token.as_deref().is_none_or(|t| t.len() < 8) {
             return Err(invalid(
@@ -439,6 +449,13 @@ mod tests {
             (cluster(None, "long-enough-secret"), "node_id"),
             (cluster(Some(9), "long-enough-secret"), "peers"),
             (cluster(Some(1), "short"), "cluster_token"),
+            (
+                ServeArgs {
+                    max_value_bytes: Some(MAX_CLUSTER_VALUE_BYTES + 1),
+                    ..cluster(Some(1), "long-enough-secret")
+                },
+                "max_value_bytes",
+            ),
             (
                 ServeArgs {
                     node_id: Some(1),
