@@ -44,14 +44,16 @@ impl Forwarder {
         }
     }
 
-    /// Proposes `commands` on the leader; its answers come back in the same order.
+    /// Proposes `commands` on the leader; its answers come back in the same order. The
+    /// commands go in bincode (values as their canonical bytes, not escaped again).
     pub async fn propose_batch(
         &self,
         leader: &str,
         commands: &[&Command],
     ) -> Result<Vec<Reply<Outcome>>, ForwardError> {
-        let body = serde_json::to_vec(commands).expect("commands serialize");
-        self.call(leader, PROPOSE_PATH, body).await
+        let body = bincode::serialize(commands).expect("commands serialize");
+        self.call(leader, PROPOSE_PATH, body, "application/octet-stream")
+            .await
     }
 
     /// Sends `DELETE /cluster/members/{id}` to the leader; its status and body come back as
@@ -82,7 +84,9 @@ impl Forwarder {
     }
 
     pub async fn read_index(&self, leader: &str) -> Result<Result<u64, ApiError>, ForwardError> {
-        let reply: Reply<u64> = self.call(leader, READ_INDEX_PATH, Vec::new()).await?;
+        let reply: Reply<u64> = self
+            .call(leader, READ_INDEX_PATH, Vec::new(), "application/json")
+            .await?;
         Ok(reply.into_result())
     }
 
@@ -91,10 +95,11 @@ impl Forwarder {
         leader: &str,
         path: &str,
         body: Vec<u8>,
+        content_type: &'static str,
     ) -> Result<T, ForwardError> {
         let request = http::Request::post(format!("http://{leader}{path}"))
             .header(http::header::AUTHORIZATION, self.authorization.clone())
-            .header(http::header::CONTENT_TYPE, "application/json")
+            .header(http::header::CONTENT_TYPE, content_type)
             .body(Full::new(Bytes::from(body)))
             .map_err(|e| ForwardError::NotSent(e.to_string()))?;
         let exchange = async {

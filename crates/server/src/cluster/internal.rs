@@ -65,10 +65,10 @@ pub struct Internal {
     authorization: Vec<u8>,
 }
 
-/// Largest forwarded batch body: a full batch plus one largest write
-/// (`forward_queue::MAX_BATCH_BYTES`), doubled for JSON escaping, plus each command's envelope.
+/// Largest forwarded batch body (bincode): a full batch (`forward_queue::MAX_BATCH_BYTES` of
+/// keys and values) plus one largest write, plus each command's few fixed fields.
 pub fn max_propose_body(max_write_body: usize) -> usize {
-    2 * (MAX_BATCH_BYTES + max_write_body) + MAX_BATCH_COMMANDS * 256
+    MAX_BATCH_BYTES + max_write_body + MAX_BATCH_COMMANDS * 256
 }
 
 /// `/internal/*`, merged into the node's router; `max_write_body` is the client API's largest
@@ -114,7 +114,7 @@ async fn propose(State(internal): State<Arc<Internal>>, headers: HeaderMap, body
     if !authorized(&internal, &headers) {
         return refuse();
     }
-    let commands = match serde_json::from_slice::<Vec<Command>>(&body) {
+    let commands = match bincode::deserialize::<Vec<Command>>(&body) {
         Ok(commands) => commands,
         Err(err) => {
             let refused =
@@ -141,9 +141,9 @@ mod tests {
     use hakv_api::CanonicalJson;
     use hakv_store::{Condition, Op};
 
-    /// A full batch whose every value is escape-heavy (each canonical byte doubles when the
-    /// canonical text is escaped again) still fits the internal route's body limit; axum's
-    /// default (2 MiB) would refuse it.
+    /// The largest batch the forward queue can form (full, plus one largest write, each with
+    /// the longest key and an escape-heavy value) fits the internal route's body limit;
+    /// axum's default (2 MiB) would refuse it.
     #[test]
     fn the_largest_forwarded_batch_fits_the_body_limit() {
         let max_value = 1usize << 20;
@@ -160,8 +160,8 @@ mod tests {
         };
         // A batch grows until MAX_BATCH_BYTES and may then take one more write.
         let per_command = 1024 + max_value;
-        let commands: Vec<Command> = (0..MAX_BATCH_BYTES / per_command + 1).map(command).collect();
-        let body = serde_json::to_vec(&commands).unwrap();
+        let commands: Vec<Command> = (0..MAX_BATCH_BYTES / per_command + 2).map(command).collect();
+        let body = bincode::serialize(&commands).unwrap();
         assert!(body.len() > 2 << 20, "the batch must exceed axum's default limit");
         assert!(body.len() <= max_propose_body(max_write_body), "{}", body.len());
     }
