@@ -67,12 +67,12 @@ wrk.body = '{"value": "hello world"}'
 wrk.headers["Content-Type"] = "application/json"
 LUA
 
-# run SYSTEM ROW URL [LUA]: REPS wrk runs at 32 connections; one TSV line each:
-# system row rep req/s p50 p99 errors busy%core0/core1
+# run SYSTEM ROW URL [LUA]: REPS wrk runs at 32 connections (only repetition $ONLY_REP when
+# set); one TSV line each: system row rep req/s p50 p99 errors busy%core0/core1
 run() {
   local system=$1 rowname=$2 url=$3 lua=${4:-} r f s0 s1 busy args=()
   [ -n "$lua" ] && args=(-s "$lua")
-  for r in $(seq "$REPS"); do
+  for r in ${ONLY_REP:-$(seq "$REPS")}; do
     f="$OUT/$system-$rowname-r$r.txt"
     s0=$(cpu_snap)
     taskset -c "$LOAD_CPU" wrk -t1 -c32 -d"${DUR}s" --timeout 5s --latency "${args[@]}" "$url" >"$f" 2>&1
@@ -139,8 +139,19 @@ HF=$(for i in 1 2 3; do [ $((HPORT + i)) != "$HL" ] && echo $((HPORT + i)); done
 curl -s -X POST -H 'Content-Type: application/json' -d '{"value": "hello world"}' "http://127.0.0.1:$HL/data/k1" >/dev/null
 sleep 1
 echo "hakv leader :$HL, follower used :$HF; term/leader before: $(hakv_term "$HL")" | tee -a "$OUT/meta.txt" >&2
-run hakv write-leader "http://127.0.0.1:$HL/data/k1" "$POST_LUA"
-run hakv write-follower "http://127.0.0.1:$HF/data/k1" "$POST_LUA"
+# The two write rows alternate (L F, F L, ...): their ratio is a target, and a row that always
+# came second would carry the machine's drift and the cluster's growing state alone.
+writes_interleaved() { # writes_interleaved SYSTEM LEADER_URL FOLLOWER_URL LUA
+  local r
+  for r in $(seq "$REPS"); do
+    if [ $((r % 2)) = 1 ]; then
+      ONLY_REP=$r run "$1" write-leader "$2" "$4"; ONLY_REP=$r run "$1" write-follower "$3" "$4"
+    else
+      ONLY_REP=$r run "$1" write-follower "$3" "$4"; ONLY_REP=$r run "$1" write-leader "$2" "$4"
+    fi
+  done
+}
+writes_interleaved hakv "http://127.0.0.1:$HL/data/k1" "http://127.0.0.1:$HF/data/k1" "$POST_LUA"
 run hakv read-lin-leader "http://127.0.0.1:$HL/data/k1"
 run hakv read-lin-follower "http://127.0.0.1:$HF/data/k1"
 brun hakv bench-write-leader "http://127.0.0.1:$HL"
@@ -168,8 +179,8 @@ for i in 1 2 3; do if etcd_is_leader $((ECP + i)); then EL=$((ECP + i)); else EF
 [ -n "$EL" ] || { echo "etcd has no leader" >&2; exit 1; }
 curl -s -X POST "http://127.0.0.1:$EL/v3/kv/put" -d '{"key":"YW5jaG9yLWtleQ==","value":"aGVsbG8gd29ybGQ="}' >/dev/null
 echo "etcd leader :$EL, follower used :$EF" | tee -a "$OUT/meta.txt" >&2
-run etcd write-leader "http://127.0.0.1:$EL/v3/kv/put" "$PEERS/lua/etcd_put.lua"
-run etcd write-follower "http://127.0.0.1:$EF/v3/kv/put" "$PEERS/lua/etcd_put.lua"
+writes_interleaved etcd "http://127.0.0.1:$EL/v3/kv/put" "http://127.0.0.1:$EF/v3/kv/put" \
+  "$PEERS/lua/etcd_put.lua"
 run etcd read-lin-leader "http://127.0.0.1:$EL/v3/kv/range" "$PEERS/lua/etcd_range.lua"
 run etcd read-lin-follower "http://127.0.0.1:$EF/v3/kv/range" "$PEERS/lua/etcd_range.lua"
 echo "etcd leader after: $(for i in 1 2 3; do etcd_is_leader $((ECP + i)) && echo $((ECP + i)); done); sanity range: $(curl -s --max-time 2 -X POST "http://127.0.0.1:$EF/v3/kv/range" -d '{"key":"YW5jaG9yLWtleQ=="}' | head -c 200)" | tee -a "$OUT/meta.txt" >&2
