@@ -155,6 +155,8 @@ pub fn status(shared: &Shared) -> serde_json::Value {
         "requests": shared.counters.requests.load(std::sync::atomic::Ordering::Relaxed),
         "retries": shared.counters.retries.load(std::sync::atomic::Ordering::Relaxed),
         "retry_budget_exhausted": shared.budget.exhausted(),
+        "panic": set.in_panic(),
+        "panic_requests": shared.counters.panic_requests.load(std::sync::atomic::Ordering::Relaxed),
         "backends": backends,
     })
 }

@@ -104,6 +104,17 @@ impl Backend {
             && !self.state.draining.load(Relaxed)
     }
 
+    /// May receive new requests, in panic mode (no backend available) or not: in panic mode
+    /// failed health checks are ignored, ejection and draining are not.
+    #[inline]
+    pub fn is_selectable(&self, panic: bool) -> bool {
+        if panic {
+            !self.is_draining() && !self.is_ejected()
+        } else {
+            self.is_available()
+        }
+    }
+
     pub fn is_healthy(&self) -> bool {
         self.state.healthy.load(Relaxed)
     }

@@ -81,7 +81,9 @@ impl LeaderTracker {
         }
     }
 
-    /// Asks the available backends in turn; the first that names a leader wins.
+    /// Asks the available backends in turn (in panic mode, every one neither ejected nor
+    /// draining: during an election all members may report not ready); the first that names a
+    /// leader wins.
     async fn ask(
         &self,
         client: &Client<HttpConnector, Empty<Bytes>>,
@@ -89,7 +91,8 @@ impl LeaderTracker {
         timeout_ms: u64,
     ) -> Option<String> {
         let set = pool.load();
-        for b in set.backends.iter().filter(|b| b.is_available()) {
+        let panic = set.in_panic();
+        for b in set.backends.iter().filter(|b| b.is_selectable(panic)) {
             let uri = format!("http://{}/cluster", b.addr());
             let Ok(uri) = uri.parse::<http::Uri>() else {
                 continue;

@@ -46,6 +46,17 @@ pub fn render(shared: &Shared) -> String {
     let _ = writeln!(out, "hakv_lb_retries_total {}", c.retries.load(Relaxed));
     header(
         &mut out,
+        "hakv_lb_panic_requests_total",
+        "counter",
+        "Requests placed while no backend was available (health checks ignored).",
+    );
+    let _ = writeln!(
+        out,
+        "hakv_lb_panic_requests_total {}",
+        c.panic_requests.load(Relaxed)
+    );
+    header(
+        &mut out,
         "hakv_lb_retry_budget_exhausted_total",
         "counter",
         "Retries refused because the retry budget was spent.",

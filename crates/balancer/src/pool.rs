@@ -35,6 +35,17 @@ impl BackendSet {
     pub fn find(&self, addr: &str) -> Option<usize> {
         self.backends.iter().position(|b| b.addr() == addr)
     }
+
+    /// No backend is available (each one failing its health checks, ejected or draining).
+    /// Refusing everything then helps no one: every member of a hakv cluster reports not ready
+    /// for the moment of an election, yet each would take a request and wait for the new
+    /// leader. So, like Envoy's panic threshold at its extreme, requests then go to every
+    /// backend that is neither ejected nor draining, whatever its health checks say; a dead one
+    /// refuses the connection and the request is retried elsewhere as usual, and the outlier
+    /// detector soon ejects it.
+    pub fn in_panic(&self) -> bool {
+        !self.backends.iter().any(|b| b.is_available())
+    }
 }
 
 pub struct Pool {

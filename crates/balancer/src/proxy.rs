@@ -33,6 +33,8 @@ const SMALL_BODY_BYTES: u64 = 16 * 1024;
 pub struct Counters {
     pub requests: AtomicU64,
     pub retries: AtomicU64,
+    /// Requests placed while no backend was available (see `BackendSet::in_panic`).
+    pub panic_requests: AtomicU64,
     /// Answers the balancer made itself, by `ProxyError::code` (see `metrics::ERROR_CODES`).
     pub errors: [AtomicU64; 7],
 }
@@ -154,11 +156,16 @@ impl Shared {
         let max_attempts = self.config.retry.max_attempts.min(MAX_ATTEMPTS) as usize;
         let mut tried = [usize::MAX; MAX_ATTEMPTS as usize];
         let mut last_error = ProxyError::NoBackend;
+        let panic = set.in_panic();
+        if panic {
+            self.counters.panic_requests.fetch_add(1, Relaxed);
+        }
 
         for attempt in 0..max_attempts {
             let pick = Pick {
                 key: key_of(pq.path()),
                 tried: &tried[..attempt],
+                panic,
             };
             let chosen = leader_route
                 .and_then(|l| l.leader_index(&set, &pick))
@@ -214,7 +221,7 @@ impl Shared {
                         l.invalidate();
                     }
                     if !failure.is_some_and(|f| f.retryable(&parts.method, &parts.headers))
-                        || !self.may_retry(attempt, max_attempts, &body, &set, &tried[..=attempt])
+                        || !self.may_retry(attempt, max_attempts, &body, &set, &tried[..=attempt], panic)
                     {
                         return Ok((resp, slot));
                     }
@@ -234,7 +241,7 @@ impl Shared {
             }
             last_error = failure.1;
             if !failure.0.retryable(&parts.method, &parts.headers)
-                || !self.may_retry(attempt, max_attempts, &body, &set, &tried[..=attempt])
+                || !self.may_retry(attempt, max_attempts, &body, &set, &tried[..=attempt], panic)
             {
                 return Err(last_error);
             }
@@ -252,10 +259,11 @@ impl Shared {
         body: &Prepared,
         set: &BackendSet,
         tried: &[usize],
+        panic: bool,
     ) -> bool {
         attempt + 1 < max
             && matches!(body, Prepared::Replayable(_))
-            && (0..set.backends.len()).any(|i| set.backends[i].is_available() && !tried.contains(&i))
+            && (0..set.backends.len()).any(|i| set.backends[i].is_selectable(panic) && !tried.contains(&i))
             && self.budget.try_withdraw()
     }
 

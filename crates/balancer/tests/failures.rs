@@ -252,3 +252,63 @@ async fn a_dead_backend_is_marked_down_by_health_checks_and_ejected_by_failures(
     assert_eq!(dead_status["ejections"], 1, "{s}");
     lb.shutdown().await.unwrap();
 }
+
+/// Every backend failing its health checks at once (each member of a hakv cluster says "not
+/// ready" while it elects a leader) must not turn the balancer into a wall of 503s: in panic
+/// mode requests go to every backend that is neither ejected nor draining.
+#[tokio::test]
+async fn when_every_backend_fails_its_health_checks_requests_still_go_through() {
+    let (a, b) = (TestBackend::start("a").await, TestBackend::start("b").await);
+    let mut c = config(&[&a, &b]);
+    c.health.interval_ms = 20;
+    c.health.timeout_ms = 20;
+    c.health.fall = 1;
+    c.health.rise = 1;
+    c.algorithm = Algorithm::RoundRobin;
+    let lb = start(c).await;
+    let cl = client();
+    let url = format!("http://{}/data/k", lb.addr);
+    a.set_ready(false);
+    b.set_ready(false);
+    let all_down = || {
+        let s = lb.balancer.status();
+        s["backends"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|b| b["healthy"] == false)
+    };
+    assert!(eventually(Duration::from_secs(5), all_down).await);
+    assert_eq!(lb.balancer.status()["panic"], true);
+    let mut answered_by = Vec::new();
+    for _ in 0..4 {
+        let (status, backend) = get(&cl, &url).await;
+        assert_eq!(status, 200, "{backend}");
+        answered_by.push(backend);
+    }
+    answered_by.sort();
+    assert_eq!(
+        answered_by,
+        ["a", "a", "b", "b"],
+        "both unhealthy backends take requests"
+    );
+    assert_eq!(lb.balancer.status()["panic_requests"], 4);
+    // Draining still counts in panic mode.
+    let drain = format!("http://{}/lb/backends/{}/drain", lb.addr, a.addr);
+    assert_eq!(send(&cl, "POST", &drain, "").await.unwrap().0, 200);
+    for _ in 0..3 {
+        assert_eq!(get(&cl, &url).await, (200, "b".to_owned()));
+    }
+    // One healthy backend ends panic mode: only it gets requests.
+    a.set_ready(true);
+    let backend_a = format!("http://{}/lb/backends/{}", lb.addr, a.addr);
+    let (status, _, body, _) = send(&cl, "PATCH", &backend_a, r#"{"draining": false}"#)
+        .await
+        .unwrap();
+    assert_eq!(status, 200, "{body}");
+    assert!(eventually(Duration::from_secs(5), || lb.balancer.status()["panic"] == false).await);
+    for _ in 0..3 {
+        assert_eq!(get(&cl, &url).await, (200, "a".to_owned()));
+    }
+    lb.shutdown().await.unwrap();
+}

@@ -135,7 +135,13 @@ fn killing_the_leader_behind_the_balancer_fails_no_idempotent_request() {
         .iter()
         .filter(|f| !(f.starts_with("PUT 504") && f.contains("outcome is unknown")))
         .collect();
-    assert!(unexplained.is_empty(), "failed requests: {unexplained:?}");
+    assert!(
+        unexplained.is_empty(),
+        "{} failed requests, the first: {:?}\nbalancer log:\n{}",
+        unexplained.len(),
+        &unexplained[..unexplained.len().min(8)],
+        std::fs::read_to_string(dir.path().join("balancer.log")).unwrap_or_default()
+    );
     assert!(
         failures.len() <= 4,
         "too many writes with unknown outcome: {failures:?}"

@@ -52,16 +52,19 @@ impl PeerAuth {
     }
 
     fn accepts(&self, presented: Option<&[u8]>) -> bool {
-        // Compare in time independent of where the first difference is, so the token cannot
-        // be guessed byte by byte from response times.
-        presented.is_some_and(|p| {
-            p.len() == self.expected.len()
-                && p.iter()
-                    .zip(&self.expected)
-                    .fold(0u8, |acc, (a, b)| acc | (a ^ b))
-                    == 0
-        })
+        presented.is_some_and(|p| same_secret(p, &self.expected))
     }
+}
+
+/// Compares a presented secret in time independent of where the first difference is, so a
+/// token cannot be guessed byte by byte from response times.
+pub fn same_secret(presented: &[u8], expected: &[u8]) -> bool {
+    presented.len() == expected.len()
+        && presented
+            .iter()
+            .zip(expected)
+            .fold(0u8, |acc, (a, b)| acc | (a ^ b))
+            == 0
 }
 
 /// The snapshot request's JSON header.

@@ -85,6 +85,7 @@ mod tests {
         let pick = Pick {
             key: Some(key.as_bytes()),
             tried: &[],
+            panic: false,
         };
         bs[sel.select(bs, &pick).unwrap()].addr().to_owned()
     }

@@ -25,13 +25,16 @@ pub struct Pick<'a> {
     pub key: Option<&'a [u8]>,
     /// Indices already tried by this request; a retry goes elsewhere.
     pub tried: &'a [usize],
+    /// No backend is available (see `BackendSet::in_panic`): failed health checks are ignored;
+    /// ejection and draining are still respected.
+    pub panic: bool,
 }
 
 impl Pick<'_> {
     /// A backend this request may go to now.
     #[inline]
     pub fn eligible(&self, backends: &[Arc<Backend>], i: usize) -> bool {
-        backends[i].is_available() && !self.tried.contains(&i)
+        backends[i].is_selectable(self.panic) && !self.tried.contains(&i)
     }
 }
 

@@ -140,6 +140,7 @@ mod tests {
         let pick = Pick {
             key: None,
             tried: &[2],
+            panic: false,
         };
         assert_eq!(sel.select(&bs, &pick), Some(1));
     }

@@ -51,11 +51,13 @@ mod tests {
         let pick = Pick {
             key: None,
             tried: &[0, 1],
+            panic: false,
         };
         assert_eq!(rr.select(&bs, &pick), Some(2));
         let pick = Pick {
             key: None,
             tried: &[0, 1, 2],
+            panic: false,
         };
         assert_eq!(rr.select(&bs, &pick), None);
     }

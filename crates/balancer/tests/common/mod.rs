@@ -11,7 +11,7 @@ use hyper::service::service_fn;
 use hyper_util::client::legacy::{Client, connect::HttpConnector};
 use hyper_util::rt::{TokioExecutor, TokioIo};
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicU16, AtomicU64, Ordering::SeqCst};
+use std::sync::atomic::{AtomicBool, AtomicU16, AtomicU64, Ordering::SeqCst};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio::net::TcpListener;
@@ -28,6 +28,8 @@ pub struct Behaviour {
     pub gate: Mutex<Option<Arc<Semaphore>>>,
     /// The body of `GET /cluster`, if this backend pretends to be a hakv node in a cluster.
     pub cluster: Mutex<Option<String>>,
+    /// What `/ready` says (503 when false), like a hakv member during an election.
+    pub ready: AtomicBool,
 }
 
 /// A real HTTP server on 127.0.0.1 that counts the requests it gets.
@@ -59,6 +61,7 @@ impl TestBackend {
             delay: Mutex::new(Duration::ZERO),
             gate: Mutex::new(None),
             cluster: Mutex::new(None),
+            ready: AtomicBool::new(true),
         });
         let state = (
             name.to_owned(),
@@ -111,6 +114,10 @@ impl TestBackend {
         *self.behaviour.gate.lock().unwrap() = gate;
     }
 
+    pub fn set_ready(&self, ready: bool) {
+        self.behaviour.ready.store(ready, SeqCst);
+    }
+
     pub fn set_cluster(&self, body: Option<String>) {
         *self.behaviour.cluster.lock().unwrap() = body;
     }
@@ -128,6 +135,9 @@ async fn answer(state: State, req: Request<Incoming>) -> Response<Full<Bytes>> {
     let (name, hits, writes, in_progress, behaviour) = state;
     let path = req.uri().path().to_owned();
     if path == "/ready" || path == "/health" {
+        if !behaviour.ready.load(SeqCst) {
+            return reply(503, "not ready", &name);
+        }
         return Response::new(Full::new(Bytes::from_static(b"{\"ready\":true}")));
     }
     if path == "/cluster" {

@@ -67,20 +67,7 @@ impl Forwarder {
             .header(http::header::AUTHORIZATION, self.authorization.clone())
             .body(Full::new(Bytes::new()))
             .map_err(|e| ForwardError::NotSent(e.to_string()))?;
-        let exchange = async {
-            let response = self
-                .client
-                .request(request)
-                .await
-                .map_err(|e| ForwardError::Unknown(e.to_string()))?;
-            let status = response.status();
-            let body = response.into_body().collect().await;
-            let body = body.map_err(|e| ForwardError::Unknown(e.to_string()))?.to_bytes();
-            Ok((status, body))
-        };
-        tokio::time::timeout(self.timeout, exchange)
-            .await
-            .unwrap_or_else(|_| Err(ForwardError::Unknown("the leader did not answer in time".into())))
+        self.exchange(request).await
     }
 
     pub async fn read_index(&self, leader: &str) -> Result<Result<u64, ApiError>, ForwardError> {
@@ -102,6 +89,20 @@ impl Forwarder {
             .header(http::header::CONTENT_TYPE, content_type)
             .body(Full::new(Bytes::from(body)))
             .map_err(|e| ForwardError::NotSent(e.to_string()))?;
+        let (status, bytes) = self.exchange(request).await?;
+        if !status.is_success() {
+            return Err(ForwardError::Unknown(format!("the leader answered {status}")));
+        }
+        serde_json::from_slice(&bytes)
+            .map_err(|e| ForwardError::Unknown(format!("bad reply from the leader: {e}")))
+    }
+
+    /// Sends `request` and collects the answer, within the timeout. Only a failure to connect
+    /// is `NotSent`: after that, the leader may have acted on the request.
+    async fn exchange(
+        &self,
+        request: http::Request<Full<Bytes>>,
+    ) -> Result<(http::StatusCode, Bytes), ForwardError> {
         let exchange = async {
             let response = self.client.request(request).await.map_err(|e| {
                 if e.is_connect() {
@@ -111,17 +112,9 @@ impl Forwarder {
                 }
             })?;
             let status = response.status();
-            let bytes = response
-                .into_body()
-                .collect()
-                .await
-                .map_err(|e| ForwardError::Unknown(e.to_string()))?
-                .to_bytes();
-            if !status.is_success() {
-                return Err(ForwardError::Unknown(format!("the leader answered {status}")));
-            }
-            serde_json::from_slice(&bytes)
-                .map_err(|e| ForwardError::Unknown(format!("bad reply from the leader: {e}")))
+            let body = response.into_body().collect().await;
+            let body = body.map_err(|e| ForwardError::Unknown(e.to_string()))?.to_bytes();
+            Ok((status, body))
         };
         tokio::time::timeout(self.timeout, exchange)
             .await

@@ -92,17 +92,7 @@ fn authorized(internal: &Internal, headers: &HeaderMap) -> bool {
         .get(header::AUTHORIZATION)
         .map(|v| v.as_bytes())
         .unwrap_or_default();
-    same_secret(presented, &internal.authorization)
-}
-
-/// Constant-time comparison, so a secret cannot be guessed from response times.
-pub fn same_secret(presented: &[u8], expected: &[u8]) -> bool {
-    presented.len() == expected.len()
-        && presented
-            .iter()
-            .zip(expected)
-            .fold(0u8, |acc, (a, b)| acc | (a ^ b))
-            == 0
+    hakv_raft::peer_server::same_secret(presented, &internal.authorization)
 }
 
 fn refuse() -> Response {

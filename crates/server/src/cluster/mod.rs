@@ -241,7 +241,14 @@ impl ClusterNode {
         self.forwarder
             .remove_member(&addr, me)
             .await
-            .map_err(|err| ApiError::OutcomeUnknown(format!("asking the new leader to remove {me}: {err:?}")))
+            .map_err(|err| match err {
+                ForwardError::NotSent(why) => {
+                    ApiError::Unavailable(format!("could not reach the new leader to remove {me}: {why}"))
+                }
+                ForwardError::Unknown(why) => {
+                    ApiError::OutcomeUnknown(format!("asking the new leader to remove {me}: {why}"))
+                }
+            })
     }
 
     /// The leader side of a forwarded write: never forwards again (no loops).

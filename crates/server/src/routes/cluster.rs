@@ -85,7 +85,7 @@ fn require_token(node: &Node, headers: &HeaderMap) -> Result<(), ApiError> {
         .get(http::header::AUTHORIZATION)
         .map(|v| v.as_bytes())
         .unwrap_or_default();
-    if crate::cluster::internal::same_secret(presented, expected.as_bytes()) {
+    if hakv_raft::peer_server::same_secret(presented, expected.as_bytes()) {
         Ok(())
     } else {
         Err(ApiError::Unauthorized)
