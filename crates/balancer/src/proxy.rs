@@ -19,6 +19,7 @@ use http_body::Body as _;
 use http_body_util::{BodyExt, Either, Full, Limited};
 use hyper::body::Incoming;
 use hyper_util::client::legacy::{Client, connect::HttpConnector};
+use std::borrow::Cow;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::time::Duration;
@@ -64,12 +65,14 @@ enum Prepared {
     Stream(Option<Incoming>),
 }
 
-/// The key of `/data/{key}`, for key-hash.
+/// The key of `/data/{key}`, for key-hash: percent-decoded as hakv decodes it, so `/data/a%2Fb`
+/// and `/data/a/b` (the same key to the backend) land on the same backend. Borrowed unless
+/// the path has a `%` escape.
 #[inline]
-pub fn key_of(path: &str) -> Option<&[u8]> {
+pub fn key_of(path: &str) -> Option<Cow<'_, [u8]>> {
     path.strip_prefix("/data/")
         .filter(|k| !k.is_empty())
-        .map(str::as_bytes)
+        .map(|k| percent_encoding::percent_decode(k.as_bytes()).into())
 }
 
 impl Shared {
@@ -156,6 +159,7 @@ impl Shared {
         let max_attempts = self.config.retry.max_attempts.min(MAX_ATTEMPTS) as usize;
         let mut tried = [usize::MAX; MAX_ATTEMPTS as usize];
         let mut last_error = ProxyError::NoBackend;
+        let key = key_of(pq.path());
         let panic = set.in_panic();
         if panic {
             self.counters.panic_requests.fetch_add(1, Relaxed);
@@ -163,7 +167,7 @@ impl Shared {
 
         for attempt in 0..max_attempts {
             let pick = Pick {
-                key: key_of(pq.path()),
+                key: key.as_deref(),
                 tried: &tried[..attempt],
                 panic,
             };
@@ -368,8 +372,11 @@ mod tests {
     use super::*;
 
     #[test]
-    fn the_key_is_the_rest_of_the_data_path() {
-        assert_eq!(key_of("/data/user/42"), Some(&b"user/42"[..]));
+    fn the_key_is_the_rest_of_the_data_path_percent_decoded() {
+        assert_eq!(key_of("/data/user/42").as_deref(), Some(&b"user/42"[..]));
+        assert!(matches!(key_of("/data/user/42"), Some(Cow::Borrowed(_))));
+        assert_eq!(key_of("/data/user%2F42"), key_of("/data/user/42"));
+        assert_eq!(key_of("/data/caf%C3%A9").as_deref(), Some("café".as_bytes()));
         assert_eq!(key_of("/data/"), None);
         assert_eq!(key_of("/health"), None);
     }

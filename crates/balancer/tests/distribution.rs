@@ -98,6 +98,9 @@ async fn key_hash_keeps_each_key_on_one_backend_and_spreads_keys() {
         for _ in 0..2 {
             assert_eq!(get(&cl, &url).await.1, first, "key user/{i} moved");
         }
+        // The same key spelled with a percent escape is the same key to hakv.
+        let escaped = format!("http://{}/data/user%2F{i}", lb.addr);
+        assert_eq!(get(&cl, &escaped).await.1, first, "user%2F{i} went elsewhere");
         *per_backend.entry(first).or_insert(0) += 1;
     }
     assert_eq!(per_backend.len(), 3, "{per_backend:?}");
