@@ -5,6 +5,7 @@ mod base_url;
 mod canonical_json;
 mod error_code;
 mod revision;
+mod secret;
 pub mod units;
 mod wire;
 
@@ -12,6 +13,7 @@ pub use base_url::{BaseUrl, parse_base_url};
 pub use canonical_json::{CanonicalJson, to_canonical_json};
 pub use error_code::ErrorCode;
 pub use revision::Revision;
+pub use secret::{bearer_matches, same_secret};
 pub use wire::{DELETE_MESSAGE, ErrorBody, SET_MESSAGE, ScanItem, ScanPage, WriteBody};
 
 /// Longest key accepted, in bytes of UTF-8 after percent-decoding.

@@ -29,6 +29,8 @@ enum AdminError {
     BadSpec(#[from] crate::config::ConfigError),
     #[error("no such endpoint: {0} {1}")]
     NotFound(Method, String),
+    #[error("admin changes need `Authorization: Bearer <admin token>`")]
+    Unauthorized,
 }
 
 impl AdminError {
@@ -40,8 +42,16 @@ impl AdminError {
             Self::Pool(PoolError::Duplicate(_)) => (StatusCode::CONFLICT, "backend_exists"),
             Self::Pool(PoolError::Unknown(_)) => (StatusCode::NOT_FOUND, "unknown_backend"),
             Self::NotFound(..) => (StatusCode::NOT_FOUND, "not_found"),
+            Self::Unauthorized => (StatusCode::UNAUTHORIZED, "unauthorized"),
         };
-        json_response(status, &json!({ "error": self.to_string(), "code": code }))
+        let mut resp = json_response(status, &json!({ "error": self.to_string(), "code": code }));
+        if status == StatusCode::UNAUTHORIZED {
+            resp.headers_mut().insert(
+                header::WWW_AUTHENTICATE,
+                header::HeaderValue::from_static("Bearer"),
+            );
+        }
+        resp
     }
 }
 
@@ -74,6 +84,16 @@ pub async fn handle(shared: &Shared, req: Request<Incoming>) -> Response<Respons
 async fn route(shared: &Shared, req: Request<Incoming>) -> Result<Response<ResponseBody>, AdminError> {
     let method = req.method().clone();
     let path = req.uri().path().to_owned();
+    if let Some(token) = &shared.config.admin_token
+        && method != Method::GET
+        && method != Method::HEAD
+        && !hakv_api::bearer_matches(
+            req.headers().get(header::AUTHORIZATION).map(|v| v.as_bytes()),
+            token,
+        )
+    {
+        return Err(AdminError::Unauthorized);
+    }
     let backend = path.strip_prefix("/lb/backends/").map(str::to_owned);
     match (&method, path.as_str(), backend) {
         (&Method::GET, "/metrics", _) => {

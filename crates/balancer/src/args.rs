@@ -18,6 +18,10 @@ pub struct BalanceArgs {
     /// Serve /lb/* and /metrics only on this address instead of the main one.
     #[arg(long, env = "HAKV_BALANCE_ADMIN_LISTEN")]
     pub admin_listen: Option<SocketAddr>,
+    /// Require `Authorization: Bearer TOKEN` for admin changes (POST, PATCH, DELETE on /lb/*).
+    /// Prefer the variable: a flag shows in the process list.
+    #[arg(long, env = "HAKV_BALANCE_ADMIN_TOKEN", hide_env_values = true)]
+    pub admin_token: Option<String>,
     /// A backend, HOST:PORT[=WEIGHT]; repeat the flag (or comma-separate in the variable).
     #[arg(long = "backend", env = "HAKV_BALANCE_BACKENDS", value_delimiter = ',')]
     pub backends: Vec<BackendSpec>,
@@ -80,6 +84,9 @@ impl BalanceArgs {
         set(&mut c.listen, &self.listen);
         if self.admin_listen.is_some() {
             c.admin_listen = self.admin_listen;
+        }
+        if self.admin_token.is_some() {
+            c.admin_token = self.admin_token.clone();
         }
         if !self.backends.is_empty() {
             c.backends = self.backends.clone();

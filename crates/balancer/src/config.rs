@@ -108,6 +108,9 @@ pub struct BalancerConfig {
     pub listen: SocketAddr,
     /// Where `/lb/*` and `/metrics` are served instead of the main listener, when set.
     pub admin_listen: Option<SocketAddr>,
+    /// When set, the admin endpoints that change something (POST, PATCH, DELETE on `/lb/*`)
+    /// need `Authorization: Bearer <token>`; status and metrics stay readable.
+    pub admin_token: Option<String>,
     pub backends: Vec<BackendSpec>,
     pub algorithm: Algorithm,
     /// Runtime worker threads; 0 = one per available core, 1 = a single-threaded runtime.
@@ -201,6 +204,7 @@ impl Default for BalancerConfig {
         Self {
             listen: SocketAddr::from(([127, 0, 0, 1], 7380)),
             admin_listen: None,
+            admin_token: None,
             backends: Vec::new(),
             algorithm: Algorithm::RoundRobin,
             threads: 0,
@@ -321,6 +325,14 @@ impl BalancerConfig {
                 "backend weight",
                 "1..=1000",
                 b.weight,
+            )?;
+        }
+        if let Some(token) = &self.admin_token {
+            check(
+                !token.is_empty() && token.bytes().all(|b| b.is_ascii_graphic()),
+                "admin_token",
+                "one or more visible ASCII characters (no spaces)",
+                "(not shown)",
             )?;
         }
         let h = &self.health;
@@ -460,6 +472,22 @@ mod tests {
         c.health.timeout_ms = c.health.interval_ms + 1;
         let e = c.validate().unwrap_err().to_string();
         assert!(e.starts_with("health.timeout_ms"), "{e}");
+    }
+
+    #[test]
+    fn an_admin_token_must_be_header_safe_and_is_not_echoed() {
+        let mut c = BalancerConfig {
+            backends: vec!["127.0.0.1:1".parse().unwrap()],
+            ..BalancerConfig::default()
+        };
+        for bad in ["", "has space", "new\nline", "caf\u{e9}"] {
+            c.admin_token = Some(bad.into());
+            let e = c.validate().unwrap_err().to_string();
+            assert!(e.starts_with("admin_token"), "{e}");
+            assert!(bad.is_empty() || !e.contains(bad), "{e}");
+        }
+        c.admin_token = Some("Tok3n-_.~!".into());
+        c.validate().unwrap();
     }
 
     #[test]

@@ -118,10 +118,13 @@ impl Balancer {
         let old = &self.shared.config;
         if config.listen != old.listen
             || config.admin_listen != old.admin_listen
+            || config.admin_token != old.admin_token
             || config.threads != old.threads
             || config.leader_aware != old.leader_aware
         {
-            tracing::warn!("reload: listen, admin_listen, threads and leader_aware change only on restart");
+            tracing::warn!(
+                "reload: listen, admin_listen, admin_token, threads and leader_aware change only on restart"
+            );
         }
         self.shared.pool.replace(&config.backends, config.algorithm);
         tracing::info!(

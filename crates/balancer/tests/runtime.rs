@@ -46,6 +46,40 @@ async fn backends_and_weights_change_at_run_time_through_the_admin_api() {
 }
 
 #[tokio::test]
+async fn with_an_admin_token_changes_need_it_and_status_stays_readable() {
+    let a = TestBackend::start("a").await;
+    let mut c = config(&[&a]);
+    c.admin_token = Some("adm1n-s3cret".into());
+    let lb = start(c).await;
+    let cl = client();
+    let drain = format!("http://{}/lb/backends/{}/drain", lb.addr, a.addr);
+    for headers in [
+        &[][..],
+        &[("authorization", "Bearer wrong-token")],
+        &[("authorization", "adm1n-s3cret")],
+    ] {
+        let (s, _, body, h) = send_with_headers(&cl, "POST", &drain, headers, "").await.unwrap();
+        assert_eq!(s, 401, "{headers:?}: {body}");
+        assert_eq!(h["www-authenticate"], "Bearer");
+        assert!(body.contains("\"unauthorized\""), "{body}");
+    }
+    assert_eq!(
+        lb.balancer.status()["backends"][0]["draining"],
+        false,
+        "nothing changed"
+    );
+    let (s, _, body, _) = send(&cl, "GET", &format!("http://{}/lb/status", lb.addr), "")
+        .await
+        .unwrap();
+    assert_eq!(s, 200, "{body}");
+    let auth = [("authorization", "Bearer adm1n-s3cret")];
+    let (s, _, body, _) = send_with_headers(&cl, "POST", &drain, &auth, "").await.unwrap();
+    assert_eq!(s, 200, "{body}");
+    assert_eq!(lb.balancer.status()["backends"][0]["draining"], true);
+    lb.shutdown().await.unwrap();
+}
+
+#[tokio::test]
 async fn a_drained_backend_finishes_its_in_flight_requests_and_gets_no_new_ones() {
     let (a, b) = (TestBackend::start("a").await, TestBackend::start("b").await);
     let gate = Arc::new(tokio::sync::Semaphore::new(0));

@@ -52,19 +52,8 @@ impl PeerAuth {
     }
 
     fn accepts(&self, presented: Option<&[u8]>) -> bool {
-        presented.is_some_and(|p| same_secret(p, &self.expected))
+        presented.is_some_and(|p| hakv_api::same_secret(p, &self.expected))
     }
-}
-
-/// Compares a presented secret in time independent of where the first difference is, so a
-/// token cannot be guessed byte by byte from response times.
-pub fn same_secret(presented: &[u8], expected: &[u8]) -> bool {
-    presented.len() == expected.len()
-        && presented
-            .iter()
-            .zip(expected)
-            .fold(0u8, |acc, (a, b)| acc | (a ^ b))
-            == 0
 }
 
 /// The snapshot request's JSON header.

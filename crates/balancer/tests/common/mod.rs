@@ -217,11 +217,22 @@ pub async fn send(
     url: &str,
     body: &str,
 ) -> Result<(u16, String, String, http::HeaderMap), String> {
-    let req = Request::builder()
-        .method(method)
-        .uri(url)
-        .body(Full::new(Bytes::from(body.to_owned())))
-        .unwrap();
+    send_with_headers(client, method, url, &[], body).await
+}
+
+/// `send` with extra request headers.
+pub async fn send_with_headers(
+    client: &TestClient,
+    method: &str,
+    url: &str,
+    headers: &[(&str, &str)],
+    body: &str,
+) -> Result<(u16, String, String, http::HeaderMap), String> {
+    let mut req = Request::builder().method(method).uri(url);
+    for (name, value) in headers {
+        req = req.header(*name, *value);
+    }
+    let req = req.body(Full::new(Bytes::from(body.to_owned()))).unwrap();
     let resp = client.request(req).await.map_err(|e| e.to_string())?;
     let status = resp.status().as_u16();
     let headers = resp.headers().clone();

@@ -92,7 +92,7 @@ fn authorized(internal: &Internal, headers: &HeaderMap) -> bool {
         .get(header::AUTHORIZATION)
         .map(|v| v.as_bytes())
         .unwrap_or_default();
-    hakv_raft::peer_server::same_secret(presented, &internal.authorization)
+    hakv_api::same_secret(presented, &internal.authorization)
 }
 
 fn refuse() -> Response {

@@ -77,15 +77,9 @@ pub async fn remove_member(
 
 /// Membership changes need the cluster secret (`Authorization: Bearer <token>`).
 fn require_token(node: &Node, headers: &HeaderMap) -> Result<(), ApiError> {
-    let expected = format!(
-        "Bearer {}",
-        node.config.cluster_token.as_deref().unwrap_or_default()
-    );
-    let presented = headers
-        .get(http::header::AUTHORIZATION)
-        .map(|v| v.as_bytes())
-        .unwrap_or_default();
-    if hakv_raft::peer_server::same_secret(presented, expected.as_bytes()) {
+    let token = node.config.cluster_token.as_deref().unwrap_or_default();
+    let presented = headers.get(http::header::AUTHORIZATION).map(|v| v.as_bytes());
+    if hakv_api::bearer_matches(presented, token) {
         Ok(())
     } else {
         Err(ApiError::Unauthorized)
