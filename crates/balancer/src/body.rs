@@ -6,22 +6,36 @@ use bytes::Bytes;
 use http_body::{Body, Frame, SizeHint};
 use http_body_util::{Either, Full};
 use hyper::body::Incoming;
+use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering::Relaxed};
 use std::task::{Context, Poll};
+use std::time::Duration;
+use tokio::time::{Instant, Sleep};
+
+/// What a response body can fail with: the backend's stream broke, or it went idle.
+pub type BodyError = Box<dyn std::error::Error + Send + Sync>;
+
+/// A streamed backend body sent nothing for `timeouts.body_idle_ms`.
+#[derive(Debug, thiserror::Error)]
+#[error("the backend sent no body data for {0:?}; response cut off")]
+pub struct BodyIdle(Duration);
 
 /// Sent to a backend: a buffered (replayable) body or the client's stream.
 pub type RequestBody = Either<Full<Bytes>, Incoming>;
 
 /// Answered to a client. A backend body carries the slots it occupies, so the backend's
 /// in-flight count and the global limit are released when the body is done, not when the
-/// headers arrive.
+/// headers arrive. It also carries an idle timer: a backend that stops sending halfway would
+/// otherwise hold the client, the slots and the connection for as long as the client waits.
 #[derive(Debug)]
 pub enum ResponseBody {
     Backend {
         inner: Incoming,
-        _backend: InFlight,
+        idle: Pin<Box<Sleep>>,
+        idle_limit: Duration,
+        backend: InFlight,
         _global: Option<GlobalSlot>,
     },
     Local(Full<Bytes>),
@@ -31,18 +45,47 @@ impl ResponseBody {
     pub fn local(bytes: impl Into<Bytes>) -> Self {
         Self::Local(Full::new(bytes.into()))
     }
+
+    /// A backend's body, streamed; cut off once no data has come for `idle_limit`.
+    pub fn streamed(inner: Incoming, idle_limit: Duration, backend: InFlight, global: GlobalSlot) -> Self {
+        Self::Backend {
+            inner,
+            idle: Box::pin(tokio::time::sleep(idle_limit)),
+            idle_limit,
+            backend,
+            _global: Some(global),
+        }
+    }
 }
 
 impl Body for ResponseBody {
     type Data = Bytes;
-    type Error = hyper::Error;
+    type Error = BodyError;
 
     fn poll_frame(
         self: Pin<&mut Self>,
         cx: &mut Context<'_>,
-    ) -> Poll<Option<Result<Frame<Bytes>, hyper::Error>>> {
+    ) -> Poll<Option<Result<Frame<Bytes>, BodyError>>> {
         match self.get_mut() {
-            Self::Backend { inner, .. } => Pin::new(inner).poll_frame(cx),
+            Self::Backend {
+                inner,
+                idle,
+                idle_limit,
+                backend,
+                ..
+            } => match Pin::new(inner).poll_frame(cx) {
+                Poll::Ready(frame) => {
+                    idle.as_mut().reset(Instant::now() + *idle_limit);
+                    Poll::Ready(frame.map(|r| r.map_err(BodyError::from)))
+                }
+                Poll::Pending => match idle.as_mut().poll(cx) {
+                    Poll::Ready(()) => {
+                        tracing::warn!(backend = backend.backend().addr(), "response body idle; cut off");
+                        Poll::Ready(Some(Err(BodyIdle(*idle_limit).into())))
+                    }
+                    Poll::Pending => Poll::Pending,
+                },
+            },
             Self::Local(full) => Pin::new(full).poll_frame(cx).map_err(|never| match never {}),
         }
     }

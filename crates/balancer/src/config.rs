@@ -180,6 +180,9 @@ pub struct TimeoutConfig {
     pub attempt_ms: u64,
     /// Until the response headers, over all attempts and backoffs.
     pub total_ms: u64,
+    /// A streamed response body that sends nothing for this long is cut off (nginx's
+    /// `proxy_read_timeout`); small bodies are read whole within `attempt_ms`.
+    pub body_idle_ms: u64,
     /// Pooled backend connections idle longer than this are closed; keep it below the backends'
     /// own idle timeout so the balancer never reuses a connection the backend is closing.
     pub backend_idle_ms: u64,
@@ -263,6 +266,7 @@ impl Default for TimeoutConfig {
             connect_ms: 1_000,
             attempt_ms: 5_000,
             total_ms: 15_000,
+            body_idle_ms: 60_000,
             backend_idle_ms: 20_000,
             drain_ms: 10_000,
         }
@@ -385,6 +389,12 @@ impl BalancerConfig {
             "timeouts.total_ms",
             ">= timeouts.attempt_ms",
             t.total_ms,
+        )?;
+        check(
+            t.body_idle_ms >= 1,
+            "timeouts.body_idle_ms",
+            ">= 1",
+            t.body_idle_ms,
         )?;
         check(
             t.backend_idle_ms >= 1,

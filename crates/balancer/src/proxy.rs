@@ -54,6 +54,7 @@ pub struct Shared {
     pub counters: Counters,
     pub(crate) attempt_timeout: Duration,
     pub(crate) total_timeout: Duration,
+    pub(crate) body_idle_timeout: Duration,
     pub(crate) backoff_base: Duration,
 }
 
@@ -102,11 +103,7 @@ impl Shared {
         strip_hop_by_hop(&mut parts.headers);
         let small = inner.size_hint().exact().is_some_and(|n| n <= SMALL_BODY_BYTES);
         if !small {
-            let body = ResponseBody::Backend {
-                inner,
-                _backend: backend_slot,
-                _global: Some(slot),
-            };
+            let body = ResponseBody::streamed(inner, self.body_idle_timeout, backend_slot, slot);
             return Response::from_parts(parts, body);
         }
         // A small body with a known length is usually in the same read as the head: take it

@@ -103,6 +103,7 @@ impl Balancer {
             counters: Counters::default(),
             attempt_timeout,
             total_timeout,
+            body_idle_timeout: ms(config.timeouts.body_idle_ms),
             backoff_base,
             config,
         };

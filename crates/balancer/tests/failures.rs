@@ -3,7 +3,8 @@
 mod common;
 
 use common::*;
-use hakv_balancer::Algorithm;
+use hakv_balancer::{Algorithm, BalancerConfig};
+use http_body_util::BodyExt;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -311,4 +312,54 @@ async fn when_every_backend_fails_its_health_checks_requests_still_go_through() 
         assert_eq!(get(&cl, &url).await, (200, "a".to_owned()));
     }
     lb.shutdown().await.unwrap();
+}
+
+/// A backend that sends its head and part of a large body, then nothing: the client must not
+/// hang on it forever (nor hold the balancer's slots).
+#[tokio::test]
+async fn a_streamed_body_that_stalls_is_cut_off_after_the_idle_timeout() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let stalling = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = stalling.local_addr().unwrap();
+    let server = tokio::spawn(async move {
+        let mut held = Vec::new();
+        loop {
+            let (mut conn, _) = stalling.accept().await.unwrap();
+            let mut request = [0u8; 4096];
+            let n = conn.read(&mut request).await.unwrap();
+            if request[..n].starts_with(b"GET /data/") {
+                // Far above the size the balancer reads whole, so it streams.
+                let head = "HTTP/1.1 200 OK\r\ncontent-length: 1000000\r\n\r\n";
+                conn.write_all(head.as_bytes()).await.unwrap();
+                conn.write_all(&[b'x'; 64 * 1024]).await.unwrap();
+                held.push(conn); // never finished, never closed
+            } else {
+                let ok = "HTTP/1.1 200 OK\r\ncontent-length: 2\r\nconnection: close\r\n\r\nok";
+                let _ = conn.write_all(ok.as_bytes()).await;
+            }
+        }
+    });
+    let mut c = BalancerConfig {
+        listen: "127.0.0.1:0".parse().unwrap(),
+        backends: vec![addr.to_string().parse().unwrap()],
+        ..BalancerConfig::default()
+    };
+    c.timeouts.body_idle_ms = 300;
+    let lb = start(c).await;
+    let response = client()
+        .get(format!("http://{}/data/big", lb.addr).parse().unwrap())
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    let body = tokio::time::timeout(Duration::from_secs(10), response.into_body().collect())
+        .await
+        .expect("the body ended instead of hanging");
+    assert!(body.is_err(), "a cut-off body must not look complete");
+    assert!(
+        eventually(Duration::from_secs(5), || lb.balancer.status()["in_flight"] == 0).await,
+        "the slot is released: {}",
+        lb.balancer.status()
+    );
+    lb.shutdown().await.unwrap();
+    server.abort();
 }
