@@ -40,6 +40,7 @@ impl AdminError {
                 (StatusCode::BAD_REQUEST, "bad_request")
             }
             Self::Pool(PoolError::Duplicate(_)) => (StatusCode::CONFLICT, "backend_exists"),
+            Self::Pool(PoolError::Full) => (StatusCode::CONFLICT, "too_many_backends"),
             Self::Pool(PoolError::Unknown(_)) => (StatusCode::NOT_FOUND, "unknown_backend"),
             Self::NotFound(..) => (StatusCode::NOT_FOUND, "not_found"),
             Self::Unauthorized => (StatusCode::UNAUTHORIZED, "unauthorized"),

@@ -11,6 +11,9 @@ use std::time::Duration;
 
 /// Heaviest weight accepted; bounds the key-hash ring (64 points per unit of weight).
 pub const MAX_WEIGHT: u32 = 1000;
+/// Most backends in one set (file, flags or admin API): a bound on the per-set state (the
+/// key-hash ring, the per-backend counters) and on the per-request scans.
+pub const MAX_BACKENDS: usize = 1024;
 /// Most attempts one request may make (the first try plus retries).
 pub const MAX_ATTEMPTS: u32 = 8;
 
@@ -319,6 +322,12 @@ impl BalancerConfig {
         if self.backends.is_empty() {
             return Err(ConfigError::NoBackends);
         }
+        check(
+            self.backends.len() <= MAX_BACKENDS,
+            "backends",
+            "at most 1024 entries",
+            self.backends.len(),
+        )?;
         let mut seen = std::collections::HashSet::new();
         for b in &self.backends {
             if !seen.insert(b.authority.as_str()) {
@@ -478,7 +487,11 @@ mod tests {
         assert!(matches!(c.validate(), Err(ConfigError::NoBackends)));
         c.backends = vec!["127.0.0.1:1".parse().unwrap(), "127.0.0.1:1".parse().unwrap()];
         assert!(matches!(c.validate(), Err(ConfigError::DuplicateBackend(_))));
-        c.backends.pop();
+        c.backends = (1..=MAX_BACKENDS + 1)
+            .map(|port| format!("127.0.0.1:{port}").parse().unwrap())
+            .collect();
+        assert!(c.validate().unwrap_err().to_string().starts_with("backends"));
+        c.backends.truncate(1);
         c.health.timeout_ms = c.health.interval_ms + 1;
         let e = c.validate().unwrap_err().to_string();
         assert!(e.starts_with("health.timeout_ms"), "{e}");

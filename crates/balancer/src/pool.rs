@@ -4,7 +4,7 @@
 use crate::algorithm::{Algorithm, Pick, SelectionAlgorithm};
 use crate::backend::Backend;
 use crate::clock::{Clock, RandomSource};
-use crate::config::{BackendSpec, MAX_WEIGHT};
+use crate::config::{BackendSpec, MAX_BACKENDS, MAX_WEIGHT};
 use arc_swap::ArcSwap;
 use std::sync::{Arc, Mutex};
 
@@ -16,6 +16,8 @@ pub enum PoolError {
     Duplicate(String),
     #[error("weight must be 1..={MAX_WEIGHT}, got {0}")]
     BadWeight(u32),
+    #[error("the set already has the most backends allowed ({MAX_BACKENDS})")]
+    Full,
 }
 
 /// One version of the backend set. Never mutated after it is published, except for the atomics
@@ -114,6 +116,9 @@ impl Pool {
         let old = self.load();
         if old.find(spec.authority.as_str()).is_some() {
             return Err(PoolError::Duplicate(spec.authority.to_string()));
+        }
+        if old.backends.len() >= MAX_BACKENDS {
+            return Err(PoolError::Full);
         }
         let mut backends = old.backends.clone();
         backends.push(Arc::new(Backend::new(spec.authority.clone(), spec.weight)));
@@ -228,6 +233,19 @@ mod tests {
         assert_eq!(new.algorithm, Algorithm::P2c);
         assert!(Arc::ptr_eq(&old.backends[0], &new.backends[0]));
         assert_eq!(new.backends[0].weight(), 3);
+    }
+
+    #[test]
+    fn the_admin_api_cannot_grow_the_set_past_the_limit() {
+        let specs: Vec<String> = (1..=MAX_BACKENDS)
+            .map(|port| format!("127.0.0.1:{port}"))
+            .collect();
+        let specs: Vec<&str> = specs.iter().map(String::as_str).collect();
+        let p = pool(&specs);
+        assert_eq!(p.add(&"127.0.0.2:1".parse().unwrap()), Err(PoolError::Full));
+        p.remove("127.0.0.1:1").unwrap();
+        p.add(&"127.0.0.2:1".parse().unwrap()).unwrap();
+        assert_eq!(p.load().backends.len(), MAX_BACKENDS);
     }
 
     #[test]

@@ -9,7 +9,12 @@ use crate::clock::stable_hash;
 use std::sync::Arc;
 
 /// Ring points per unit of weight; enough that shares stay within a few percent of the weights.
-const POINTS_PER_WEIGHT: u32 = 64;
+const POINTS_PER_WEIGHT: u64 = 64;
+/// Most points on one ring (16 MiB of `(u64, usize)`): 1024 backends of weight 1000 would ask
+/// for 65M. Above it every backend's points are scaled down alike (each keeps at least one),
+/// so shares still follow the weights; keys then move a little more than 1/N when the scale
+/// changes.
+const MAX_RING_POINTS: u64 = 1 << 20;
 
 #[derive(Debug)]
 pub struct KeyHash {
@@ -22,11 +27,16 @@ pub struct KeyHash {
 
 impl KeyHash {
     pub fn new(backends: &[Arc<Backend>], load_factor: f64) -> Self {
-        let mut ring = Vec::new();
+        let wanted: u64 = backends
+            .iter()
+            .map(|b| POINTS_PER_WEIGHT * u64::from(b.weight()))
+            .sum();
+        let mut ring = Vec::with_capacity(wanted.min(MAX_RING_POINTS) as usize);
         for (i, b) in backends.iter().enumerate() {
+            let points = ring_points(u64::from(b.weight()), wanted);
             // Points derive from the address, not the index, so a backend keeps its points
             // when another one joins or leaves.
-            for v in 0..POINTS_PER_WEIGHT * b.weight() {
+            for v in 0..points {
                 ring.push((stable_hash(format!("{}#{v}", b.addr()).as_bytes()), i));
             }
         }
@@ -48,6 +58,17 @@ impl KeyHash {
             }
         }
         (self.load_factor * (load + 1) as f64 * self.weights[i] as f64 / weight.max(1) as f64).ceil()
+    }
+}
+
+/// A backend's points: `POINTS_PER_WEIGHT` per unit of weight, scaled down when the ring would
+/// pass `MAX_RING_POINTS` (`wanted` is the unscaled total).
+fn ring_points(weight: u64, wanted: u64) -> u64 {
+    let points = POINTS_PER_WEIGHT * weight;
+    if wanted <= MAX_RING_POINTS {
+        points
+    } else {
+        (points * MAX_RING_POINTS / wanted).max(1)
     }
 }
 
@@ -135,6 +156,28 @@ mod tests {
         assert_ne!(owner(&sel, &bs, "hot"), home);
         bs[home_i].set_in_flight_for_test(0);
         assert_eq!(owner(&sel, &bs, "hot"), home);
+    }
+
+    #[test]
+    fn the_ring_is_capped_and_keeps_the_weights() {
+        // Unscaled: 64 points per unit of weight.
+        assert_eq!(ring_points(3, 1000), 192);
+        // 1024 backends of weight 1000 would want 65.5M points.
+        let wanted = 1024 * 1000 * POINTS_PER_WEIGHT;
+        assert_eq!(ring_points(1000, wanted), MAX_RING_POINTS / 1024);
+        assert_eq!(ring_points(1, wanted), 1, "every backend keeps a point");
+        let bs = backends(&[1000, 1000, 500]);
+        let sel = KeyHash::new(&bs, 1.25);
+        assert_eq!(sel.ring.len(), 160_000, "under the cap nothing is scaled");
+        let many: Vec<u32> = vec![1000; 40];
+        let bs = backends(&many);
+        let sel = KeyHash::new(&bs, 1.25);
+        assert!(sel.ring.len() as u64 <= MAX_RING_POINTS, "{}", sel.ring.len());
+        assert!(
+            sel.ring.len() as u64 > MAX_RING_POINTS * 9 / 10,
+            "{}",
+            sel.ring.len()
+        );
     }
 
     #[test]
