@@ -33,8 +33,11 @@ pub type RequestBody = Either<Full<Bytes>, Incoming>;
 pub enum ResponseBody {
     Backend {
         inner: Incoming,
+        /// Runs only while we wait on the backend: a client that reads slowly stops hyper from
+        /// asking for the next frame, and that time is not the backend's silence.
         idle: Pin<Box<Sleep>>,
         idle_limit: Duration,
+        waiting: bool,
         backend: InFlight,
         _global: Option<GlobalSlot>,
     },
@@ -52,6 +55,7 @@ impl ResponseBody {
             inner,
             idle: Box::pin(tokio::time::sleep(idle_limit)),
             idle_limit,
+            waiting: false,
             backend,
             _global: Some(global),
         }
@@ -71,20 +75,27 @@ impl Body for ResponseBody {
                 inner,
                 idle,
                 idle_limit,
+                waiting,
                 backend,
                 ..
             } => match Pin::new(inner).poll_frame(cx) {
                 Poll::Ready(frame) => {
-                    idle.as_mut().reset(Instant::now() + *idle_limit);
+                    *waiting = false;
                     Poll::Ready(frame.map(|r| r.map_err(BodyError::from)))
                 }
-                Poll::Pending => match idle.as_mut().poll(cx) {
-                    Poll::Ready(()) => {
-                        tracing::warn!(backend = backend.backend().addr(), "response body idle; cut off");
-                        Poll::Ready(Some(Err(BodyIdle(*idle_limit).into())))
+                Poll::Pending => {
+                    if !*waiting {
+                        *waiting = true;
+                        idle.as_mut().reset(Instant::now() + *idle_limit);
                     }
-                    Poll::Pending => Poll::Pending,
-                },
+                    match idle.as_mut().poll(cx) {
+                        Poll::Ready(()) => {
+                            tracing::warn!(backend = backend.backend().addr(), "response body idle; cut off");
+                            Poll::Ready(Some(Err(BodyIdle(*idle_limit).into())))
+                        }
+                        Poll::Pending => Poll::Pending,
+                    }
+                }
             },
             Self::Local(full) => Pin::new(full).poll_frame(cx).map_err(|never| match never {}),
         }
