@@ -6,6 +6,7 @@ mod canonical_json;
 mod error_code;
 mod revision;
 mod secret;
+mod text_position;
 pub mod units;
 mod wire;
 
@@ -14,6 +15,7 @@ pub use canonical_json::{CanonicalJson, to_canonical_json};
 pub use error_code::ErrorCode;
 pub use revision::Revision;
 pub use secret::{bearer_matches, same_secret};
+pub use text_position::{error_at, line_and_column};
 pub use wire::{DELETE_MESSAGE, ErrorBody, SET_MESSAGE, ScanItem, ScanPage, WriteBody};
 
 /// Longest key accepted, in bytes of UTF-8 after percent-decoding.

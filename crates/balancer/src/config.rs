@@ -39,11 +39,9 @@ pub enum ConfigError {
     },
     #[error("cannot read config file {path}: {source}")]
     Read { path: String, source: std::io::Error },
-    #[error("config file {path}: {source}")]
-    Parse {
-        path: String,
-        source: Box<toml::de::Error>,
-    },
+    /// `message` names the line and column but never quotes the line: it may hold a secret.
+    #[error("config file {path}: {message}")]
+    Parse { path: String, message: String },
 }
 
 /// One backend as configured: `HOST:PORT[=WEIGHT]` (an `http://` prefix is accepted).
@@ -105,7 +103,7 @@ impl fmt::Display for BackendSpec {
     }
 }
 
-#[derive(Clone, Debug, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct BalancerConfig {
     pub listen: SocketAddr,
@@ -132,7 +130,7 @@ pub struct BalancerConfig {
     pub limits: LimitConfig,
 }
 
-#[derive(Clone, Debug, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct HealthConfig {
     pub path: String,
@@ -144,7 +142,7 @@ pub struct HealthConfig {
     pub fall: u32,
 }
 
-#[derive(Clone, Debug, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct OutlierConfig {
     /// Consecutive connect errors or 5xx answers that eject a backend; 0 disables ejection.
@@ -156,7 +154,7 @@ pub struct OutlierConfig {
     pub max_ejected_fraction: f64,
 }
 
-#[derive(Clone, Debug, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct RetryConfig {
     /// The first try plus retries, at most.
@@ -175,7 +173,7 @@ pub struct RetryConfig {
     pub max_buffered_body_bytes: usize,
 }
 
-#[derive(Clone, Debug, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct TimeoutConfig {
     pub connect_ms: u64,
@@ -193,7 +191,7 @@ pub struct TimeoutConfig {
     pub drain_ms: u64,
 }
 
-#[derive(Clone, Debug, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct LimitConfig {
     /// Client connections; beyond it new connections wait in the kernel's accept queue.
@@ -312,9 +310,9 @@ impl BalancerConfig {
             path: shown.clone(),
             source,
         })?;
-        toml::from_str(&text).map_err(|source| ConfigError::Parse {
+        toml::from_str(&text).map_err(|e| ConfigError::Parse {
             path: shown,
-            source: Box::new(source),
+            message: hakv_api::error_at(&text, e.span().map(|s| s.start), e.message()),
         })
     }
 
@@ -516,5 +514,21 @@ mod tests {
     #[test]
     fn unknown_fields_in_the_file_are_errors() {
         assert!(toml::from_str::<BalancerConfig>("backendz = []").is_err());
+    }
+
+    #[test]
+    fn a_file_error_points_at_the_line_without_quoting_it() {
+        let dir = std::env::temp_dir().join(format!("hakv-lb-config-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("lb.toml");
+        std::fs::write(
+            &path,
+            "backends = [\"127.0.0.1:1\"]\nadmin_token = s3cret-t0ken\n",
+        )
+        .unwrap();
+        let e = BalancerConfig::from_file(&path).unwrap_err().to_string();
+        std::fs::remove_dir_all(&dir).unwrap();
+        assert!(e.contains("line 2"), "{e}");
+        assert!(!e.contains("s3cret"), "the token leaked: {e}");
     }
 }

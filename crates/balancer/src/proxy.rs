@@ -157,12 +157,15 @@ impl Shared {
         let mut tried = [usize::MAX; MAX_ATTEMPTS as usize];
         let mut last_error = ProxyError::NoBackend;
         let key = key_of(pq.path());
-        let panic = set.in_panic();
-        if panic {
-            self.counters.panic_requests.fetch_add(1, Relaxed);
-        }
+        let mut counted_panic = false;
 
         for attempt in 0..max_attempts {
+            // Per attempt: a failed attempt may have ejected the last available backend.
+            let panic = set.in_panic();
+            if panic && !counted_panic {
+                counted_panic = true;
+                self.counters.panic_requests.fetch_add(1, Relaxed);
+            }
             let pick = Pick {
                 key: key.as_deref(),
                 tried: &tried[..attempt],
@@ -222,7 +225,7 @@ impl Shared {
                         l.invalidate();
                     }
                     if !failure.is_some_and(|f| f.retryable(&parts.method, &parts.headers))
-                        || !self.may_retry(attempt, max_attempts, &body, &set, &tried[..=attempt], panic)
+                        || !self.may_retry(attempt, max_attempts, &body, &set, &tried[..=attempt])
                     {
                         return Ok((resp, slot));
                     }
@@ -242,7 +245,7 @@ impl Shared {
             }
             last_error = failure.1;
             if !failure.0.retryable(&parts.method, &parts.headers)
-                || !self.may_retry(attempt, max_attempts, &body, &set, &tried[..=attempt], panic)
+                || !self.may_retry(attempt, max_attempts, &body, &set, &tried[..=attempt])
             {
                 return Err(last_error);
             }
@@ -260,8 +263,9 @@ impl Shared {
         body: &Prepared,
         set: &BackendSet,
         tried: &[usize],
-        panic: bool,
     ) -> bool {
+        // Whether the set is in panic now, after this attempt's failure was recorded.
+        let panic = set.in_panic();
         attempt + 1 < max
             && matches!(body, Prepared::Replayable(_))
             && (0..set.backends.len()).any(|i| set.backends[i].is_selectable(panic) && !tried.contains(&i))

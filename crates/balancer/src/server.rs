@@ -117,14 +117,15 @@ impl Balancer {
     pub fn reload(&self, config: &BalancerConfig) -> Result<(), ConfigError> {
         config.validate()?;
         let old = &self.shared.config;
-        if config.listen != old.listen
-            || config.admin_listen != old.admin_listen
-            || config.admin_token != old.admin_token
-            || config.threads != old.threads
-            || config.leader_aware != old.leader_aware
-        {
+        let applied_now = BalancerConfig {
+            backends: old.backends.clone(),
+            algorithm: old.algorithm,
+            ..config.clone()
+        };
+        if applied_now != *old {
             tracing::warn!(
-                "reload: listen, admin_listen, admin_token, threads and leader_aware change only on restart"
+                "reload: only the backends, their weights and the algorithm change without a restart; \
+                 the other changed settings wait for one"
             );
         }
         self.shared.pool.replace(&config.backends, config.algorithm);

@@ -261,9 +261,11 @@ async fn a_dead_backend_is_marked_down_by_health_checks_and_ejected_by_failures(
 async fn when_every_backend_fails_its_health_checks_requests_still_go_through() {
     let (a, b) = (TestBackend::start("a").await, TestBackend::start("b").await);
     let mut c = config(&[&a, &b]);
-    c.health.interval_ms = 20;
-    c.health.timeout_ms = 20;
-    c.health.fall = 1;
+    // Generous probe timeouts and two failures to fall: a slow probe on a busy machine must
+    // not mark `a` down again during the last phase.
+    c.health.interval_ms = 100;
+    c.health.timeout_ms = 100;
+    c.health.fall = 2;
     c.health.rise = 1;
     c.algorithm = Algorithm::RoundRobin;
     let lb = start(c).await;
@@ -360,6 +362,64 @@ async fn a_streamed_body_that_stalls_is_cut_off_after_the_idle_timeout() {
         "the slot is released: {}",
         lb.balancer.status()
     );
+    lb.shutdown().await.unwrap();
+    server.abort();
+}
+
+/// The idle timeout measures the backend's silence, not the client's: a client that reads a
+/// large body slowly (longer pauses than `body_idle_ms`) still gets all of it.
+#[tokio::test]
+async fn a_slow_reader_gets_the_whole_body_despite_the_idle_timeout() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    const BODY: usize = 4 << 20;
+    let backend = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = backend.local_addr().unwrap();
+    let server = tokio::spawn(async move {
+        loop {
+            let (mut conn, _) = backend.accept().await.unwrap();
+            tokio::spawn(async move {
+                let mut request = [0u8; 4096];
+                let n = conn.read(&mut request).await.unwrap_or(0);
+                if request[..n].starts_with(b"GET /data/") {
+                    let head = format!("HTTP/1.1 200 OK\r\ncontent-length: {BODY}\r\n\r\n");
+                    let _ = conn.write_all(head.as_bytes()).await;
+                    let _ = conn.write_all(&vec![b'x'; BODY]).await;
+                    let _ = conn.read(&mut request).await; // hold the connection open
+                } else {
+                    let ok = "HTTP/1.1 200 OK\r\ncontent-length: 2\r\nconnection: close\r\n\r\nok";
+                    let _ = conn.write_all(ok.as_bytes()).await;
+                }
+            });
+        }
+    });
+    let mut c = BalancerConfig {
+        listen: "127.0.0.1:0".parse().unwrap(),
+        backends: vec![addr.to_string().parse().unwrap()],
+        ..BalancerConfig::default()
+    };
+    c.timeouts.body_idle_ms = 200;
+    let lb = start(c).await;
+    let response = client()
+        .get(format!("http://{}/data/big", lb.addr).parse().unwrap())
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    let mut body = response.into_body();
+    let (mut received, mut pauses) = (0, 0);
+    while let Some(frame) = body.frame().await {
+        received += frame
+            .expect("the body was cut off")
+            .into_data()
+            .map_or(0, |d| d.len());
+        // Twice (after the first frame and halfway), stop reading for longer than the idle
+        // timeout, with the proxy's buffers toward us full.
+        if pauses < 2 && received >= pauses * BODY / 2 {
+            pauses += 1;
+            tokio::time::sleep(Duration::from_millis(500)).await;
+        }
+    }
+    assert_eq!(pauses, 2);
+    assert_eq!(received, BODY);
     lb.shutdown().await.unwrap();
     server.abort();
 }

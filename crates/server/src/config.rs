@@ -157,9 +157,10 @@ impl ServeConfig {
             path: path.to_owned(),
             source,
         })?;
+        // toml's own message quotes the offending line, which may hold the cluster token.
         toml::from_str(&text).map_err(|e| ConfigError::ParseFile {
             path: path.to_owned(),
-            message: e.to_string(),
+            message: hakv_api::error_at(&text, e.span().map(|s| s.start), e.message()),
         })
     }
 

@@ -36,10 +36,11 @@ fn percent_decode(raw: &str) -> Result<String, ApiError> {
             let hex = bytes
                 .get(i + 1..i + 3)
                 .ok_or(ApiError::InvalidKey("a % escape is cut short"))?;
-            let hex = std::str::from_utf8(hex).map_err(|_| ApiError::InvalidKey("bad % escape"))?;
-            let byte = u8::from_str_radix(hex, 16)
-                .map_err(|_| ApiError::InvalidKey("a % escape is not two hex digits"))?;
-            out.push(byte);
+            // Exactly two hex digits: `from_str_radix` alone would also take `%+f`.
+            let (Some(high), Some(low)) = (hex_value(hex[0]), hex_value(hex[1])) else {
+                return Err(ApiError::InvalidKey("a % escape is not two hex digits"));
+            };
+            out.push(high << 4 | low);
             i += 3;
         } else {
             out.push(bytes[i]);
@@ -48,6 +49,10 @@ fn percent_decode(raw: &str) -> Result<String, ApiError> {
     }
     String::from_utf8(out)
         .map_err(|_| ApiError::InvalidKey("the key is not valid UTF-8 after percent-decoding"))
+}
+
+fn hex_value(digit: u8) -> Option<u8> {
+    (digit as char).to_digit(16).map(|v| v as u8)
 }
 
 #[cfg(test)]
@@ -62,6 +67,9 @@ mod tests {
         assert!(matches!(key_from_path("/data/"), Err(ApiError::InvalidKey(_))));
         assert!(matches!(key_from_path("/data/%zz"), Err(ApiError::InvalidKey(_))));
         assert!(matches!(key_from_path("/data/%4"), Err(ApiError::InvalidKey(_))));
+        assert!(matches!(key_from_path("/data/%+f"), Err(ApiError::InvalidKey(_))));
+        assert!(matches!(key_from_path("/data/%-1"), Err(ApiError::InvalidKey(_))));
+        assert_eq!(key_from_path("/data/%2f%2F").unwrap(), "//");
         assert!(matches!(
             key_from_path("/data/%ff%fe"),
             Err(ApiError::InvalidKey(_))

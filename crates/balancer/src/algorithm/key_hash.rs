@@ -10,10 +10,11 @@ use std::sync::Arc;
 
 /// Ring points per unit of weight; enough that shares stay within a few percent of the weights.
 const POINTS_PER_WEIGHT: u64 = 64;
-/// Most points on one ring (16 MiB of `(u64, usize)`): 1024 backends of weight 1000 would ask
-/// for 65M. Above it every backend's points are scaled down alike (each keeps at least one),
-/// so shares still follow the weights; keys then move a little more than 1/N when the scale
-/// changes.
+/// Points on one ring, at most (16 MiB of `(u64, usize)`): 1024 backends of weight 1000 would
+/// ask for 65M. Above it every backend's points are scaled down alike, so shares still follow
+/// the weights; each keeps at least one, so the ring may pass the cap by one point per backend.
+/// A scaled ring rescales every backend on any change to the set, so more keys move then than
+/// the 1/N of an unscaled ring.
 const MAX_RING_POINTS: u64 = 1 << 20;
 
 #[derive(Debug)]
@@ -172,7 +173,11 @@ mod tests {
         let many: Vec<u32> = vec![1000; 40];
         let bs = backends(&many);
         let sel = KeyHash::new(&bs, 1.25);
-        assert!(sel.ring.len() as u64 <= MAX_RING_POINTS, "{}", sel.ring.len());
+        assert!(
+            sel.ring.len() as u64 <= MAX_RING_POINTS + 40,
+            "{}",
+            sel.ring.len()
+        );
         assert!(
             sel.ring.len() as u64 > MAX_RING_POINTS * 9 / 10,
             "{}",
