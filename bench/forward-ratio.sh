@@ -8,28 +8,17 @@
 #   bench/forward-ratio.sh          (env: HAKV=target/release/hakv, PAIRS=6, DUR=6)
 set -u
 ROOT="$(cd "$(dirname "$0")/.." && pwd)"
+. "$ROOT/bench/lib.sh"
 HAKV=${HAKV:-$ROOT/target/release/hakv}; DUR=${DUR:-6}; PAIRS=${PAIRS:-6}
 D=/tmp/hakv-forward-ratio; rm -rf "$D"; mkdir -p "$D"
 LUA=$D/post.lua
-printf 'wrk.method = "POST"\nwrk.body = %s\nwrk.headers["Content-Type"] = "application/json"\n' \
-  "'{\"value\": \"hello world\"}'" >"$LUA"
-P=(0 27611 27612 27613); PEERS="1=127.0.0.1:27611,2=127.0.0.1:27612,3=127.0.0.1:27613"
+write_post_lua "$LUA"
 PIDS=()
 trap '[ ${#PIDS[@]} -gt 0 ] && kill "${PIDS[@]}" 2>/dev/null' EXIT
-for i in 1 2 3; do
-  taskset -c 0 "$HAKV" serve --listen "127.0.0.1:${P[$i]}" --node-id "$i" --peers "$PEERS" \
-    --cluster-token forward-ratio-token --data-dir "$D/n$i" >"$D/n$i.log" 2>&1 &
-  PIDS+=($!)
-done
-leader=""
-for _ in $(seq 100); do
-  leader=$(curl -s "http://127.0.0.1:${P[1]}/cluster" | python3 -c \
-    "import json,sys; print((json.load(sys.stdin).get('leader') or {}).get('addr',''))" 2>/dev/null)
-  [ -n "$leader" ] && break; sleep 0.1
-done
-[ -n "$leader" ] || { echo "no leader" >&2; exit 1; }
-for i in 1 2 3; do [ "127.0.0.1:${P[$i]}" != "$leader" ] && follower=127.0.0.1:${P[$i]} && break; done
-role() { case "127.0.0.1:${P[$1]}" in "$leader") echo leader ;; "$follower") echo via ;; *) echo other ;; esac; }
+start_members "$HAKV" "$D" 27610 forward-ratio-token 0
+leader=$(leader_of "${MEMBERS[1]}") || { echo "no leader" >&2; exit 1; }
+follower=$(follower_of "$leader")
+role() { case "${MEMBERS[$1]}" in "$leader") echo leader ;; "$follower") echo via ;; *) echo other ;; esac; }
 echo "leader $leader, writes forwarded through $follower"
 sleep 0.5
 curl -s -XPOST -H 'content-type: application/json' -d '{"value":"hello world"}' "http://$leader/data/k1" >/dev/null

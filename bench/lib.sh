@@ -1,0 +1,45 @@
+# Helpers for the bench scripts that run a local 3-member hakv cluster (sourced, not run).
+
+# start_members BIN DIR PORT_BASE TOKEN [CPU]: starts members 1..3 on 127.0.0.1:PORT_BASE+i
+# (pinned to CPU when given), data and logs under DIR; appends their PIDs to PIDS and sets
+# MEMBERS[i] to member i's address.
+start_members() {
+  local bin=$1 dir=$2 base=$3 token=$4 cpu=${5:-} i peers="" pin=()
+  [ -n "$cpu" ] && pin=(taskset -c "$cpu")
+  MEMBERS=(none)
+  for i in 1 2 3; do
+    MEMBERS+=("127.0.0.1:$((base + i))")
+    peers+="${peers:+,}$i=${MEMBERS[$i]}"
+  done
+  for i in 1 2 3; do
+    "${pin[@]}" "$bin" serve --listen "${MEMBERS[$i]}" --node-id "$i" --peers "$peers" \
+      --cluster-token "$token" --data-dir "$dir/n$i" >"$dir/n$i.log" 2>&1 &
+    PIDS+=($!)
+  done
+}
+
+# leader_of ADDR: the leader's address as the member at ADDR names it, waiting up to 10 s for
+# one; fails when there is none.
+leader_of() {
+  local leader="" _
+  for _ in $(seq 100); do
+    leader=$(curl -s "http://$1/cluster" | python3 -c \
+      "import json,sys; print((json.load(sys.stdin).get('leader') or {}).get('addr',''))" 2>/dev/null)
+    [ -n "$leader" ] && { echo "$leader"; return 0; }
+    sleep 0.1
+  done
+  return 1
+}
+
+# follower_of LEADER: the first member that is not LEADER.
+follower_of() {
+  local i
+  for i in 1 2 3; do [ "${MEMBERS[$i]}" != "$1" ] && { echo "${MEMBERS[$i]}"; return 0; }; done
+  return 1
+}
+
+# write_post_lua FILE: the wrk script that POSTs {"value": "hello world"}.
+write_post_lua() {
+  printf 'wrk.method = "POST"\nwrk.body = %s\nwrk.headers["Content-Type"] = "application/json"\n' \
+    "'{\"value\": \"hello world\"}'" >"$1"
+}
