@@ -66,6 +66,7 @@ impl HealthChecker {
             .build(connector);
         let mut tick = tokio::time::interval(ms(self.config.interval_ms));
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let mut in_panic = false;
         loop {
             tokio::select! {
                 _ = tick.tick() => {}
@@ -82,6 +83,17 @@ impl HealthChecker {
                 }
                 if ok {
                     self.outlier.maybe_return(b, self.clock.as_ref());
+                }
+            }
+            // Said once per change, next to the transitions that caused it.
+            if set.in_panic() != in_panic {
+                in_panic = !in_panic;
+                if in_panic {
+                    tracing::warn!(
+                        "no backend available: panic mode, requests go to every backend neither ejected nor draining"
+                    );
+                } else {
+                    tracing::info!("a backend is available again: panic mode over");
                 }
             }
         }
