@@ -3,7 +3,7 @@
 mod common;
 
 use common::*;
-use hakv_balancer::{Algorithm, BalancerConfig};
+use hakv_balancer::{Algorithm, BalancerConfig, BalancerHandle};
 use http_body_util::BodyExt;
 use std::sync::Arc;
 use std::time::Duration;
@@ -316,43 +316,65 @@ async fn when_every_backend_fails_its_health_checks_requests_still_go_through() 
     lb.shutdown().await.unwrap();
 }
 
-/// A backend that sends its head and part of a large body, then nothing: the client must not
-/// hang on it forever (nor hold the balancer's slots).
-#[tokio::test]
-async fn a_streamed_body_that_stalls_is_cut_off_after_the_idle_timeout() {
+/// A raw HTTP backend for the body-timeout tests: `GET /data/*` gets a head announcing
+/// `announced` bytes, then `sent` of them at once, then nothing while the connection stays open;
+/// anything else (the health probes) gets a short 200.
+async fn big_body_backend(
+    announced: usize,
+    sent: usize,
+) -> (std::net::SocketAddr, tokio::task::JoinHandle<()>) {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    let stalling = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = stalling.local_addr().unwrap();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
     let server = tokio::spawn(async move {
-        let mut held = Vec::new();
         loop {
-            let (mut conn, _) = stalling.accept().await.unwrap();
-            let mut request = [0u8; 4096];
-            let n = conn.read(&mut request).await.unwrap();
-            if request[..n].starts_with(b"GET /data/") {
-                // Far above the size the balancer reads whole, so it streams.
-                let head = "HTTP/1.1 200 OK\r\ncontent-length: 1000000\r\n\r\n";
-                conn.write_all(head.as_bytes()).await.unwrap();
-                conn.write_all(&[b'x'; 64 * 1024]).await.unwrap();
-                held.push(conn); // never finished, never closed
-            } else {
-                let ok = "HTTP/1.1 200 OK\r\ncontent-length: 2\r\nconnection: close\r\n\r\nok";
-                let _ = conn.write_all(ok.as_bytes()).await;
-            }
+            let (mut conn, _) = listener.accept().await.unwrap();
+            tokio::spawn(async move {
+                let mut request = [0u8; 4096];
+                let n = conn.read(&mut request).await.unwrap_or(0);
+                if request[..n].starts_with(b"GET /data/") {
+                    let head = format!("HTTP/1.1 200 OK\r\ncontent-length: {announced}\r\n\r\n");
+                    let _ = conn.write_all(head.as_bytes()).await;
+                    let _ = conn.write_all(&vec![b'x'; sent]).await;
+                    let _ = conn.read(&mut request).await; // held open until the peer closes
+                } else {
+                    let ok = "HTTP/1.1 200 OK\r\ncontent-length: 2\r\nconnection: close\r\n\r\nok";
+                    let _ = conn.write_all(ok.as_bytes()).await;
+                }
+            });
         }
     });
+    (addr, server)
+}
+
+/// A balancer in front of `backend` alone, with `timeouts.body_idle_ms = idle_ms`, and the
+/// answer to `GET /data/big` through it.
+async fn get_big_through(
+    backend: std::net::SocketAddr,
+    idle_ms: u64,
+) -> (BalancerHandle, http::Response<hyper::body::Incoming>) {
     let mut c = BalancerConfig {
         listen: "127.0.0.1:0".parse().unwrap(),
-        backends: vec![addr.to_string().parse().unwrap()],
+        backends: vec![backend.to_string().parse().unwrap()],
         ..BalancerConfig::default()
     };
-    c.timeouts.body_idle_ms = 300;
+    c.timeouts.body_idle_ms = idle_ms;
     let lb = start(c).await;
     let response = client()
         .get(format!("http://{}/data/big", lb.addr).parse().unwrap())
         .await
         .unwrap();
     assert_eq!(response.status(), 200);
+    (lb, response)
+}
+
+/// A backend that sends its head and part of a large body, then nothing: the client must not
+/// hang on it forever (nor hold the balancer's slots).
+#[tokio::test]
+async fn a_streamed_body_that_stalls_is_cut_off_after_the_idle_timeout() {
+    // Far above the size the balancer reads whole, so it streams.
+    let (backend, server) = big_body_backend(1_000_000, 64 * 1024).await;
+    let (lb, response) = get_big_through(backend, 300).await;
     let body = tokio::time::timeout(Duration::from_secs(10), response.into_body().collect())
         .await
         .expect("the body ended instead of hanging");
@@ -370,40 +392,9 @@ async fn a_streamed_body_that_stalls_is_cut_off_after_the_idle_timeout() {
 /// large body slowly (longer pauses than `body_idle_ms`) still gets all of it.
 #[tokio::test]
 async fn a_slow_reader_gets_the_whole_body_despite_the_idle_timeout() {
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
     const BODY: usize = 4 << 20;
-    let backend = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = backend.local_addr().unwrap();
-    let server = tokio::spawn(async move {
-        loop {
-            let (mut conn, _) = backend.accept().await.unwrap();
-            tokio::spawn(async move {
-                let mut request = [0u8; 4096];
-                let n = conn.read(&mut request).await.unwrap_or(0);
-                if request[..n].starts_with(b"GET /data/") {
-                    let head = format!("HTTP/1.1 200 OK\r\ncontent-length: {BODY}\r\n\r\n");
-                    let _ = conn.write_all(head.as_bytes()).await;
-                    let _ = conn.write_all(&vec![b'x'; BODY]).await;
-                    let _ = conn.read(&mut request).await; // hold the connection open
-                } else {
-                    let ok = "HTTP/1.1 200 OK\r\ncontent-length: 2\r\nconnection: close\r\n\r\nok";
-                    let _ = conn.write_all(ok.as_bytes()).await;
-                }
-            });
-        }
-    });
-    let mut c = BalancerConfig {
-        listen: "127.0.0.1:0".parse().unwrap(),
-        backends: vec![addr.to_string().parse().unwrap()],
-        ..BalancerConfig::default()
-    };
-    c.timeouts.body_idle_ms = 200;
-    let lb = start(c).await;
-    let response = client()
-        .get(format!("http://{}/data/big", lb.addr).parse().unwrap())
-        .await
-        .unwrap();
-    assert_eq!(response.status(), 200);
+    let (backend, server) = big_body_backend(BODY, BODY).await;
+    let (lb, response) = get_big_through(backend, 200).await;
     let mut body = response.into_body();
     let (mut received, mut pauses) = (0, 0);
     while let Some(frame) = body.frame().await {
