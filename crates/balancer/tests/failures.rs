@@ -394,7 +394,7 @@ async fn a_streamed_body_that_stalls_is_cut_off_after_the_idle_timeout() {
 async fn a_slow_reader_gets_the_whole_body_despite_the_idle_timeout() {
     const BODY: usize = 4 << 20;
     let (backend, server) = big_body_backend(BODY, BODY).await;
-    let (lb, response) = get_big_through(backend, 200).await;
+    let (lb, response) = get_big_through(backend, 300).await;
     let mut body = response.into_body();
     let (mut received, mut pauses) = (0, 0);
     while let Some(frame) = body.frame().await {
@@ -406,7 +406,7 @@ async fn a_slow_reader_gets_the_whole_body_despite_the_idle_timeout() {
         // timeout, with the proxy's buffers toward us full.
         if pauses < 2 && received >= pauses * BODY / 2 {
             pauses += 1;
-            tokio::time::sleep(Duration::from_millis(500)).await;
+            tokio::time::sleep(Duration::from_millis(800)).await;
         }
     }
     assert_eq!(pauses, 2);
