@@ -1,10 +1,11 @@
 # Helpers for the bench scripts that run a local 3-member hakv cluster (sourced, not run).
 
-# start_members BIN DIR PORT_BASE TOKEN [CPU]: starts members 1..3 on 127.0.0.1:PORT_BASE+i
-# (pinned to CPU when given), data and logs under DIR; appends their PIDs to PIDS and sets
-# MEMBERS[i] to member i's address.
+# start_members BIN DIR PORT_BASE TOKEN [CPU [FLAG...]]: starts members 1..3 on
+# 127.0.0.1:PORT_BASE+i (pinned to CPU when not empty), data and logs under DIR, with any
+# further FLAGs; appends their PIDs to PIDS and sets MEMBERS[i] to member i's address.
 start_members() {
   local bin=$1 dir=$2 base=$3 token=$4 cpu=${5:-} i peers="" pin=()
+  shift 4; [ $# -gt 0 ] && shift
   [ -n "$cpu" ] && pin=(taskset -c "$cpu")
   MEMBERS=(none)
   for i in 1 2 3; do
@@ -13,7 +14,7 @@ start_members() {
   done
   for i in 1 2 3; do
     "${pin[@]}" "$bin" serve --listen "${MEMBERS[$i]}" --node-id "$i" --peers "$peers" \
-      --cluster-token "$token" --data-dir "$dir/n$i" >"$dir/n$i.log" 2>&1 &
+      --cluster-token "$token" --data-dir "$dir/n$i" "$@" >"$dir/n$i.log" 2>&1 &
     PIDS+=($!)
   done
 }

@@ -7,6 +7,12 @@ use std::time::Duration;
 
 /// Raft timings, in milliseconds.
 ///
+/// Every election goes through a pre-vote (`pre_vote`): a voter gives up its leader after
+/// `election_timeout_max_ms` (plus 10–33 %) of silence when the leader's port refuses
+/// connections (its process is gone), and after `leader_stall_ms` when it still accepts them
+/// (it may only be slow: an fsync stall, a starved core, a long append). So a crashed leader
+/// is replaced in about 0.2 s by default, and a busy one is not deposed for a late heartbeat.
+///
 /// openraft 0.9 gives a leader a lease of `election_timeout_max_ms`: voters refuse to vote for
 /// anyone else until they have not heard from the leader for that long. hakv's election
 /// watch (`election_watch`) then campaigns at once (after a random 10–33 % more), so a dead
@@ -23,6 +29,8 @@ pub struct RaftTiming {
     pub heartbeat_ms: u64,
     pub election_timeout_min_ms: u64,
     pub election_timeout_max_ms: u64,
+    /// How long a leader that still accepts connections may stay silent before it is replaced.
+    pub leader_stall_ms: u64,
 }
 
 impl Default for RaftTiming {
@@ -31,6 +39,7 @@ impl Default for RaftTiming {
             heartbeat_ms: 50,
             election_timeout_min_ms: 75,
             election_timeout_max_ms: 150,
+            leader_stall_ms: 1000,
         }
     }
 }
@@ -162,6 +171,8 @@ impl RaftNodeConfig {
             install_snapshot_timeout: self.peer_client.snapshot_timeout.as_millis() as u64,
             snapshot_policy: openraft::SnapshotPolicy::LogsSinceLast(self.snapshot_every_entries),
             max_in_snapshot_log_to_keep: self.logs_kept_after_snapshot,
+            // Every election goes through hakv's pre-vote (`election_watch`).
+            enable_elect: false,
             ..openraft::Config::default()
         }
         .validate()

@@ -1,19 +1,21 @@
-//! Prompt elections: a follower that stops hearing from its leader campaigns as soon as the
-//! leader's lease has run out, instead of waiting out the lease *and then* a whole election
-//! timeout as openraft 0.9 does on its own.
+//! Elections, all of them: openraft's own election timer is off (`enable_elect = false`),
+//! and this watch decides when a member campaigns.
 //!
-//! Why this is safe: openraft's voters refuse every vote request for one lease (the longest
-//! election timeout) after they last heard from a leader, so no campaign can unseat a leader
-//! that is still heard. Campaigning earlier than openraft would therefore not let a live
-//! leader be deposed any sooner; it only stops the cluster from sitting idle for an extra
-//! 0.5–1 election timeouts after the leader is gone. The wait beyond the lease is random
-//! (10–33 % of it) so that the surviving followers rarely campaign at the same moment, and a
-//! follower campaigns once per silence: if that election fails, openraft's own candidate
-//! timer retries.
+//! A voter that has not heard from a leader for its patience (the election timeout plus a
+//! random 10–33 %, so that members rarely campaign together) first runs a pre-vote
+//! ([`crate::pre_vote`]): it judges its own request as any voter would, then asks the other
+//! voters, and raises the term only with a majority's yes. A member that cannot win (a
+//! restarted or wiped member, one that alone lost the leader, a member in a minority
+//! partition) therefore never disturbs the cluster. After an attempt, won or lost, it waits
+//! another patience before the next, which also retries failed elections.
 
-use crate::{NodeId, Raft};
+use crate::NodeId;
+use crate::leadership::address_of;
+use crate::peer_client::PeerNetwork;
+use crate::pre_vote::{Judge, PreVoteRequest, is_quorum};
 use openraft::{BasicNode, RaftMetrics, ServerState};
 use rand::Rng;
+use std::collections::BTreeSet;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
@@ -41,18 +43,16 @@ impl LeaderContact {
         self.last_ms.fetch_max(now, Ordering::Relaxed);
     }
 
-    fn silent_for(&self) -> Duration {
+    pub(crate) fn silent_for(&self) -> Duration {
         let now = self.epoch.elapsed().as_millis() as u64;
         Duration::from_millis(now.saturating_sub(self.last_ms.load(Ordering::Relaxed)))
     }
 }
 
-/// True if this node should start an election once the leader is silent: it is a voter that
-/// follows an elected leader. A candidate has its own retry timer, a learner never campaigns,
-/// and a node that never saw a leader elected already campaigns after one election timeout.
-fn follows_an_elected_leader(metrics: &RaftMetrics<NodeId, BasicNode>, id: NodeId) -> bool {
-    metrics.state == ServerState::Follower
-        && metrics.vote.committed
+/// True if this node may campaign: a voter that follows (or tries to become) a leader. A
+/// learner never campaigns, and a leader has nothing to win.
+fn may_campaign(metrics: &RaftMetrics<NodeId, BasicNode>, id: NodeId) -> bool {
+    matches!(metrics.state, ServerState::Follower | ServerState::Candidate)
         && metrics
             .membership_config
             .membership()
@@ -60,34 +60,86 @@ fn follows_an_elected_leader(metrics: &RaftMetrics<NodeId, BasicNode>, id: NodeI
             .any(|voter| voter == id)
 }
 
-/// How long a silence must last before campaigning: the lease plus 10–33 % of it.
-fn patience(lease: Duration, rng: &mut impl Rng) -> Duration {
-    lease + lease * rng.random_range(10..=33) / 100
+/// How long a silence must last before campaigning: the timeout plus 10–33 % of it.
+fn patience(timeout: Duration, rng: &mut impl Rng) -> Duration {
+    timeout + timeout * rng.random_range(10..=33) / 100
 }
 
-/// Watches the leader's silence until Raft stops. `lease` is openraft's leader lease, its
-/// longest election timeout.
-pub(crate) fn spawn(raft: Raft, id: NodeId, contact: Arc<LeaderContact>, lease: Duration) -> JoinHandle<()> {
+/// Watches the leader's silence until Raft stops; `network` asks the other voters.
+pub(crate) fn spawn(judge: Arc<Judge>, network: PeerNetwork) -> JoinHandle<()> {
     tokio::spawn(async move {
-        // Fine enough that the check adds little to the random wait beyond the lease.
-        let check_every = (lease / 16).max(Duration::from_millis(1));
-        let mut wait = patience(lease, &mut rand::rng());
+        let timeout = judge.patience.suspect_after;
+        // Fine enough that the check adds little to the random wait beyond the timeout.
+        let check_every = (timeout / 16).max(Duration::from_millis(1));
+        let mut wait = patience(timeout, &mut rand::rng());
+        let mut last_attempt = Instant::now();
         loop {
             tokio::time::sleep(check_every).await;
-            if contact.silent_for() < wait || !follows_an_elected_leader(&raft.metrics().borrow(), id) {
+            let silent = judge.contact.silent_for();
+            if silent < wait
+                || last_attempt.elapsed() < wait
+                || !may_campaign(&judge.raft.metrics().borrow(), judge.id)
+            {
+                continue;
+            }
+            last_attempt = Instant::now();
+            wait = patience(timeout, &mut rand::rng());
+            let request = judge.own_request().await;
+            if let Err(refusal) = judge.judge(&request).await {
+                tracing::debug!(%refusal, "not campaigning");
+                continue;
+            }
+            let metrics = judge.raft.metrics().borrow().clone();
+            let granted = ask_voters(&network, &metrics, &request, judge.patience.suspect_after).await;
+            if !is_quorum(&metrics, &granted) {
+                tracing::info!(term = request.term, ?granted, "pre-vote lost: not campaigning");
                 continue;
             }
             tracing::info!(
-                silent_ms = contact.silent_for().as_millis() as u64,
-                "leader silent past its lease: campaigning"
+                silent_ms = silent.as_millis() as u64,
+                term = request.term,
+                ?granted,
+                "pre-vote won: campaigning"
             );
-            contact.touch();
-            wait = patience(lease, &mut rand::rng());
-            if raft.trigger().elect().await.is_err() {
+            metrics::counter!("hakv_raft_campaigns_total").increment(1);
+            if judge.raft.trigger().elect().await.is_err() {
                 return; // Raft has stopped.
             }
         }
     })
+}
+
+/// Sends `request` to every other voter at once; returns who said yes, this member included.
+async fn ask_voters(
+    network: &PeerNetwork,
+    metrics: &RaftMetrics<NodeId, BasicNode>,
+    request: &PreVoteRequest,
+    timeout: Duration,
+) -> BTreeSet<NodeId> {
+    let mut asks = tokio::task::JoinSet::new();
+    for voter in metrics.membership_config.membership().voter_ids() {
+        let Some(addr) = address_of(metrics, voter).filter(|_| voter != request.candidate) else {
+            continue;
+        };
+        let (network, request) = (network.clone(), request.clone());
+        asks.spawn(async move {
+            let answer = tokio::time::timeout(timeout, network.pre_vote(voter, &addr, &request)).await;
+            match answer {
+                Ok(Ok(response)) => {
+                    if let Some(reason) = &response.reason {
+                        tracing::debug!(voter, reason, "pre-vote refused");
+                    }
+                    response.granted.then_some(voter)
+                }
+                _ => None,
+            }
+        });
+    }
+    let mut granted = BTreeSet::from([request.candidate]);
+    while let Some(answer) = asks.join_next().await {
+        granted.extend(answer.ok().flatten());
+    }
+    granted
 }
 
 #[cfg(test)]
@@ -113,31 +165,22 @@ mod tests {
     }
 
     #[test]
-    fn only_a_voter_following_an_elected_leader_campaigns() {
-        assert!(follows_an_elected_leader(
-            &metrics(ServerState::Follower, true, &[1, 2, 3]),
-            1
-        ));
-        // Never saw an election succeed: openraft's short timer already applies.
-        assert!(!follows_an_elected_leader(
+    fn only_a_voter_that_does_not_lead_campaigns() {
+        for state in [ServerState::Follower, ServerState::Candidate] {
+            assert!(may_campaign(&metrics(state, true, &[1, 2, 3]), 1), "{state:?}");
+        }
+        // A new cluster's member campaigns too (openraft's own timer is off).
+        assert!(may_campaign(
             &metrics(ServerState::Follower, false, &[1, 2, 3]),
             1
         ));
         // Not a voter (a learner, or a member being removed).
-        assert!(!follows_an_elected_leader(
+        assert!(!may_campaign(
             &metrics(ServerState::Follower, true, &[2, 3, 4]),
             1
         ));
-        for state in [
-            ServerState::Leader,
-            ServerState::Candidate,
-            ServerState::Learner,
-            ServerState::Shutdown,
-        ] {
-            assert!(
-                !follows_an_elected_leader(&metrics(state, true, &[1, 2, 3]), 1),
-                "{state:?}"
-            );
+        for state in [ServerState::Leader, ServerState::Learner, ServerState::Shutdown] {
+            assert!(!may_campaign(&metrics(state, true, &[1, 2, 3]), 1), "{state:?}");
         }
     }
 

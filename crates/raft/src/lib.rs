@@ -27,6 +27,7 @@ mod membership;
 mod node;
 pub mod peer_client;
 pub mod peer_server;
+mod pre_vote;
 mod proposer;
 mod read_barrier;
 mod snapshot_file;

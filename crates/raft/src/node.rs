@@ -9,6 +9,7 @@ use crate::election_watch::{self, LeaderContact};
 use crate::leadership::Leadership;
 use crate::peer_client::PeerNetwork;
 use crate::peer_server::{self, PeerAuth};
+use crate::pre_vote::{Judge, Patience};
 use crate::proposer::{self, ProposeError, Proposer};
 use crate::read_barrier::{self, BarrierError, ReadBarrier};
 use crate::status::ClusterStatus;
@@ -64,6 +65,7 @@ pub struct RaftNode {
     proposer: Proposer,
     barrier: Arc<ReadBarrier>,
     contact: Arc<LeaderContact>,
+    judge: Arc<Judge>,
     election_watch: JoinHandle<()>,
     committed: CommittedIndex,
     /// Set while [`hand_over_leadership`](Self::hand_over_leadership) runs: no new proposals.
@@ -82,6 +84,7 @@ impl RaftNode {
         let advertise = config.advertise_addr.clone().ok_or(NodeError::NoAdvertiseAddr)?;
         let raft_config = Arc::new(config.openraft_config()?);
         let log = LogStore::open(&config.data_dir.join("raft-log"))?;
+        let log_for_votes = log.clone();
         let committed = log.committed_index();
         let state = Arc::new(
             StateMachine::open(&StoreConfig {
@@ -109,8 +112,19 @@ impl RaftNode {
         );
         let barrier = ReadBarrier::new(raft.clone(), leadership.clone(), config.proposer.timeout);
         let contact = Arc::new(LeaderContact::new());
-        let lease = Duration::from_millis(timing.election_timeout_max_ms);
-        let election_watch = election_watch::spawn(raft.clone(), config.node_id, contact.clone(), lease);
+        let judge = Arc::new(Judge {
+            id: config.node_id,
+            raft: raft.clone(),
+            log: log_for_votes,
+            contact: contact.clone(),
+            patience: Patience {
+                suspect_after: Duration::from_millis(timing.election_timeout_max_ms),
+                stalled_after: Duration::from_millis(timing.leader_stall_ms),
+                probe_timeout: config.peer_client.connect_timeout,
+            },
+            rejoining: Arc::new(AtomicBool::new(false)),
+        });
+        let election_watch = election_watch::spawn(judge.clone(), network.clone());
         Ok(RaftNode {
             id: config.node_id,
             raft,
@@ -122,6 +136,7 @@ impl RaftNode {
             proposer,
             barrier,
             contact,
+            judge,
             election_watch,
             committed,
             handing_over,
@@ -162,6 +177,7 @@ impl RaftNode {
             self.auth.clone(),
             self.peer_limits,
             self.contact.clone(),
+            self.judge.clone(),
         )
     }
 

@@ -8,8 +8,9 @@
 
 use crate::config::PeerClientConfig;
 use crate::peer_server::{
-    APPEND_PATH, CAMPAIGN_PATH, SNAPSHOT_PATH, SnapshotHeader, VOTE_PATH, encode_snapshot_body,
+    APPEND_PATH, CAMPAIGN_PATH, PRE_VOTE_PATH, SNAPSHOT_PATH, SnapshotHeader, VOTE_PATH, encode_snapshot_body,
 };
+use crate::pre_vote::{PreVoteRequest, PreVoteResponse};
 use crate::{NodeId, TypeConfig};
 use bytes::Bytes;
 use http::{HeaderValue, Request, StatusCode, header};
@@ -95,6 +96,25 @@ impl PeerNetwork {
                 body: "no answer in time".into(),
             }),
         }
+    }
+}
+
+impl PeerNetwork {
+    /// Asks the voter at `addr` whether it would vote for `request` (no state changes there).
+    pub(crate) async fn pre_vote(
+        &self,
+        target: NodeId,
+        addr: &str,
+        request: &PreVoteRequest,
+    ) -> Result<PreVoteResponse, PeerError> {
+        let connection = PeerConnection {
+            network: self.clone(),
+            target,
+            base: format!("http://{addr}"),
+        };
+        let body = serde_json::to_vec(request)?;
+        let answer = connection.post(PRE_VOTE_PATH, body, "application/json").await?;
+        Ok(serde_json::from_slice(&answer)?)
     }
 }
 

@@ -11,6 +11,7 @@
 
 use crate::config::PeerServerLimits;
 use crate::election_watch::LeaderContact;
+use crate::pre_vote::{Judge, PreVoteRequest, PreVoteResponse};
 use crate::{NodeId, Raft, TypeConfig};
 use axum::Router;
 use axum::body::Bytes;
@@ -19,7 +20,8 @@ use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::post;
 use http::{StatusCode, header};
-use openraft::raft::{AppendEntriesRequest, AppendEntriesResponse, VoteRequest};
+use openraft::error::RaftError;
+use openraft::raft::{AppendEntriesRequest, AppendEntriesResponse, VoteRequest, VoteResponse};
 use openraft::{BasicNode, Snapshot, SnapshotMeta, Vote};
 use serde::{Deserialize, Serialize};
 use std::io::Cursor;
@@ -29,6 +31,8 @@ use std::sync::atomic::{AtomicU64, Ordering};
 pub(crate) const APPEND_PATH: &str = "/raft/append";
 pub(crate) const VOTE_PATH: &str = "/raft/vote";
 pub(crate) const SNAPSHOT_PATH: &str = "/raft/snapshot";
+/// "Would you vote for me?" before a member raises the term (`crate::pre_vote`).
+pub(crate) const PRE_VOTE_PATH: &str = "/raft/pre-vote";
 /// The leader asks the member it hands leadership to to campaign at once.
 pub(crate) const CAMPAIGN_PATH: &str = "/raft/campaign";
 
@@ -87,6 +91,8 @@ struct PeerState {
     raft: Raft,
     /// Touched whenever a leader's append or snapshot is accepted, or a vote is granted.
     contact: Arc<LeaderContact>,
+    /// Answers pre-votes as this member would vote.
+    judge: Arc<Judge>,
 }
 
 /// The peer endpoints of a node running `raft`.
@@ -95,6 +101,7 @@ pub(crate) fn router(
     auth: Arc<PeerAuth>,
     limits: PeerServerLimits,
     contact: Arc<LeaderContact>,
+    judge: Arc<Judge>,
 ) -> Router {
     Router::new()
         .route(
@@ -105,12 +112,16 @@ pub(crate) fn router(
             VOTE_PATH,
             post(vote).layer(DefaultBodyLimit::max(limits.max_append_bytes)),
         )
+        .route(
+            PRE_VOTE_PATH,
+            post(pre_vote).layer(DefaultBodyLimit::max(64 << 10)),
+        )
         .route(CAMPAIGN_PATH, post(campaign))
         .route(
             SNAPSHOT_PATH,
             post(snapshot).layer(DefaultBodyLimit::max(limits.max_snapshot_bytes)),
         )
-        .with_state(PeerState { raft, contact })
+        .with_state(PeerState { raft, contact, judge })
         .layer(middleware::from_fn_with_state(auth, require_token))
 }
 
@@ -162,11 +173,30 @@ async fn vote(State(state): State<PeerState>, body: Bytes) -> Response {
         Ok(request) => request,
         Err(e) => return bad_request("vote request", e),
     };
+    if state.judge.is_rejoining() {
+        // It lost the log it once acknowledged: its vote could elect a leader that lacks
+        // committed entries. Refuse, as openraft refuses, with this member's current vote.
+        let metrics = state.raft.metrics().borrow().clone();
+        let refusal = VoteResponse::new(metrics.vote, None, false);
+        return json(&Ok::<_, RaftError<NodeId>>(refusal));
+    }
     let response = state.raft.vote(request).await;
     if matches!(&response, Ok(r) if r.vote_granted) {
         state.contact.touch();
     }
     json(&response)
+}
+
+async fn pre_vote(State(state): State<PeerState>, body: Bytes) -> Response {
+    let request: PreVoteRequest = match serde_json::from_slice(&body) {
+        Ok(request) => request,
+        Err(e) => return bad_request("pre-vote request", e),
+    };
+    let verdict = state.judge.judge(&request).await;
+    json(&PreVoteResponse {
+        granted: verdict.is_ok(),
+        reason: verdict.err().map(|refusal| refusal.to_string()),
+    })
 }
 
 async fn campaign(State(state): State<PeerState>) -> Response {

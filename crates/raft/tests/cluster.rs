@@ -116,3 +116,45 @@ async fn three_nodes_replicate_writes_and_survive_losing_the_leader() {
         node.shutdown().await.unwrap();
     }
 }
+
+/// Pre-Vote: a member that hears no leader (here: restarted on a port the leader does not
+/// know, so the leader's appends cannot reach it) cannot win, so it must not raise the term
+/// and depose a healthy leader, however often its election watch fires.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_member_that_hears_no_leader_does_not_raise_the_term() {
+    let dirs: Vec<TempDir> = (0..3).map(|_| tempfile::tempdir().unwrap()).collect();
+    let mut nodes = Vec::new();
+    for (i, dir) in dirs.iter().enumerate() {
+        nodes.push(start(i as NodeId + 1, dir).await);
+    }
+    let members: BTreeMap<NodeId, _> = nodes.iter().map(|n| (n.id(), n.member())).collect();
+    nodes[0].initialize(members).await.unwrap();
+    let leader = agreed_leader(&nodes.iter().collect::<Vec<_>>()).await;
+    let term = nodes[0].status().term;
+
+    let position = nodes.iter().position(|n| n.id() != leader).unwrap();
+    let follower = nodes.remove(position);
+    let id = follower.id();
+    follower.shutdown().await.unwrap();
+    let unreachable = start(id, &dirs[position]).await;
+
+    // Many election timeouts: its watch tries (and must lose) pre-votes again and again.
+    tokio::time::sleep(std::time::Duration::from_millis(2000)).await;
+    for node in &nodes {
+        assert_eq!(
+            (node.status().term, node.leader()),
+            (term, Some(leader)),
+            "node {}",
+            node.id()
+        );
+    }
+    assert_eq!(
+        unreachable.status().term,
+        term,
+        "the cut-off member raised its term"
+    );
+    unreachable.shutdown().await.unwrap();
+    for node in nodes {
+        node.shutdown().await.unwrap();
+    }
+}

@@ -48,6 +48,11 @@ pub struct ServeConfig {
     /// random half to whole of it.
     #[serde(deserialize_with = "de_duration")]
     pub election_timeout: Duration,
+    /// A leader whose port still accepts connections (so it may only be slow: an fsync
+    /// stall, a busy core) is replaced only after this much silence; a leader whose process
+    /// is gone is replaced after `election_timeout`.
+    #[serde(deserialize_with = "de_duration")]
+    pub leader_stall_timeout: Duration,
     /// Log entries between snapshots (after which the log is compacted).
     pub snapshot_every: u64,
     /// Start as a new member waiting to be added (`POST /cluster/members`) instead of
@@ -116,6 +121,7 @@ impl Default for ServeConfig {
             cluster_token: None,
             heartbeat: Duration::from_millis(50),
             election_timeout: Duration::from_millis(150),
+            leader_stall_timeout: Duration::from_secs(1),
             snapshot_every: 10_000,
             join: false,
         }
@@ -238,6 +244,12 @@ impl ServeConfig {
                 "must be at least three heartbeat intervals",
             ));
         }
+        if self.leader_stall_timeout < self.election_timeout {
+            return Err(invalid(
+                "leader_stall_timeout",
+                "must be at least the election timeout",
+            ));
+        }
         if self.snapshot_every == 0 {
             return Err(invalid("snapshot_every", "must be at least 1"));
         }
@@ -332,6 +344,10 @@ pub struct ServeArgs {
     /// least three heartbeats [default: 150ms].
     #[arg(long, env = "HAKV_ELECTION_TIMEOUT", value_name = "DURATION", value_parser = parse_duration)]
     pub election_timeout: Option<Duration>,
+    /// How long a leader that still accepts connections (it may only be slow) may stay
+    /// silent before it is replaced; at least the election timeout [default: 1s].
+    #[arg(long, env = "HAKV_LEADER_STALL_TIMEOUT", value_name = "DURATION", value_parser = parse_duration)]
+    pub leader_stall_timeout: Option<Duration>,
     /// Log entries between snapshots [default: 10000].
     #[arg(long, env = "HAKV_SNAPSHOT_EVERY", value_name = "N")]
     pub snapshot_every: Option<u64>,
@@ -361,6 +377,7 @@ impl ServeArgs {
             store_cache_bytes,
             heartbeat,
             election_timeout,
+            leader_stall_timeout,
             snapshot_every
         );
         if self.join {

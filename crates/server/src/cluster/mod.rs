@@ -52,6 +52,7 @@ impl ClusterNode {
             // openraft's lease is its longest election timeout; see RaftTiming.
             election_timeout_min_ms: election / 2,
             election_timeout_max_ms: election,
+            leader_stall_ms: config.leader_stall_timeout.as_millis() as u64,
         };
         raft_config.snapshot_every_entries = config.snapshot_every;
         raft_config.proposer.queue_capacity = config.write_queue;
