@@ -51,8 +51,14 @@ pub struct PeerClientConfig {
     pub connect_timeout: Duration,
     /// Upper bound of one append or vote call (openraft may ask for less).
     pub request_timeout: Duration,
-    /// Upper bound of sending one whole snapshot.
-    pub snapshot_timeout: Duration,
+    /// A snapshot transfer fails when the peer takes no frame for this long (there is no
+    /// bound on the whole transfer: a large state takes as long as it takes).
+    pub snapshot_idle_timeout: Duration,
+    /// How long the peer may take to install a snapshot once it has all of it.
+    pub snapshot_install_timeout: Duration,
+    /// Pace of a snapshot transfer, so it leaves the disk, the network and the cores to
+    /// clients (0: unpaced).
+    pub snapshot_bytes_per_second: u64,
     /// Idle pooled connections are closed after this; kept below a server's idle timeout so
     /// a request never goes out on a connection the peer is closing.
     pub pool_idle_timeout: Duration,
@@ -63,7 +69,9 @@ impl Default for PeerClientConfig {
         PeerClientConfig {
             connect_timeout: Duration::from_millis(100),
             request_timeout: Duration::from_secs(2),
-            snapshot_timeout: Duration::from_secs(60),
+            snapshot_idle_timeout: Duration::from_secs(30),
+            snapshot_install_timeout: Duration::from_secs(30 * 60),
+            snapshot_bytes_per_second: 64 << 20,
             pool_idle_timeout: Duration::from_secs(30),
         }
     }
@@ -74,15 +82,15 @@ impl Default for PeerClientConfig {
 pub struct PeerServerLimits {
     /// Largest append or vote request body.
     pub max_append_bytes: usize,
-    /// Largest snapshot body.
-    pub max_snapshot_bytes: usize,
+    /// A snapshot transfer being received fails when no bytes arrive for this long.
+    pub snapshot_idle_timeout: Duration,
 }
 
 impl Default for PeerServerLimits {
     fn default() -> Self {
         PeerServerLimits {
             max_append_bytes: 64 << 20,
-            max_snapshot_bytes: 1 << 30,
+            snapshot_idle_timeout: Duration::from_secs(30),
         }
     }
 }
@@ -168,7 +176,7 @@ impl RaftNodeConfig {
             heartbeat_interval: self.timing.heartbeat_ms,
             election_timeout_min: self.timing.election_timeout_min_ms,
             election_timeout_max: self.timing.election_timeout_max_ms,
-            install_snapshot_timeout: self.peer_client.snapshot_timeout.as_millis() as u64,
+            install_snapshot_timeout: self.peer_client.snapshot_idle_timeout.as_millis() as u64,
             snapshot_policy: openraft::SnapshotPolicy::LogsSinceLast(self.snapshot_every_entries),
             max_in_snapshot_log_to_keep: self.logs_kept_after_snapshot,
             // Every election goes through hakv's pre-vote (`election_watch`).

@@ -7,14 +7,12 @@
 //!   ([`LogStore`]); every append and vote is fsynced before openraft hears of it;
 //! - `<data_dir>/state`: the state machine (`hakv_store`), written *without* fsync on apply,
 //!   because the log is the durable record and openraft re-applies from `last_applied` after
-//!   a crash; plus `<data_dir>/snapshot`, the last built or installed snapshot.
+//!   a crash; plus `<data_dir>/snapshot`, the last built or installed snapshot as a file.
 //!
 //! They are separate databases so that the log's short-lived entries and the state's
 //! long-lived data do not share a journal: a log fsync does not wait on state-machine writes,
 //! and journal files of the log are freed as soon as the log is purged, regardless of how long
 //! the state machine's memtables live.
-
-use std::io::Cursor;
 
 mod batch;
 mod config;
@@ -30,7 +28,9 @@ pub mod peer_server;
 mod pre_vote;
 mod proposer;
 mod read_barrier;
+mod snapshot_data;
 mod snapshot_file;
+mod snapshot_transfer;
 mod state_machine_store;
 mod status;
 
@@ -43,6 +43,7 @@ pub use membership::MembershipError;
 pub use node::{NodeError, RaftNode};
 pub use proposer::ProposeError;
 pub use read_barrier::BarrierError;
+pub use snapshot_data::SnapshotData;
 pub use state_machine_store::StateMachineStore;
 pub use status::{ClusterStatus, MemberRole, MemberStatus, NodeRole, PeerAddr, ReplicationStatus};
 
@@ -54,7 +55,7 @@ openraft::declare_raft_types!(
         R = Vec<hakv_store::Outcome>,
         NodeId = u64,
         Node = openraft::BasicNode,
-        SnapshotData = Cursor<Vec<u8>>,
+        SnapshotData = SnapshotData,
 );
 
 /// A node's id in the cluster.

@@ -28,6 +28,10 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 const VOTE_KEY: &[u8] = b"vote";
+/// Memtable of the log's entries.
+pub const LOG_MEMTABLE_BYTES: u64 = 16 << 20;
+/// Block cache of the log's database.
+pub const LOG_BLOCK_CACHE_BYTES: u64 = 8 << 20;
 const COMMITTED_KEY: &[u8] = b"committed";
 const LAST_PURGED_KEY: &[u8] = b"last_purged";
 
@@ -64,9 +68,19 @@ impl LogStore {
     /// Opens (or creates) the log database in `dir`.
     pub fn open(dir: &Path) -> Result<LogStore, RaftStoreError> {
         std::fs::create_dir_all(dir)?;
-        let db = Database::builder(dir).open()?;
-        let entries = db.keyspace("entries", KeyspaceCreateOptions::default)?;
-        let meta = db.keyspace("meta", KeyspaceCreateOptions::default)?;
+        // Memory bounded by settings (see hakv_store's DATA_MEMTABLE_BYTES): at most five
+        // memtables of each keyspace, a small block cache (appends are read back while still
+        // in the memtable), and a journal that forces flushes at fjall's minimum size.
+        let db = Database::builder(dir)
+            .cache_size(LOG_BLOCK_CACHE_BYTES)
+            .max_journaling_size(hakv_store::MAX_JOURNAL_BYTES)
+            .open()?;
+        let entries = db.keyspace("entries", || {
+            KeyspaceCreateOptions::default().max_memtable_size(LOG_MEMTABLE_BYTES)
+        })?;
+        let meta = db.keyspace("meta", || {
+            KeyspaceCreateOptions::default().max_memtable_size(hakv_store::SMALL_MEMTABLE_BYTES)
+        })?;
         let store = LogStore {
             db,
             entries,
@@ -163,17 +177,30 @@ fn decode_entry(bytes: &[u8]) -> Result<Entry, RaftStoreError> {
     bincode::deserialize(bytes).map_err(|e| RaftStoreError::corrupt("raft log entry", e))
 }
 
-impl RaftLogReader<TypeConfig> for LogStore {
-    async fn try_get_log_entries<RB: RangeBounds<u64> + Clone + Debug + OptionalSend>(
-        &mut self,
-        range: RB,
+/// Most bytes of stored entries one append to a follower carries (always at least one
+/// entry): a follower catching up is sent many small appends, not one of hundreds of MiB that
+/// the leader would hold in memory, encode again, and the follower could not take within an
+/// append timeout.
+const MAX_APPEND_BYTES: usize = 1 << 20;
+
+impl LogStore {
+    /// Entries in `range`, stopping once `byte_limit` stored bytes are read (at least one).
+    #[allow(clippy::result_large_err)] // openraft's own error type, returned as openraft wants
+    fn read_entries(
+        &self,
+        range: (Bound<[u8; 8]>, Bound<[u8; 8]>),
+        byte_limit: usize,
     ) -> Result<Vec<Entry>, StorageError> {
-        let bounds = (key_bound(range.start_bound()), key_bound(range.end_bound()));
         let mut out = Vec::new();
-        for guard in self.entries.range(bounds) {
+        let mut bytes = 0;
+        for guard in self.entries.range(range) {
+            if bytes >= byte_limit {
+                break;
+            }
             let (key, value) = guard
                 .into_inner()
                 .map_err(|e| RaftStoreError::from(e).reading_logs())?;
+            bytes += value.len();
             let entry = decode_entry(&value).map_err(RaftStoreError::reading_logs)?;
             if key.as_ref() != index_key(entry.log_id.index) {
                 return Err(
@@ -183,6 +210,21 @@ impl RaftLogReader<TypeConfig> for LogStore {
             out.push(entry);
         }
         Ok(out)
+    }
+}
+
+impl RaftLogReader<TypeConfig> for LogStore {
+    async fn try_get_log_entries<RB: RangeBounds<u64> + Clone + Debug + OptionalSend>(
+        &mut self,
+        range: RB,
+    ) -> Result<Vec<Entry>, StorageError> {
+        let bounds = (key_bound(range.start_bound()), key_bound(range.end_bound()));
+        self.read_entries(bounds, usize::MAX)
+    }
+
+    async fn limited_get_log_entries(&mut self, start: u64, end: u64) -> Result<Vec<Entry>, StorageError> {
+        let bounds = (Bound::Included(index_key(start)), Bound::Excluded(index_key(end)));
+        self.read_entries(bounds, MAX_APPEND_BYTES)
     }
 }
 

@@ -98,9 +98,11 @@ impl RaftNode {
         let raft = Raft::new(config.node_id, raft_config, network.clone(), log, state_machine).await?;
 
         let timing = config.timing;
-        // Twice the lease: a leader is taken as cut off only once its majority has had the
-        // time to elect someone else, not when one heartbeat answer is merely late.
-        let leadership = Leadership::new(raft.metrics(), 2 * timing.election_timeout_max_ms);
+        // A leader is taken as cut off only once its majority could have elected someone
+        // else: followers that can still connect to it wait out the stall timeout (pre-vote).
+        // Under full load an append answer is often later than one heartbeat (openraft 0.9
+        // times it out at one heartbeat interval), which must not fail client requests.
+        let leadership = Leadership::new(raft.metrics(), timing.leader_stall_ms);
         let heartbeat = Duration::from_millis(timing.heartbeat_ms);
         let handing_over = Arc::new(AtomicBool::new(false));
         let proposer = Proposer::start(

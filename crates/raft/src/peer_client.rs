@@ -2,15 +2,15 @@
 //! with one pooled keep-alive hyper client per node, bounded by timeouts, authenticated with
 //! the cluster token.
 //!
-//! Append bodies are bincode, vote bodies JSON, and a snapshot goes whole as bytes (see
-//! [`crate::peer_server`] for the wire format). A refused connection is reported as `Unreachable` (openraft then
-//! backs off), a timeout as `Timeout`, and anything else as a network error.
+//! Append bodies are bincode, vote bodies JSON, and a snapshot file is streamed in
+//! checksummed frames, paced, from disk (`crate::snapshot_transfer`). A refused connection is
+//! reported as `Unreachable` (openraft then backs off), a timeout as `Timeout`, and anything
+//! else as a network error.
 
 use crate::config::PeerClientConfig;
-use crate::peer_server::{
-    APPEND_PATH, CAMPAIGN_PATH, PRE_VOTE_PATH, SNAPSHOT_PATH, SnapshotHeader, VOTE_PATH, encode_snapshot_body,
-};
+use crate::peer_server::{APPEND_PATH, CAMPAIGN_PATH, PRE_VOTE_PATH, SNAPSHOT_PATH, VOTE_PATH};
 use crate::pre_vote::{PreVoteRequest, PreVoteResponse};
+use crate::snapshot_transfer::{self, MAX_FRAME, SnapshotHeader};
 use crate::{NodeId, TypeConfig};
 use bytes::Bytes;
 use http::{HeaderValue, Request, StatusCode, header};
@@ -19,8 +19,8 @@ use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::TokioExecutor;
 use openraft::error::{
-    Fatal, InstallSnapshotError, NetworkError, RPCError, RaftError, RemoteError, ReplicationClosed,
-    StreamingError, Timeout, Unreachable,
+    Fatal, InstallSnapshotError, NetworkError, PayloadTooLarge, RPCError, RaftError, RemoteError,
+    ReplicationClosed, StreamingError, Timeout, Unreachable,
 };
 use openraft::network::{RPCOption, RPCTypes, RaftNetwork, RaftNetworkFactory};
 use openraft::raft::{
@@ -47,8 +47,12 @@ pub enum PeerError {
     Status { status: StatusCode, body: String },
     #[error("undecodable peer message: {0}")]
     Decode(#[from] serde_json::Error),
-    #[error("hakv sends snapshots whole, never in chunks")]
+    #[error("hakv streams snapshots itself, never through openraft's chunks")]
     ChunkedSnapshot,
+    #[error("reading the snapshot file: {0}")]
+    SnapshotFile(#[source] std::io::Error),
+    #[error("the peer took no snapshot frame for {0:?}")]
+    SnapshotStalled(std::time::Duration),
 }
 
 /// Creates connections to peers; every connection shares one connection pool.
@@ -56,6 +60,8 @@ pub enum PeerError {
 pub struct PeerNetwork {
     node_id: NodeId,
     client: Client<HttpConnector, Full<Bytes>>,
+    /// Snapshot transfers stream their body, so they use a client (and pool) of their own.
+    snapshot_client: Client<HttpConnector, ChannelBody>,
     authorization: HeaderValue,
     config: Arc<PeerClientConfig>,
 }
@@ -67,6 +73,9 @@ impl PeerNetwork {
         connector.set_nodelay(true);
         let client = Client::builder(TokioExecutor::new())
             .pool_idle_timeout(config.pool_idle_timeout)
+            .build(connector.clone());
+        let snapshot_client = Client::builder(TokioExecutor::new())
+            .pool_idle_timeout(config.pool_idle_timeout)
             .build(connector);
         let mut authorization =
             HeaderValue::from_str(&format!("Bearer {cluster_token}")).expect("a token is visible ASCII");
@@ -74,6 +83,7 @@ impl PeerNetwork {
         PeerNetwork {
             node_id,
             client,
+            snapshot_client,
             authorization,
             config: Arc::new(config),
         }
@@ -173,6 +183,7 @@ impl PeerConnection {
         action: RPCTypes,
         (body, content_type): (Vec<u8>, &'static str),
         option: &RPCOption,
+        entries: u64,
     ) -> Result<Resp, RpcError<E>>
     where
         Resp: DeserializeOwned,
@@ -199,6 +210,13 @@ impl PeerConnection {
         match decoded {
             Ok(Ok(response)) => Ok(response),
             Ok(Err(remote)) => Err(RPCError::RemoteError(RemoteError::new(self.target, remote))),
+            // The peer's body limit: openraft retries at once with fewer entries.
+            Err(PeerError::Status {
+                status: StatusCode::PAYLOAD_TOO_LARGE,
+                ..
+            }) if entries > 1 => Err(RPCError::PayloadTooLarge(PayloadTooLarge::new_entries_hint(
+                entries / 2,
+            ))),
             Err(e) => {
                 count_error(action);
                 Err(transport_error(e))
@@ -224,6 +242,7 @@ impl RaftNetwork<TypeConfig> for PeerConnection {
         rpc: AppendEntriesRequest<TypeConfig>,
         option: RPCOption,
     ) -> Result<AppendEntriesResponse<NodeId>, RpcError> {
+        let entries = rpc.entries.len() as u64;
         // Binary: openraft 0.9 gives an append one heartbeat interval, and JSON would escape
         // every value's canonical text a second time and parse it back on the follower.
         let body = bincode::serialize(&rpc).map_err(|e| RPCError::Network(NetworkError::new(&e)))?;
@@ -232,6 +251,7 @@ impl RaftNetwork<TypeConfig> for PeerConnection {
             RPCTypes::AppendEntries,
             (body, "application/octet-stream"),
             &option,
+            entries,
         )
         .await
     }
@@ -242,7 +262,7 @@ impl RaftNetwork<TypeConfig> for PeerConnection {
         option: RPCOption,
     ) -> Result<VoteResponse<NodeId>, RpcError> {
         let body = serde_json::to_vec(&rpc).map_err(|e| RPCError::Network(NetworkError::new(&e)))?;
-        self.call(VOTE_PATH, RPCTypes::Vote, (body, "application/json"), &option)
+        self.call(VOTE_PATH, RPCTypes::Vote, (body, "application/json"), &option, 0)
             .await
     }
 
@@ -269,25 +289,12 @@ impl RaftNetwork<TypeConfig> for PeerConnection {
             vote,
             meta: snapshot.meta,
         };
-        let body = encode_snapshot_body(&header, snapshot.snapshot.get_ref())
+        let header = snapshot_transfer::encode_header(&header)
             .map_err(|e| StreamingError::Network(NetworkError::new(&e)))?;
-        let timeout = self.network.config.snapshot_timeout;
-        let send = tokio::time::timeout(
-            timeout,
-            self.post(SNAPSHOT_PATH, body, "application/octet-stream"),
-        );
+        tokio::pin!(cancel);
         let answer = tokio::select! {
-            closed = cancel => return Err(StreamingError::Closed(closed)),
-            answer = send => answer,
-        };
-        let Ok(answer) = answer else {
-            count_error(RPCTypes::InstallSnapshot);
-            return Err(StreamingError::Timeout(Timeout {
-                action: RPCTypes::InstallSnapshot,
-                id: self.network.node_id,
-                target: self.target,
-                timeout,
-            }));
+            closed = &mut cancel => return Err(StreamingError::Closed(closed)),
+            answer = self.send_snapshot(header, snapshot.snapshot.into_file()) => answer,
         };
         let decoded = answer.and_then(|bytes| {
             Ok(serde_json::from_slice::<
@@ -299,11 +306,160 @@ impl RaftNetwork<TypeConfig> for PeerConnection {
             Ok(Err(fatal)) => Err(StreamingError::RemoteError(RemoteError::new(self.target, fatal))),
             Err(e) => {
                 count_error(RPCTypes::InstallSnapshot);
+                tracing::warn!(target = self.target, error = %e, "sending a snapshot failed");
                 Err(match e {
                     PeerError::Connect(_) => StreamingError::Unreachable(Unreachable::new(&e)),
                     other => StreamingError::Network(NetworkError::new(&other)),
                 })
             }
         }
+    }
+}
+
+impl PeerConnection {
+    /// Streams the snapshot file after `header` and returns the peer's answer. Frames are
+    /// paced to `snapshot_bytes_per_second`; a peer that takes no frame for the idle timeout,
+    /// or does not answer within the install timeout once all was sent, fails the transfer.
+    async fn send_snapshot(&self, header: Bytes, file: tokio::fs::File) -> Result<Bytes, PeerError> {
+        let config = self.network.config.clone();
+        let (frames, body) = tokio::sync::mpsc::channel(2);
+        let request = Request::post(format!("{}{SNAPSHOT_PATH}", self.base))
+            .header(header::AUTHORIZATION, self.network.authorization.clone())
+            .header(header::CONTENT_TYPE, "application/octet-stream")
+            .body(ChannelBody(body))
+            .expect("a well-formed request");
+        let mut producer = tokio::spawn(produce_frames(header, file, frames, config.clone()));
+        let response = self.network.snapshot_client.request(request);
+        tokio::pin!(response);
+        let response = tokio::select! {
+            // The peer answered before everything was sent: it refused the transfer.
+            response = &mut response => response,
+            sent = &mut producer => {
+                sent.map_err(|e| PeerError::SnapshotFile(std::io::Error::other(e)))??;
+                match tokio::time::timeout(config.snapshot_install_timeout, &mut response).await {
+                    Ok(response) => response,
+                    Err(_) => return Err(PeerError::SnapshotStalled(config.snapshot_install_timeout)),
+                }
+            }
+        };
+        producer.abort();
+        let response = response.map_err(|e| {
+            if e.is_connect() {
+                PeerError::Connect(e)
+            } else {
+                PeerError::Request(e)
+            }
+        })?;
+        let status = response.status();
+        let body = response
+            .into_body()
+            .collect()
+            .await
+            .map_err(PeerError::Body)?
+            .to_bytes();
+        if status != StatusCode::OK {
+            let body = String::from_utf8_lossy(&body[..body.len().min(512)]).into_owned();
+            return Err(PeerError::Status { status, body });
+        }
+        Ok(body)
+    }
+}
+
+/// Reads `file` from its start and sends it as frames after `header`, then the end.
+async fn produce_frames(
+    header: Bytes,
+    mut file: tokio::fs::File,
+    frames: tokio::sync::mpsc::Sender<Bytes>,
+    config: Arc<PeerClientConfig>,
+) -> Result<(), PeerError> {
+    use tokio::io::AsyncSeekExt;
+    let idle = config.snapshot_idle_timeout;
+    let send = |bytes: Bytes| {
+        let frames = frames.clone();
+        async move {
+            match tokio::time::timeout(idle, frames.send(bytes)).await {
+                Ok(Ok(())) => Ok(()),
+                // The request ended (the peer answered or the connection broke): the
+                // answer tells what happened.
+                Ok(Err(_)) => Ok(()),
+                Err(_) => Err(PeerError::SnapshotStalled(idle)),
+            }
+        }
+    };
+    file.seek(std::io::SeekFrom::Start(0))
+        .await
+        .map_err(PeerError::SnapshotFile)?;
+    send(header).await?;
+    let started = tokio::time::Instant::now();
+    let mut buf = vec![0u8; MAX_FRAME];
+    let (mut total, mut crc) = (0u64, crc32fast::Hasher::new());
+    loop {
+        let n = read_full(&mut file, &mut buf)
+            .await
+            .map_err(PeerError::SnapshotFile)?;
+        if n == 0 {
+            break;
+        }
+        crc.update(&buf[..n]);
+        total += n as u64;
+        send(snapshot_transfer::encode_frame(&buf[..n])).await?;
+        if frames.is_closed() {
+            return Ok(()); // the request ended early; its answer says why
+        }
+        // Pacing: never ahead of the configured rate, so a transfer leaves room for clients.
+        let due = started + pace(total, config.snapshot_bytes_per_second);
+        tokio::time::sleep_until(due).await;
+    }
+    send(snapshot_transfer::encode_end(total, crc.finalize())).await?;
+    metrics::counter!("hakv_raft_snapshot_sent_bytes_total").increment(total);
+    Ok(())
+}
+
+/// Fills `buf` unless the file ends first; returns how much was read.
+async fn read_full(file: &mut tokio::fs::File, buf: &mut [u8]) -> std::io::Result<usize> {
+    use tokio::io::AsyncReadExt;
+    let mut filled = 0;
+    while filled < buf.len() {
+        match file.read(&mut buf[filled..]).await? {
+            0 => break,
+            n => filled += n,
+        }
+    }
+    Ok(filled)
+}
+
+/// How long sending `bytes` takes at `rate` bytes per second (0: unpaced).
+fn pace(bytes: u64, rate: u64) -> std::time::Duration {
+    if rate == 0 {
+        return std::time::Duration::ZERO;
+    }
+    std::time::Duration::from_secs_f64(bytes as f64 / rate as f64)
+}
+
+/// A request body fed frame by frame through a channel.
+pub(crate) struct ChannelBody(tokio::sync::mpsc::Receiver<Bytes>);
+
+impl http_body::Body for ChannelBody {
+    type Data = Bytes;
+    type Error = std::convert::Infallible;
+
+    fn poll_frame(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Result<http_body::Frame<Bytes>, Self::Error>>> {
+        self.0
+            .poll_recv(cx)
+            .map(|frame| frame.map(|bytes| Ok(http_body::Frame::data(bytes))))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn pacing_spreads_bytes_over_the_rate() {
+        assert_eq!(pace(64 << 20, 64 << 20), std::time::Duration::from_secs(1));
+        assert_eq!(pace(1 << 20, 0), std::time::Duration::ZERO);
     }
 }

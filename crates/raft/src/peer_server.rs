@@ -5,13 +5,15 @@
 //!
 //! An append body is openraft's request in bincode (it carries the values, and must arrive
 //! within one heartbeat); a vote body is JSON; both are answered with
-//! `Result<Response, RaftError>` as JSON. A snapshot body is binary:
-//! `header_len: u32 BE ‖ {"vote", "meta"} as JSON ‖ snapshot bytes`, answered with
-//! `Result<SnapshotResponse, Fatal>` as JSON.
+//! `Result<Response, RaftError>` as JSON. A snapshot arrives streamed in checksummed frames
+//! (`crate::snapshot_transfer`), is written to a file as it comes, one transfer at a time,
+//! and is answered with `Result<SnapshotResponse, Fatal>` as JSON once installed.
 
 use crate::config::PeerServerLimits;
 use crate::election_watch::LeaderContact;
 use crate::pre_vote::{Judge, PreVoteRequest, PreVoteResponse};
+use crate::snapshot_data::SnapshotData;
+use crate::snapshot_transfer::{Decoder, Item, SnapshotHeader, TransferError};
 use crate::{NodeId, Raft, TypeConfig};
 use axum::Router;
 use axum::body::Bytes;
@@ -20,11 +22,10 @@ use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::post;
 use http::{StatusCode, header};
+use openraft::Snapshot;
 use openraft::error::RaftError;
 use openraft::raft::{AppendEntriesRequest, AppendEntriesResponse, VoteRequest, VoteResponse};
-use openraft::{BasicNode, Snapshot, SnapshotMeta, Vote};
-use serde::{Deserialize, Serialize};
-use std::io::Cursor;
+use serde::Serialize;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
@@ -60,32 +61,6 @@ impl PeerAuth {
     }
 }
 
-/// The snapshot request's JSON header.
-#[derive(Serialize, Deserialize)]
-pub(crate) struct SnapshotHeader {
-    pub vote: Vote<NodeId>,
-    pub meta: SnapshotMeta<NodeId, BasicNode>,
-}
-
-pub(crate) fn encode_snapshot_body(
-    header: &SnapshotHeader,
-    data: &[u8],
-) -> Result<Vec<u8>, serde_json::Error> {
-    let json = serde_json::to_vec(header)?;
-    let mut body = Vec::with_capacity(4 + json.len() + data.len());
-    body.extend_from_slice(&(json.len() as u32).to_be_bytes());
-    body.extend_from_slice(&json);
-    body.extend_from_slice(data);
-    Ok(body)
-}
-
-fn decode_snapshot_body(body: &[u8]) -> Option<(SnapshotHeader, Vec<u8>)> {
-    let len = u32::from_be_bytes(body.get(..4)?.try_into().ok()?) as usize;
-    let json = body.get(4..4 + len)?;
-    let header = serde_json::from_slice(json).ok()?;
-    Some((header, body[4 + len..].to_vec()))
-}
-
 #[derive(Clone)]
 struct PeerState {
     raft: Raft,
@@ -93,6 +68,9 @@ struct PeerState {
     contact: Arc<LeaderContact>,
     /// Answers pre-votes as this member would vote.
     judge: Arc<Judge>,
+    /// One snapshot transfer is received at a time (each takes a file and the disk).
+    snapshot_slot: Arc<tokio::sync::Semaphore>,
+    limits: PeerServerLimits,
 }
 
 /// The peer endpoints of a node running `raft`.
@@ -119,9 +97,16 @@ pub(crate) fn router(
         .route(CAMPAIGN_PATH, post(campaign))
         .route(
             SNAPSHOT_PATH,
-            post(snapshot).layer(DefaultBodyLimit::max(limits.max_snapshot_bytes)),
+            // Streamed to a file in bounded frames: no size limit but the disk.
+            post(snapshot).layer(DefaultBodyLimit::disable()),
         )
-        .with_state(PeerState { raft, contact, judge })
+        .with_state(PeerState {
+            raft,
+            contact,
+            judge,
+            snapshot_slot: Arc::new(tokio::sync::Semaphore::new(1)),
+            limits,
+        })
         .layer(middleware::from_fn_with_state(auth, require_token))
 }
 
@@ -207,20 +192,115 @@ async fn campaign(State(state): State<PeerState>) -> Response {
     }
 }
 
-async fn snapshot(State(state): State<PeerState>, body: Bytes) -> Response {
-    state.contact.touch(); // as for appends: installing a large snapshot is not silence
-    let Some((header, data)) = decode_snapshot_body(&body) else {
-        return bad_request("snapshot", "bad header");
+async fn snapshot(State(state): State<PeerState>, body: axum::body::Body) -> Response {
+    let Ok(_slot) = state.snapshot_slot.clone().try_acquire_owned() else {
+        return (
+            StatusCode::SERVICE_UNAVAILABLE,
+            "another snapshot is being received",
+        )
+            .into_response();
     };
+    state.contact.touch(); // as for appends: a large snapshot is not silence
+    let (header, data) = match receive_snapshot(&state, body).await {
+        Ok(received) => received,
+        Err(e) => {
+            tracing::warn!(error = %e, "a snapshot transfer was refused");
+            metrics::counter!("hakv_raft_snapshot_refused_total").increment(1);
+            return bad_request("snapshot", e);
+        }
+    };
+    let received = data.path().to_path_buf();
     let snapshot = Snapshot {
         meta: header.meta,
-        snapshot: Box::new(Cursor::new(data)),
+        snapshot: Box::new(data),
     };
     let response = state.raft.install_full_snapshot(header.vote, snapshot).await;
+    // Installed snapshots were renamed away; one that was not (an outdated vote) is dropped.
+    let _ = tokio::fs::remove_file(&received).await;
     if response.is_ok() {
         state.contact.touch();
     }
     json(&response)
+}
+
+#[derive(Debug, thiserror::Error)]
+enum ReceiveError {
+    #[error(transparent)]
+    Transfer(#[from] TransferError),
+    #[error("the sender went silent for {0:?}")]
+    Stalled(std::time::Duration),
+    #[error("the transfer broke: {0}")]
+    Body(#[from] axum::Error),
+    #[error("the body ended before the snapshot did")]
+    Truncated,
+    #[error("writing the snapshot file: {0}")]
+    File(#[from] std::io::Error),
+    #[error("raft refused to receive a snapshot: {0}")]
+    Raft(String),
+}
+
+/// Reads a snapshot transfer into a new file, checking every frame; returns the header and
+/// the complete, fsynced file. A failed transfer leaves no file behind.
+async fn receive_snapshot(
+    state: &PeerState,
+    body: axum::body::Body,
+) -> Result<(SnapshotHeader, SnapshotData), ReceiveError> {
+    use http_body_util::BodyExt;
+    use tokio::io::AsyncWriteExt;
+    let idle = state.limits.snapshot_idle_timeout;
+    let mut body = body;
+    let mut decoder = Decoder::new();
+    let mut header = None;
+    let mut file: Option<Box<SnapshotData>> = None;
+    let result = async {
+        loop {
+            while let Some(item) = decoder.next_item()? {
+                match item {
+                    Item::Header(h) => {
+                        header = Some(*h);
+                        let data = state
+                            .raft
+                            .begin_receiving_snapshot()
+                            .await
+                            .map_err(|e| ReceiveError::Raft(e.to_string()))?;
+                        file = Some(data);
+                    }
+                    Item::Chunk(bytes) => {
+                        let out = file.as_mut().expect("the header comes first");
+                        out.write_all(&bytes).await?;
+                        metrics::counter!("hakv_raft_snapshot_received_bytes_total")
+                            .increment(bytes.len() as u64);
+                        state.contact.touch();
+                    }
+                    Item::End => {}
+                }
+            }
+            let frame = match tokio::time::timeout(idle, body.frame()).await {
+                Err(_) => return Err(ReceiveError::Stalled(idle)),
+                Ok(None) => break,
+                Ok(Some(frame)) => frame?,
+            };
+            if let Ok(data) = frame.into_data() {
+                decoder.push(&data);
+            }
+        }
+        if !decoder.is_done() {
+            return Err(ReceiveError::Truncated);
+        }
+        let out = file.as_mut().expect("done implies a header");
+        out.flush().await?;
+        Ok(())
+    }
+    .await;
+    match (result, header, file) {
+        (Ok(()), Some(header), Some(data)) => Ok((header, *data)),
+        (result, _, file) => {
+            if let Some(data) = file {
+                let _ = tokio::fs::remove_file(data.path()).await;
+            }
+            Err(result.err().unwrap_or(ReceiveError::Truncated))
+        }
+    }
 }
 
 #[cfg(test)]
@@ -235,18 +315,5 @@ mod tests {
             assert!(!auth.accepts(Some(wrong)), "{wrong:?}");
         }
         assert!(!auth.accepts(None));
-    }
-
-    #[test]
-    fn snapshot_bodies_round_trip_and_garbage_is_refused() {
-        let header = SnapshotHeader {
-            vote: Vote::new(3, 1),
-            meta: SnapshotMeta::default(),
-        };
-        let body = encode_snapshot_body(&header, b"payload").unwrap();
-        let (decoded, data) = decode_snapshot_body(&body).unwrap();
-        assert_eq!((decoded.vote, data), (Vote::new(3, 1), b"payload".to_vec()));
-        assert!(decode_snapshot_body(&body[..10]).is_none());
-        assert!(decode_snapshot_body(&[0, 0, 0, 2, b'{', b'}']).is_none());
     }
 }

@@ -123,8 +123,26 @@ impl ReadBarrier {
         }
     }
 
+    /// One confirmation, tried again while this node still stands as leader: openraft 0.9
+    /// gives each follower one heartbeat interval to answer, which a busy machine often
+    /// misses, and one late answer is not a lost majority. A retried round starts after every
+    /// waiting reader arrived, so it serves them all.
     async fn confirm(&self) -> Result<u64, BarrierError> {
-        let confirmed = tokio::time::timeout(self.round_timeout, self.raft.get_read_log_id()).await;
+        let deadline = Instant::now() + self.round_timeout;
+        loop {
+            let result = self.confirm_once(deadline).await;
+            let retry = result == Err(BarrierError::NoQuorum)
+                && self.leadership.standing() == Standing::Leader
+                && Instant::now() < deadline;
+            if !retry {
+                return result;
+            }
+            metrics::counter!("hakv_raft_read_index_retries_total").increment(1);
+        }
+    }
+
+    async fn confirm_once(&self, deadline: Instant) -> Result<u64, BarrierError> {
+        let confirmed = tokio::time::timeout_at(deadline, self.raft.get_read_log_id()).await;
         match confirmed {
             Err(_) => Err(BarrierError::Timeout),
             Ok(Ok((read_log_id, _applied))) => Ok(read_log_id.map_or(0, |id| id.index)),

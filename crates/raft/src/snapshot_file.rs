@@ -1,92 +1,293 @@
-//! The node's current snapshot as one file, `<snapshot_dir>/current`, kept so that it can be
-//! sent to followers and survives restarts.
+//! The node's snapshots as files in `<data_dir>/snapshot/`, never held in memory:
+//! - `current`: the last built or installed snapshot, sent to followers, kept across restarts;
+//! - `building-N.tmp`: a snapshot being written from a point-in-time view of the store;
+//! - `incoming-N.tmp`: a snapshot being received from the leader;
+//! - `installing`: a received snapshot whose install into the store is under way.
 //!
-//! File format: `meta_len: u32 BE ‖ SnapshotMeta as JSON ‖ snapshot bytes` (the store's
-//! versioned snapshot format). It is replaced by writing a temporary file, fsyncing it, and
-//! renaming it over the old one, so a crash leaves either the old or the new snapshot.
+//! File format: `meta_len: u32 BE ‖ SnapshotMeta as JSON ‖ the store's snapshot stream`
+//! (`hakv_store`'s format, which carries its own CRC-32). A file becomes `current` by an
+//! fsynced rename, so a crash leaves either the old or the new snapshot.
+//!
+//! Installing is crash-safe: the received file is fsynced and renamed to `installing`, the
+//! store marks itself as installing (reads refused) and replaces its contents in bounded
+//! batches, the file is renamed to `current`, and the store clears its mark in its last,
+//! fsynced batch. A member that dies in between finds the mark at start and repeats the
+//! install from `installing` (or from `current`, if the rename had happened).
 
-use crate::NodeId;
 use crate::error::RaftStoreError;
+use crate::snapshot_data::SnapshotData;
+use crate::{LogId, NodeId, StoredMembership};
+use hakv_store::StateMachine;
 use openraft::{BasicNode, SnapshotMeta};
 use std::fs::{self, File};
-use std::io::{ErrorKind, Write};
-use std::path::PathBuf;
+use std::io::{self, BufReader, BufWriter, ErrorKind, Read, Seek, SeekFrom, Write};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
+use std::time::{SystemTime, UNIX_EPOCH};
 
 type Meta = SnapshotMeta<NodeId, BasicNode>;
+
+/// `meta` keys of the state machine written atomically with every applied batch.
+pub(crate) const LAST_APPLIED_KEY: &[u8] = b"raft/last_applied";
+pub(crate) const MEMBERSHIP_KEY: &[u8] = b"raft/membership";
+
+/// Longest meta header accepted when reading a snapshot file (a membership of many nodes).
+const MAX_META_BYTES: u32 = 16 << 20;
 
 #[derive(Clone)]
 pub(crate) struct SnapshotFile {
     dir: PathBuf,
-    /// Serializes replacements: a builder that read an older state must not overwrite a
-    /// snapshot installed meanwhile.
+    /// Serializes replacements of `current`: a builder that read an older state must not
+    /// overwrite a snapshot installed meanwhile.
     lock: Arc<Mutex<()>>,
+    /// Numbers temporary files.
+    next_tmp: Arc<AtomicU64>,
 }
 
 impl SnapshotFile {
+    /// Opens the directory and removes temporary files a crash left behind.
     pub(crate) fn open(dir: PathBuf) -> Result<SnapshotFile, RaftStoreError> {
         fs::create_dir_all(&dir)?;
+        for entry in fs::read_dir(&dir)? {
+            let path = entry?.path();
+            if path.extension().is_some_and(|ext| ext == "tmp") {
+                fs::remove_file(&path)?;
+            }
+        }
         Ok(SnapshotFile {
             dir,
             lock: Arc::new(Mutex::new(())),
+            next_tmp: Arc::new(AtomicU64::new(0)),
         })
     }
 
-    fn current(&self) -> PathBuf {
+    fn current_path(&self) -> PathBuf {
         self.dir.join("current")
     }
 
-    /// Makes `meta` and `bytes` the current snapshot, unless the current one is newer.
-    pub(crate) fn save(&self, meta: &Meta, bytes: &[u8]) -> Result<(), RaftStoreError> {
-        let _guard = self.lock.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
-        if let Some((existing, _)) = self.load_unlocked(false)?
-            && existing.last_log_id > meta.last_log_id
-        {
-            return Ok(());
-        }
-        let meta_json = serde_json::to_vec(meta).map_err(|e| RaftStoreError::corrupt("snapshot meta", e))?;
-        let meta_len = u32::try_from(meta_json.len())
-            .map_err(|_| RaftStoreError::corrupt("snapshot meta", "too long"))?;
-        let tmp = self.dir.join("current.tmp");
-        let mut file = File::create(&tmp)?;
-        file.write_all(&meta_len.to_be_bytes())?;
-        file.write_all(&meta_json)?;
-        file.write_all(bytes)?;
-        file.sync_all()?;
-        fs::rename(&tmp, self.current())?;
+    fn installing_path(&self) -> PathBuf {
+        self.dir.join("installing")
+    }
+
+    fn tmp_path(&self, kind: &str) -> PathBuf {
+        let n = self.next_tmp.fetch_add(1, Ordering::Relaxed);
+        self.dir.join(format!("{kind}-{n}.tmp"))
+    }
+
+    /// Makes `path` the current snapshot by an fsynced rename.
+    fn make_current(&self, path: &Path) -> Result<(), RaftStoreError> {
+        fs::rename(path, self.current_path())?;
         // The rename itself is durable only once the directory is synced.
         File::open(&self.dir)?.sync_all()?;
         Ok(())
     }
 
-    /// The current snapshot's meta and bytes, if one was ever saved.
-    pub(crate) fn load(&self) -> Result<Option<(Meta, Vec<u8>)>, RaftStoreError> {
+    /// The current snapshot, if one was ever saved: its meta and the open file.
+    pub(crate) fn current(&self) -> Result<Option<(Meta, SnapshotData)>, RaftStoreError> {
         let _guard = self.lock.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
-        self.load_unlocked(true)
-    }
-
-    fn load_unlocked(&self, with_data: bool) -> Result<Option<(Meta, Vec<u8>)>, RaftStoreError> {
-        let contents = match fs::read(self.current()) {
-            Ok(contents) => contents,
+        let path = self.current_path();
+        let mut file = match File::open(&path) {
+            Ok(file) => file,
             Err(e) if e.kind() == ErrorKind::NotFound => return Ok(None),
             Err(e) => return Err(e.into()),
         };
-        let corrupt = |reason| RaftStoreError::corrupt("snapshot file", reason);
-        let header: [u8; 4] = contents
-            .get(..4)
-            .and_then(|h| h.try_into().ok())
-            .ok_or_else(|| corrupt("shorter than its header"))?;
-        let meta_end = 4 + u32::from_be_bytes(header) as usize;
-        let meta_json = contents
-            .get(4..meta_end)
-            .ok_or_else(|| corrupt("truncated meta"))?;
-        let meta: Meta =
-            serde_json::from_slice(meta_json).map_err(|e| RaftStoreError::corrupt("snapshot file", e))?;
-        let data = if with_data {
-            contents[meta_end..].to_vec()
-        } else {
-            Vec::new()
-        };
-        Ok(Some((meta, data)))
+        let meta = read_meta(&mut file)?;
+        file.seek(SeekFrom::Start(0))?;
+        Ok(Some((
+            meta,
+            SnapshotData::new(tokio::fs::File::from_std(file), path),
+        )))
     }
+
+    /// A new empty file to receive a snapshot into.
+    pub(crate) fn incoming(&self) -> Result<SnapshotData, RaftStoreError> {
+        let path = self.tmp_path("incoming");
+        let file = File::options()
+            .read(true)
+            .write(true)
+            .create_new(true)
+            .open(&path)?;
+        Ok(SnapshotData::new(tokio::fs::File::from_std(file), path))
+    }
+
+    /// Writes a snapshot of `state` from one point-in-time view and makes it current
+    /// (unless a newer one was installed meanwhile, which is then returned instead).
+    pub(crate) fn build(&self, state: &StateMachine) -> Result<(Meta, SnapshotData), RaftStoreError> {
+        let view = state.snapshot_view()?;
+        // The log position comes from the same view as the data, never from a newer apply.
+        let last_log_id: Option<LogId> = match view.meta.get(LAST_APPLIED_KEY) {
+            Some(bytes) => decode_json::<Option<LogId>>(bytes)?,
+            None => None,
+        };
+        let last_membership: StoredMembership = match view.meta.get(MEMBERSHIP_KEY) {
+            Some(bytes) => decode_json(bytes)?,
+            None => StoredMembership::default(),
+        };
+        let built_at = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .unwrap_or_default()
+            .as_micros();
+        let snapshot_id = match &last_log_id {
+            Some(id) => format!("{}-{}-{built_at}", id.leader_id, id.index),
+            None => format!("empty-{built_at}"),
+        };
+        let meta = Meta {
+            last_log_id,
+            last_membership,
+            snapshot_id,
+        };
+        let tmp = self.tmp_path("building");
+        let written = write_snapshot_file(&tmp, &meta, |out| Ok(view.write_to(out)?));
+        if let Err(e) = written {
+            let _ = fs::remove_file(&tmp);
+            return Err(e);
+        }
+        drop(view);
+        // Everything exported is now fsynced before anyone may purge the log up to it.
+        state.persist()?;
+        {
+            let _guard = self.lock.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+            if self
+                .current_meta()?
+                .is_some_and(|current| current.last_log_id > meta.last_log_id)
+            {
+                fs::remove_file(&tmp)?;
+            } else {
+                self.make_current(&tmp)?;
+            }
+        }
+        self.current()?
+            .ok_or_else(|| RaftStoreError::corrupt("snapshot file", "vanished after it was written"))
+    }
+
+    fn current_meta(&self) -> Result<Option<Meta>, RaftStoreError> {
+        match File::open(self.current_path()) {
+            Ok(mut file) => Ok(Some(read_meta(&mut file)?)),
+            Err(e) if e.kind() == ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    /// Installs the received snapshot at `received` (which must carry `meta`) into `state`,
+    /// crash-safely (see the module docs); `reset` runs before the state starts to change.
+    pub(crate) fn install(
+        &self,
+        state: &StateMachine,
+        meta: &Meta,
+        received: &Path,
+        reset: &dyn Fn(hakv_api::Revision),
+    ) -> Result<(), RaftStoreError> {
+        let mut file = File::open(received)?;
+        let carried = read_meta(&mut file)?;
+        if carried.snapshot_id != meta.snapshot_id || carried.last_log_id != meta.last_log_id {
+            return Err(RaftStoreError::corrupt(
+                "received snapshot",
+                format!(
+                    "file holds {} but {} was announced",
+                    carried.snapshot_id, meta.snapshot_id
+                ),
+            ));
+        }
+        file.sync_all()?;
+        drop(file);
+        let installing = self.installing_path();
+        fs::rename(received, &installing)?;
+        File::open(&self.dir)?.sync_all()?;
+        self.import(state, &installing, meta, reset)?;
+        let _guard = self.lock.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        self.make_current(&installing)
+    }
+
+    /// Repeats an install that a crash interrupted, if the store says one was.
+    pub(crate) fn resume_install(
+        &self,
+        state: &StateMachine,
+        reset: &dyn Fn(hakv_api::Revision),
+    ) -> Result<(), RaftStoreError> {
+        if !state.is_installing() {
+            return Ok(());
+        }
+        let installing = self.installing_path();
+        let source = if installing.exists() {
+            installing.clone()
+        } else {
+            self.current_path()
+        };
+        let meta = read_meta(&mut File::open(&source)?)?;
+        tracing::warn!(snapshot = %meta.snapshot_id, "repeating a snapshot install that was interrupted");
+        self.import(state, &source, &meta, reset)?;
+        if source == installing {
+            let _guard = self.lock.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+            self.make_current(&installing)?;
+        }
+        Ok(())
+    }
+
+    fn import(
+        &self,
+        state: &StateMachine,
+        path: &Path,
+        meta: &Meta,
+        reset: &dyn Fn(hakv_api::Revision),
+    ) -> Result<(), RaftStoreError> {
+        let extra = [
+            (LAST_APPLIED_KEY, encode_json(&meta.last_log_id)),
+            (MEMBERSHIP_KEY, encode_json(&meta.last_membership)),
+        ];
+        let extra: Vec<(&[u8], Vec<u8>)> = extra.into_iter().collect();
+        state.import_snapshot_from(|| open_store_stream(path), &extra, reset)?;
+        Ok(())
+    }
+}
+
+/// Writes `meta` and then what `body` writes to a new file at `path`, fsynced.
+pub(crate) fn write_snapshot_file(
+    path: &Path,
+    meta: &Meta,
+    body: impl FnOnce(&mut BufWriter<&File>) -> Result<u64, RaftStoreError>,
+) -> Result<(), RaftStoreError> {
+    let meta_json = encode_json(meta);
+    let meta_len =
+        u32::try_from(meta_json.len()).map_err(|_| RaftStoreError::corrupt("snapshot meta", "too long"))?;
+    let file = File::create(path)?;
+    let mut out = BufWriter::with_capacity(1 << 20, &file);
+    out.write_all(&meta_len.to_be_bytes())?;
+    out.write_all(&meta_json)?;
+    body(&mut out)?;
+    out.flush()?;
+    drop(out);
+    file.sync_all()?;
+    Ok(())
+}
+
+/// Reads a snapshot file's meta header, leaving `file` at the start of the store stream.
+pub(crate) fn read_meta(file: &mut impl Read) -> Result<Meta, RaftStoreError> {
+    let corrupt = |reason: &str| RaftStoreError::corrupt("snapshot file", reason);
+    let mut header = [0u8; 4];
+    file.read_exact(&mut header)
+        .map_err(|_| corrupt("shorter than its header"))?;
+    let len = u32::from_be_bytes(header);
+    if len > MAX_META_BYTES {
+        return Err(corrupt("meta header too long"));
+    }
+    let mut meta_json = vec![0u8; len as usize];
+    file.read_exact(&mut meta_json)
+        .map_err(|_| corrupt("truncated meta"))?;
+    serde_json::from_slice(&meta_json).map_err(|e| RaftStoreError::corrupt("snapshot file", e))
+}
+
+/// The store's snapshot stream inside the snapshot file at `path`.
+fn open_store_stream(path: &Path) -> io::Result<BufReader<File>> {
+    let mut file = File::open(path)?;
+    read_meta(&mut file).map_err(io::Error::other)?;
+    Ok(BufReader::with_capacity(1 << 20, file))
+}
+
+pub(crate) fn decode_json<T: serde::de::DeserializeOwned>(bytes: &[u8]) -> Result<T, RaftStoreError> {
+    serde_json::from_slice(bytes).map_err(|e| RaftStoreError::corrupt("state machine raft meta", e))
+}
+
+pub(crate) fn encode_json<T: serde::Serialize>(value: &T) -> Vec<u8> {
+    serde_json::to_vec(value).expect("openraft's ids and memberships serialize to JSON")
 }

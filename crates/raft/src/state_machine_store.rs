@@ -9,23 +9,22 @@
 //! The one time the state machine must be durable on its own is when the log stops covering
 //! it: before openraft purges entries that a snapshot covers. So building a snapshot fsyncs
 //! the state machine after exporting it, and installing one is fsynced.
+//!
+//! Snapshots are files (`snapshot_file`): built from a point-in-time view straight to disk,
+//! received into a file, installed from it in bounded batches. Nothing here holds a whole
+//! snapshot or the whole state in memory.
 
 use crate::error::{RaftStoreError, blocking};
-use crate::snapshot_file::SnapshotFile;
+use crate::snapshot_data::SnapshotData;
+use crate::snapshot_file::{LAST_APPLIED_KEY, MEMBERSHIP_KEY, SnapshotFile, decode_json, encode_json};
 use crate::{Entry, LogId, NodeId, StorageError, StoredMembership, TypeConfig};
 use hakv_store::{ApplyHook, ApplyOptions, Command, Outcome, StateMachine};
 use openraft::storage::{RaftStateMachine, Snapshot};
 use openraft::{
     BasicNode, EntryPayload, ErrorSubject, ErrorVerb, OptionalSend, RaftSnapshotBuilder, SnapshotMeta,
 };
-use std::io::Cursor;
 use std::path::PathBuf;
 use std::sync::Arc;
-use std::time::{SystemTime, UNIX_EPOCH};
-
-/// `meta` keys of the state machine written atomically with every applied batch.
-const LAST_APPLIED_KEY: &[u8] = b"raft/last_applied";
-const MEMBERSHIP_KEY: &[u8] = b"raft/membership";
 
 /// The state machine side of openraft's storage.
 pub struct StateMachineStore {
@@ -45,12 +44,15 @@ impl StateMachineStore {
         hook: Arc<dyn ApplyHook>,
         snapshot_dir: PathBuf,
     ) -> Result<StateMachineStore, RaftStoreError> {
+        let snapshots = SnapshotFile::open(snapshot_dir)?;
+        // A crash in the middle of an install left the state half replaced: finish it first.
+        snapshots.resume_install(&state, &|revision| hook.reset(revision))?;
         let last_applied = read_json(&state, LAST_APPLIED_KEY)?.flatten();
         let membership = read_json(&state, MEMBERSHIP_KEY)?.unwrap_or_default();
         Ok(StateMachineStore {
             state,
             hook,
-            snapshots: SnapshotFile::open(snapshot_dir)?,
+            snapshots,
             last_applied,
             membership,
         })
@@ -70,14 +72,6 @@ fn read_json<T: serde::de::DeserializeOwned>(
         Some(bytes) => decode_json(&bytes).map(Some),
         None => Ok(None),
     }
-}
-
-fn decode_json<T: serde::de::DeserializeOwned>(bytes: &[u8]) -> Result<T, RaftStoreError> {
-    serde_json::from_slice(bytes).map_err(|e| RaftStoreError::corrupt("state machine raft meta", e))
-}
-
-fn encode_json<T: serde::Serialize>(value: &T) -> Vec<u8> {
-    serde_json::to_vec(value).expect("openraft's ids and memberships serialize to JSON")
 }
 
 /// The `meta` entries that record how far the state machine has applied the log.
@@ -150,33 +144,29 @@ impl RaftStateMachine<TypeConfig> for StateMachineStore {
         }
     }
 
-    async fn begin_receiving_snapshot(&mut self) -> Result<Box<Cursor<Vec<u8>>>, StorageError> {
-        Ok(Box::new(Cursor::new(Vec::new())))
+    async fn begin_receiving_snapshot(&mut self) -> Result<Box<SnapshotData>, StorageError> {
+        let snapshots = self.snapshots.clone();
+        let incoming = blocking(move || snapshots.incoming())
+            .await
+            .map_err(|e| e.into_storage(ErrorSubject::Snapshot(None), ErrorVerb::Write))?;
+        Ok(Box::new(incoming))
     }
 
     async fn install_snapshot(
         &mut self,
         meta: &SnapshotMeta<NodeId, BasicNode>,
-        snapshot: Box<Cursor<Vec<u8>>>,
+        snapshot: Box<SnapshotData>,
     ) -> Result<(), StorageError> {
         let subject = ErrorSubject::Snapshot(Some(meta.signature()));
-        let bytes = snapshot.into_inner();
+        let received = snapshot.path().to_path_buf();
+        drop(snapshot.into_file());
         let state = self.state.clone();
         let hook = self.hook.clone();
         let snapshots = self.snapshots.clone();
         let meta_owned = meta.clone();
-        // The state is replaced first and the file written second: a crash in between leaves
-        // an older snapshot file beside a newer state, which openraft tolerates (it builds a
-        // new snapshot when needed); the other order could announce a snapshot the state
-        // machine does not hold.
-        blocking(move || {
-            let extra = applied_meta(&meta_owned.last_log_id, &meta_owned.last_membership);
-            let extra: Vec<(&[u8], Vec<u8>)> = extra.into_iter().collect();
-            state.import_snapshot(&bytes, &extra, |revision| hook.reset(revision))?;
-            snapshots.save(&meta_owned, &bytes)
-        })
-        .await
-        .map_err(|e| e.into_storage(subject, ErrorVerb::Write))?;
+        blocking(move || snapshots.install(&state, &meta_owned, &received, &|revision| hook.reset(revision)))
+            .await
+            .map_err(|e| e.into_storage(subject, ErrorVerb::Write))?;
         self.last_applied = meta.last_log_id;
         self.membership = meta.last_membership.clone();
         Ok(())
@@ -184,12 +174,12 @@ impl RaftStateMachine<TypeConfig> for StateMachineStore {
 
     async fn get_current_snapshot(&mut self) -> Result<Option<Snapshot<TypeConfig>>, StorageError> {
         let snapshots = self.snapshots.clone();
-        let loaded = blocking(move || snapshots.load())
+        let current = blocking(move || snapshots.current())
             .await
             .map_err(|e| e.into_storage(ErrorSubject::Snapshot(None), ErrorVerb::Read))?;
-        Ok(loaded.map(|(meta, bytes)| Snapshot {
+        Ok(current.map(|(meta, data)| Snapshot {
             meta,
-            snapshot: Box::new(Cursor::new(bytes)),
+            snapshot: Box::new(data),
         }))
     }
 }
@@ -200,50 +190,15 @@ pub struct SnapshotBuilder {
     snapshots: SnapshotFile,
 }
 
-impl SnapshotBuilder {
-    fn build(&self) -> Result<(SnapshotMeta<NodeId, BasicNode>, Vec<u8>), RaftStoreError> {
-        let export = self.state.export_snapshot()?;
-        // Everything exported is now fsynced before anyone may purge the log up to it.
-        self.state.persist()?;
-        // The log position comes from the same view as the data, never from a newer apply.
-        let last_log_id: Option<LogId> = match export.meta.get(LAST_APPLIED_KEY) {
-            Some(bytes) => decode_json::<Option<LogId>>(bytes)?,
-            None => None,
-        };
-        let last_membership: StoredMembership = match export.meta.get(MEMBERSHIP_KEY) {
-            Some(bytes) => decode_json(bytes)?,
-            None => StoredMembership::default(),
-        };
-        let built_at = SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .unwrap_or_default()
-            .as_micros();
-        let snapshot_id = match &last_log_id {
-            Some(id) => format!("{}-{}-{built_at}", id.leader_id, id.index),
-            None => format!("empty-{built_at}"),
-        };
-        let meta = SnapshotMeta {
-            last_log_id,
-            last_membership,
-            snapshot_id,
-        };
-        self.snapshots.save(&meta, &export.bytes)?;
-        Ok((meta, export.bytes))
-    }
-}
-
 impl RaftSnapshotBuilder<TypeConfig> for SnapshotBuilder {
     async fn build_snapshot(&mut self) -> Result<Snapshot<TypeConfig>, StorageError> {
-        let builder = SnapshotBuilder {
-            state: self.state.clone(),
-            snapshots: self.snapshots.clone(),
-        };
-        let (meta, bytes) = blocking(move || builder.build())
+        let (state, snapshots) = (self.state.clone(), self.snapshots.clone());
+        let (meta, data) = blocking(move || snapshots.build(&state))
             .await
             .map_err(|e| e.into_storage(ErrorSubject::Snapshot(None), ErrorVerb::Write))?;
         Ok(Snapshot {
             meta,
-            snapshot: Box::new(Cursor::new(bytes)),
+            snapshot: Box::new(data),
         })
     }
 }

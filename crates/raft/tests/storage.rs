@@ -10,6 +10,7 @@ use openraft::{CommittedLeaderId, EntryPayload, Membership, RaftLogReader, RaftS
 use std::collections::BTreeSet;
 use std::path::Path;
 use std::sync::{Arc, Mutex};
+use tokio::io::AsyncWriteExt;
 
 /// Records what the store tells the cache.
 #[derive(Default)]
@@ -173,8 +174,11 @@ async fn a_snapshot_carries_the_data_and_resets_the_cache() {
         .apply([entry(1, 1, put("stale", 1, Condition::Always))])
         .await
         .unwrap();
+    // As the peer transport does: the built file is copied into the one being received.
+    let mut sent = built.snapshot;
     let mut receiving = follower.begin_receiving_snapshot().await.unwrap();
-    *receiving = *built.snapshot;
+    tokio::io::copy(&mut *sent, &mut *receiving).await.unwrap();
+    receiving.flush().await.unwrap();
     follower.install_snapshot(&built.meta, receiving).await.unwrap();
 
     assert!(

@@ -14,6 +14,10 @@ pub enum StoreError {
     /// Bytes on disk did not decode: a bug or corruption, never the client's fault.
     #[error("corrupt record for key {key:?}: {reason}")]
     Corrupt { key: String, reason: &'static str },
+    /// A snapshot is being installed (or its install was interrupted): the state is not
+    /// readable until it completes. Retryable; the member reports itself not ready.
+    #[error("a snapshot is being installed; try again shortly")]
+    Installing,
     /// The writer has stopped (shutdown or an earlier fatal error).
     #[error("the store is closed")]
     Closed,

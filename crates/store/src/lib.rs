@@ -14,5 +14,8 @@ pub use command::{Command, Condition, Op, Outcome};
 pub use error::StoreError;
 pub use group_commit::{ApplyHook, NoHook, ProposeError, Writer, WriterConfig};
 pub use record::Record;
-pub use snapshot::{SnapshotExport, SnapshotImport};
-pub use state_machine::{ApplyOptions, Change, StateMachine, StoreConfig, StoreStats};
+pub use snapshot::{SnapshotExport, SnapshotImport, SnapshotView};
+pub use state_machine::{
+    ApplyOptions, Change, DATA_MEMTABLE_BYTES, MAX_JOURNAL_BYTES, SMALL_MEMTABLE_BYTES, StateMachine,
+    StoreConfig, StoreStats,
+};

@@ -1,56 +1,75 @@
-//! Whole-state snapshots: the state machine exported as one versioned byte string at a
-//! consistent point, and imported to replace a state machine's contents atomically. The Raft
-//! layer ships these bytes to lagging or new nodes.
+//! Whole-state snapshots, streamed: written from one fjall point-in-time view to any
+//! `Write` (a file), and installed from any `Read` in bounded batches, so that memory never
+//! depends on the state's size. The Raft layer ships these bytes to lagging or new members.
 //!
-//! # Format, version 1
+//! # Format, version 2
 //!
 //! All integers are big-endian.
 //!
 //! ```text
 //! magic    "HAKVSNAP" (8 bytes)
-//! version  u8 = 1
+//! version  u8 = 2
 //! revision u64            the state machine's revision (also under `revision` in `meta`)
 //! section × 3             meta, data, expiry, in this order:
 //!   tag    u8             1 = meta, 2 = data, 3 = expiry
-//!   count  u64
-//!   count × entry:        key_len u32, key, value_len u32, value (raw keyspace bytes)
-//! end      u8 = 0xFF, then u64 = the number of entries in all sections
+//!   entry*                key_len u32 (< 0xFFFF_FFFF), key, value_len u32, value
+//!   end    u32 = 0xFFFF_FFFF
+//! end      u8 = 0xFF, u64 = the number of entries in all sections,
+//!          u32 = CRC-32 of every byte before it
 //! ```
 //!
 //! Entries are the raw keyspace contents (see `state_machine.rs` for their layout), in key
-//! order. A reader refuses unknown versions, unknown or misordered tags, truncation and
-//! trailing bytes, so a damaged snapshot is never half-installed.
+//! order. A reader refuses unknown versions, unknown or misordered tags, truncation, a wrong
+//! checksum and trailing bytes. An install first reads the whole stream once to check it, so a
+//! damaged snapshot is refused before anything is touched.
 
 use crate::state_machine::REVISION_KEY;
 use crate::{StateMachine, StoreError};
 use fjall::{Keyspace, PersistMode, Readable};
 use hakv_api::Revision;
 use std::collections::BTreeMap;
+use std::io::{self, Read, Write};
+use std::sync::atomic::Ordering;
 
 const MAGIC: &[u8; 8] = b"HAKVSNAP";
-const FORMAT_V1: u8 = 1;
+const FORMAT_V2: u8 = 2;
 const TAG_META: u8 = 1;
 const TAG_DATA: u8 = 2;
 const TAG_EXPIRY: u8 = 3;
 const TAG_END: u8 = 0xFF;
+const SECTION_END: u32 = u32::MAX;
+/// `meta` key present while an install is under way: the state is then neither the old nor
+/// the new one, and must be installed again before anyone reads it.
+pub(crate) const INSTALLING_KEY: &[u8] = b"snapshot/installing";
+/// An install writes the snapshot in batches of about this many bytes (not fsynced; the
+/// last batch is), so its memory does not grow with the state.
+const INSTALL_BATCH_BYTES: usize = 4 << 20;
 
 type Entries = BTreeMap<Vec<u8>, Vec<u8>>;
 
-/// A snapshot as exported: its bytes, and what a caller needs to know about it without
-/// decoding them again.
+/// A consistent view of the state machine to write a snapshot from. Its `meta` keyspace is
+/// read up front (it is small): the Raft layer needs the last applied log position, from the
+/// same view as the data, before it writes anything.
+pub struct SnapshotView<'a> {
+    state: &'a StateMachine,
+    view: fjall::Snapshot,
+    pub revision: Revision,
+    /// The `meta` keyspace at the view's point, including entries written through
+    /// [`ApplyOptions::meta`](crate::ApplyOptions) (such as the last applied log position).
+    pub meta: Entries,
+}
+
+/// A snapshot as exported whole into memory (tests and small tools; Raft streams).
 #[derive(Debug, Clone)]
 pub struct SnapshotExport {
     pub bytes: Vec<u8>,
     pub revision: Revision,
-    /// The `meta` keyspace at the snapshot's point, including entries written through
-    /// [`ApplyOptions::meta`](crate::ApplyOptions) (such as the last applied log position), so
-    /// they are consistent with the data.
     pub meta: Entries,
     /// Number of stored keys (live or expired but not yet purged).
     pub keys: u64,
 }
 
-/// What [`StateMachine::import_snapshot`] installed.
+/// What [`StateMachine::import_snapshot_from`] installed.
 #[derive(Debug, Clone, Copy)]
 pub struct SnapshotImport {
     pub revision: Revision,
@@ -58,103 +77,238 @@ pub struct SnapshotImport {
 }
 
 impl StateMachine {
-    /// Exports meta, data and the expiry index as seen by one fjall snapshot, so the parts are
-    /// consistent with each other even while batches keep being applied.
-    pub fn export_snapshot(&self) -> Result<SnapshotExport, StoreError> {
+    /// A point-in-time view to write a snapshot from, consistent even while batches keep
+    /// being applied.
+    pub fn snapshot_view(&self) -> Result<SnapshotView<'_>, StoreError> {
         let view = self.db.snapshot();
-        let meta = read_all(&view, &self.meta)?;
+        let mut meta = Entries::new();
+        for guard in view.iter(&self.meta) {
+            let (key, value) = guard.into_inner()?;
+            meta.insert(key.to_vec(), value.to_vec());
+        }
+        meta.remove(INSTALLING_KEY);
         let revision = match meta.get(REVISION_KEY) {
             Some(bytes) => Revision(be_u64(bytes).ok_or_else(|| corrupt("meta revision is not 8 bytes"))?),
             None => Revision::ZERO,
         };
-        let data = read_all(&view, &self.data)?;
-        let expiry = read_all(&view, &self.expiry)?;
-        let mut bytes = Vec::new();
-        bytes.extend_from_slice(MAGIC);
-        bytes.push(FORMAT_V1);
-        bytes.extend_from_slice(&revision.0.to_be_bytes());
-        let mut total = 0u64;
-        for (tag, entries) in [(TAG_META, &meta), (TAG_DATA, &data), (TAG_EXPIRY, &expiry)] {
-            bytes.push(tag);
-            bytes.extend_from_slice(&(entries.len() as u64).to_be_bytes());
-            for (key, value) in entries {
-                put_chunk(&mut bytes, key)?;
-                put_chunk(&mut bytes, value)?;
-            }
-            total += entries.len() as u64;
-        }
-        bytes.push(TAG_END);
-        bytes.extend_from_slice(&total.to_be_bytes());
-        Ok(SnapshotExport {
-            bytes,
+        Ok(SnapshotView {
+            state: self,
+            view,
             revision,
-            keys: data.len() as u64,
             meta,
         })
     }
 
-    /// Replaces the whole state with the snapshot's in one atomic, fsynced batch: readers see
-    /// either the old state or the new one. `extra_meta` entries are written over the
-    /// snapshot's own meta (the Raft layer records the snapshot's log position there).
-    /// `before_visible` runs with the new revision just before the new state becomes visible
-    /// (the cache is reset there).
-    ///
-    /// The batch is fsynced because after an install the Raft log no longer holds the entries
-    /// the snapshot covers: the state machine is then their only durable copy.
+    /// The whole snapshot in memory.
+    pub fn export_snapshot(&self) -> Result<SnapshotExport, StoreError> {
+        let view = self.snapshot_view()?;
+        let mut bytes = Vec::new();
+        let keys = view.write_to(&mut bytes)?;
+        Ok(SnapshotExport {
+            bytes,
+            revision: view.revision,
+            meta: view.meta,
+            keys,
+        })
+    }
+
+    /// [`import_snapshot_from`](Self::import_snapshot_from) for a snapshot in memory.
     pub fn import_snapshot(
         &self,
         bytes: &[u8],
         extra_meta: &[(&[u8], Vec<u8>)],
         before_visible: impl FnOnce(Revision),
     ) -> Result<SnapshotImport, StoreError> {
-        let decoded = decode(bytes)?;
-        let mut meta = decoded.meta;
-        meta.insert(REVISION_KEY.to_vec(), decoded.revision.0.to_be_bytes().to_vec());
+        self.import_snapshot_from(|| Ok(bytes), extra_meta, before_visible)
+    }
+
+    /// Replaces the whole state with a snapshot read from `open()`, which is called twice:
+    /// once to check the stream whole (nothing is touched when it is damaged), once to
+    /// install it. `extra_meta` entries are written over the snapshot's own meta (the Raft
+    /// layer records the snapshot's log position there); `before_visible` runs with the new
+    /// revision before the install starts (the cache is reset there).
+    ///
+    /// While the install runs, reads fail with [`StoreError::Installing`]; if the process
+    /// dies meanwhile, the store reopens still refusing reads
+    /// ([`is_installing`](Self::is_installing)) until the install is repeated.
+    /// The last batch is fsynced: after an install the Raft log no longer holds the entries
+    /// the snapshot covers, so the state machine is then their only durable copy.
+    pub fn import_snapshot_from<R: Read>(
+        &self,
+        open: impl Fn() -> io::Result<R>,
+        extra_meta: &[(&[u8], Vec<u8>)],
+        before_visible: impl FnOnce(Revision),
+    ) -> Result<SnapshotImport, StoreError> {
+        let checked = read_snapshot(open().map_err(io_error)?, |_, _, _| Ok(()))?;
+        self.installing.store(true, Ordering::SeqCst);
+        before_visible(checked.revision);
+        let mut marker = self.db.batch().durability(Some(PersistMode::SyncAll));
+        marker.insert(&self.meta, INSTALLING_KEY, b"1");
+        marker.commit().map_err(StoreError::from_engine)?;
+        self.remove_everything_but_the_marker()?;
+
+        let mut batch = Batcher::new(self);
+        let mut meta = Entries::new();
+        let installed = read_snapshot(open().map_err(io_error)?, |tag, key, value| match tag {
+            TAG_META => {
+                meta.insert(key.to_vec(), value.to_vec());
+                Ok(())
+            }
+            TAG_DATA => batch.insert(&self.data, key, value),
+            _ => batch.insert(&self.expiry, key, value),
+        })?;
+        batch.flush()?;
+        meta.insert(REVISION_KEY.to_vec(), installed.revision.0.to_be_bytes().to_vec());
         for (key, value) in extra_meta {
             meta.insert(key.to_vec(), value.clone());
         }
-        let mut batch = self.db.batch().durability(Some(PersistMode::SyncAll));
-        // A key may appear only once per fjall batch, so keys that the snapshot also holds are
-        // overwritten rather than removed and re-inserted.
-        for (keyspace, wanted) in [
-            (&self.meta, &meta),
-            (&self.data, &decoded.data),
-            (&self.expiry, &decoded.expiry),
-        ] {
-            for guard in keyspace.iter() {
-                let key = guard.key()?;
-                if !wanted.contains_key(key.as_ref()) {
-                    batch.remove(keyspace, key);
-                }
-            }
-            for (key, value) in wanted {
-                batch.insert(keyspace, key.as_slice(), value.as_slice());
-            }
+        let mut last = self.db.batch().durability(Some(PersistMode::SyncAll));
+        for (key, value) in &meta {
+            last.insert(&self.meta, key.as_slice(), value.as_slice());
         }
-        before_visible(decoded.revision);
-        batch.commit().map_err(StoreError::from_engine)?;
-        self.publish_revision(decoded.revision);
+        last.remove(&self.meta, INSTALLING_KEY);
+        last.commit().map_err(StoreError::from_engine)?;
+        self.publish_revision(installed.revision);
+        self.installing.store(false, Ordering::SeqCst);
         Ok(SnapshotImport {
-            revision: decoded.revision,
-            keys: decoded.data.len() as u64,
+            revision: installed.revision,
+            keys: installed.data_entries,
         })
     }
-}
 
-fn read_all(view: &fjall::Snapshot, keyspace: &Keyspace) -> Result<Entries, StoreError> {
-    let mut out = Entries::new();
-    for guard in view.iter(keyspace) {
-        let (key, value) = guard.into_inner()?;
-        out.insert(key.to_vec(), value.to_vec());
+    /// True while an install runs, and when the store was opened in the middle of one (see
+    /// [`import_snapshot_from`](Self::import_snapshot_from)): reads are refused.
+    pub fn is_installing(&self) -> bool {
+        self.installing.load(Ordering::SeqCst)
     }
-    Ok(out)
+
+    /// Removes every key of every keyspace, in bounded batches, except the install marker.
+    fn remove_everything_but_the_marker(&self) -> Result<(), StoreError> {
+        let view = self.db.snapshot();
+        let mut batch = Batcher::new(self);
+        for (keyspace, is_meta) in [(&self.data, false), (&self.expiry, false), (&self.meta, true)] {
+            for guard in view.iter(keyspace) {
+                let key = guard.key()?;
+                if is_meta && key.as_ref() == INSTALLING_KEY {
+                    continue;
+                }
+                batch.remove(keyspace, &key)?;
+            }
+        }
+        batch.flush()
+    }
 }
 
-fn put_chunk(out: &mut Vec<u8>, chunk: &[u8]) -> Result<(), StoreError> {
-    let len = u32::try_from(chunk.len()).map_err(|_| corrupt("entry longer than 4 GiB"))?;
-    out.extend_from_slice(&len.to_be_bytes());
-    out.extend_from_slice(chunk);
+impl SnapshotView<'_> {
+    /// Writes the snapshot to `out`; returns the number of data keys written.
+    pub fn write_to(&self, out: &mut impl Write) -> Result<u64, StoreError> {
+        let mut out = Checksummed::new(out);
+        out.put(MAGIC)?;
+        out.put(&[FORMAT_V2])?;
+        out.put(&self.revision.0.to_be_bytes())?;
+        let mut total = 0u64;
+        let mut data_keys = 0;
+        out.put(&[TAG_META])?;
+        for (key, value) in &self.meta {
+            put_entry(&mut out, key, value)?;
+            total += 1;
+        }
+        out.put(&SECTION_END.to_be_bytes())?;
+        for (tag, keyspace) in [(TAG_DATA, &self.state.data), (TAG_EXPIRY, &self.state.expiry)] {
+            out.put(&[tag])?;
+            for guard in self.view.iter(keyspace) {
+                let (key, value) = guard.into_inner()?;
+                put_entry(&mut out, &key, &value)?;
+                total += 1;
+                if tag == TAG_DATA {
+                    data_keys += 1;
+                }
+            }
+            out.put(&SECTION_END.to_be_bytes())?;
+        }
+        out.put(&[TAG_END])?;
+        out.put(&total.to_be_bytes())?;
+        let crc = out.crc.clone().finalize();
+        out.inner.write_all(&crc.to_be_bytes()).map_err(io_error)?;
+        Ok(data_keys)
+    }
+}
+
+/// Commits inserts and removals in batches of about [`INSTALL_BATCH_BYTES`], not fsynced.
+struct Batcher<'a> {
+    state: &'a StateMachine,
+    batch: fjall::OwnedWriteBatch,
+    bytes: usize,
+}
+
+impl<'a> Batcher<'a> {
+    fn new(state: &'a StateMachine) -> Self {
+        Batcher {
+            state,
+            batch: state.db.batch(),
+            bytes: 0,
+        }
+    }
+
+    fn insert(&mut self, keyspace: &Keyspace, key: &[u8], value: &[u8]) -> Result<(), StoreError> {
+        self.batch.insert(keyspace, key, value);
+        self.grew(key.len() + value.len())
+    }
+
+    fn remove(&mut self, keyspace: &Keyspace, key: &[u8]) -> Result<(), StoreError> {
+        self.batch.remove(keyspace, key);
+        self.grew(key.len())
+    }
+
+    fn grew(&mut self, by: usize) -> Result<(), StoreError> {
+        self.bytes += by;
+        if self.bytes >= INSTALL_BATCH_BYTES {
+            self.flush()?;
+        }
+        Ok(())
+    }
+
+    fn flush(&mut self) -> Result<(), StoreError> {
+        let full = std::mem::replace(&mut self.batch, self.state.db.batch());
+        self.bytes = 0;
+        full.commit().map_err(StoreError::from_engine)
+    }
+}
+
+/// A writer that keeps a running CRC-32 of what went through it.
+struct Checksummed<W> {
+    inner: W,
+    crc: crc32fast::Hasher,
+}
+
+impl<W: Write> Checksummed<W> {
+    fn new(inner: W) -> Self {
+        Checksummed {
+            inner,
+            crc: crc32fast::Hasher::new(),
+        }
+    }
+
+    fn put(&mut self, bytes: &[u8]) -> Result<(), StoreError> {
+        self.crc.update(bytes);
+        self.inner.write_all(bytes).map_err(io_error)
+    }
+}
+
+fn put_entry<W: Write>(out: &mut Checksummed<W>, key: &[u8], value: &[u8]) -> Result<(), StoreError> {
+    for chunk in [key, value] {
+        let len = u32::try_from(chunk.len())
+            .ok()
+            .filter(|len| *len != SECTION_END)
+            .ok_or_else(|| corrupt("entry of 4 GiB or more"))?;
+        out.put(&len.to_be_bytes())?;
+        out.put(chunk)?;
+    }
     Ok(())
+}
+
+fn io_error(err: io::Error) -> StoreError {
+    StoreError::from_engine(fjall::Error::Io(err))
 }
 
 fn corrupt(reason: &'static str) -> StoreError {
@@ -168,79 +322,106 @@ fn be_u64(bytes: &[u8]) -> Option<u64> {
     Some(u64::from_be_bytes(bytes.try_into().ok()?))
 }
 
-struct Decoded {
+/// What a complete read of a snapshot found.
+struct ReadSummary {
     revision: Revision,
-    meta: Entries,
-    data: Entries,
-    expiry: Entries,
+    data_entries: u64,
 }
 
-/// A cursor over snapshot bytes that reports truncation instead of panicking.
-struct Reader<'a>(&'a [u8]);
+/// A reader of snapshot bytes that keeps a running CRC-32 and reports truncation as
+/// corruption.
+struct Reader<R> {
+    inner: R,
+    crc: crc32fast::Hasher,
+    buf: Vec<u8>,
+}
 
-impl<'a> Reader<'a> {
-    fn take(&mut self, n: usize) -> Result<&'a [u8], StoreError> {
-        if self.0.len() < n {
-            return Err(corrupt("snapshot is truncated"));
+impl<R: Read> Reader<R> {
+    fn fill(&mut self, n: usize, checksummed: bool) -> Result<&[u8], StoreError> {
+        self.buf.resize(n, 0);
+        self.inner.read_exact(&mut self.buf).map_err(|e| match e.kind() {
+            io::ErrorKind::UnexpectedEof => corrupt("snapshot is truncated"),
+            _ => io_error(e),
+        })?;
+        if checksummed {
+            self.crc.update(&self.buf);
         }
-        let (head, rest) = self.0.split_at(n);
-        self.0 = rest;
-        Ok(head)
+        Ok(&self.buf)
     }
 
     fn u8(&mut self) -> Result<u8, StoreError> {
-        Ok(self.take(1)?[0])
+        Ok(self.fill(1, true)?[0])
+    }
+
+    fn u32(&mut self) -> Result<u32, StoreError> {
+        Ok(u32::from_be_bytes(
+            self.fill(4, true)?.try_into().expect("4 bytes"),
+        ))
     }
 
     fn u64(&mut self) -> Result<u64, StoreError> {
-        Ok(be_u64(self.take(8)?).expect("8 bytes"))
-    }
-
-    fn chunk(&mut self) -> Result<&'a [u8], StoreError> {
-        let len = u32::from_be_bytes(self.take(4)?.try_into().expect("4 bytes"));
-        self.take(len as usize)
+        Ok(be_u64(self.fill(8, true)?).expect("8 bytes"))
     }
 }
 
-fn decode(bytes: &[u8]) -> Result<Decoded, StoreError> {
-    let mut reader = Reader(bytes);
-    if reader.take(MAGIC.len())? != MAGIC {
+/// Reads a whole snapshot, handing each entry to `entry(tag, key, value)`; fails on any
+/// damage (after some entries may have been handed over: check with a first read).
+fn read_snapshot(
+    input: impl Read,
+    mut entry: impl FnMut(u8, &[u8], &[u8]) -> Result<(), StoreError>,
+) -> Result<ReadSummary, StoreError> {
+    let mut reader = Reader {
+        inner: input,
+        crc: crc32fast::Hasher::new(),
+        buf: Vec::new(),
+    };
+    if reader.fill(MAGIC.len(), true)? != MAGIC {
         return Err(corrupt("not a hakv snapshot"));
     }
-    if reader.u8()? != FORMAT_V1 {
+    if reader.u8()? != FORMAT_V2 {
         return Err(corrupt("unknown snapshot format version"));
     }
     let revision = Revision(reader.u64()?);
-    let mut sections = Vec::with_capacity(3);
     let mut total = 0u64;
+    let mut data_entries = 0u64;
+    let mut key = Vec::new();
     for tag in [TAG_META, TAG_DATA, TAG_EXPIRY] {
         if reader.u8()? != tag {
             return Err(corrupt("snapshot sections out of order"));
         }
-        let count = reader.u64()?;
-        let mut entries = Entries::new();
-        for _ in 0..count {
-            let key = reader.chunk()?.to_vec();
-            let value = reader.chunk()?.to_vec();
-            entries.insert(key, value);
+        loop {
+            let key_len = reader.u32()?;
+            if key_len == SECTION_END {
+                break;
+            }
+            key.clear();
+            key.extend_from_slice(reader.fill(key_len as usize, true)?);
+            let value_len = reader.u32()?;
+            let value = reader.fill(value_len as usize, true)?;
+            entry(tag, &key, value)?;
+            total += 1;
+            if tag == TAG_DATA {
+                data_entries += 1;
+            }
         }
-        total += count;
-        sections.push(entries);
     }
     if reader.u8()? != TAG_END || reader.u64()? != total {
         return Err(corrupt("snapshot trailer does not match its sections"));
     }
-    if !reader.0.is_empty() {
-        return Err(corrupt("trailing bytes after the snapshot"));
+    let expected = reader.crc.clone().finalize();
+    let stored = u32::from_be_bytes(reader.fill(4, false)?.try_into().expect("4 bytes"));
+    if stored != expected {
+        return Err(corrupt("snapshot checksum mismatch"));
     }
-    let expiry = sections.pop().expect("three sections");
-    let data = sections.pop().expect("three sections");
-    let meta = sections.pop().expect("three sections");
-    Ok(Decoded {
+    let mut rest = [0u8; 1];
+    match reader.inner.read(&mut rest) {
+        Ok(0) => {}
+        Ok(_) => return Err(corrupt("trailing bytes after the snapshot")),
+        Err(e) => return Err(io_error(e)),
+    }
+    Ok(ReadSummary {
         revision,
-        meta,
-        data,
-        expiry,
+        data_entries,
     })
 }
 

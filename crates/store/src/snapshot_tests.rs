@@ -110,7 +110,7 @@ fn damaged_snapshots_are_refused_and_leave_the_state_alone() {
         .unwrap();
 
     let mut newer_version = bytes.clone();
-    newer_version[MAGIC.len()] = 2;
+    newer_version[MAGIC.len()] = 3;
     let mut trailing = bytes.clone();
     trailing.push(0);
     let damaged = [
@@ -140,4 +140,59 @@ fn an_empty_state_machine_round_trips() {
     target.import_snapshot(&export.bytes, &[], |_| {}).unwrap();
     assert_eq!(target.get("x").unwrap(), None);
     assert_eq!(target.revision(), Revision::ZERO);
+}
+
+#[test]
+fn an_interrupted_install_refuses_reads_until_it_is_repeated() {
+    let dirs = [tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap()];
+    let source = open(dirs[0].path());
+    let values: Vec<Command> = (0..2000)
+        .map(|i| put(&format!("k{i:04}"), json!(i), None))
+        .collect();
+    source.apply_batch(&values, |_, _| {}).unwrap();
+    let bytes = source.export_snapshot().unwrap().bytes;
+
+    let target = open(dirs[1].path());
+    target
+        .apply_batch(&[put("old", json!(1), None)], |_, _| {})
+        .unwrap();
+    // The check pass reads the whole stream; the install pass dies halfway, as in a crash.
+    let passes = std::cell::Cell::new(0);
+    let died = target.import_snapshot_from(
+        || {
+            passes.set(passes.get() + 1);
+            let reader: Box<dyn std::io::Read> = match passes.get() {
+                1 => Box::new(&bytes[..]),
+                _ => Box::new(std::io::Read::chain(&bytes[..bytes.len() / 2], FailingReader)),
+            };
+            Ok(reader)
+        },
+        &[],
+        |_| {},
+    );
+    assert!(died.is_err());
+    assert!(target.is_installing());
+    assert!(matches!(target.get("old"), Err(StoreError::Installing)));
+    drop(target);
+
+    let reopened = open(dirs[1].path());
+    assert!(reopened.is_installing(), "the mark survives the crash");
+    assert!(matches!(
+        reopened.scan("", None, 10, 0),
+        Err(StoreError::Installing)
+    ));
+    reopened.import_snapshot(&bytes, &[], |_| {}).unwrap();
+    assert!(!reopened.is_installing());
+    assert_eq!(reopened.get("k1999").unwrap(), source.get("k1999").unwrap());
+    assert_eq!(reopened.get("old").unwrap(), None);
+    assert_eq!(reopened.revision(), source.revision());
+}
+
+/// A reader whose every read fails, as a disk that went away.
+struct FailingReader;
+
+impl std::io::Read for FailingReader {
+    fn read(&mut self, _: &mut [u8]) -> std::io::Result<usize> {
+        Err(std::io::Error::other("the disk went away"))
+    }
 }

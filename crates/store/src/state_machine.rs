@@ -15,9 +15,20 @@ use fjall::{Database, Keyspace, KeyspaceCreateOptions, PersistMode};
 use hakv_api::Revision;
 use std::collections::HashMap;
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
 pub(crate) const REVISION_KEY: &[u8] = b"revision";
+
+/// fjall's memory is bounded by settings, never by data: each keyspace holds one active
+/// memtable and at most four sealed ones waiting to be flushed (fjall halts writes beyond
+/// that), and the journal forces flushes once it reaches [`MAX_JOURNAL_BYTES`]. So the
+/// store's memtables use at most 5 × (16 + 4 + 4) MiB = 120 MiB, usually one or two
+/// memtables' worth; see docs/operations.md (Memory) for a whole process's bound.
+pub const DATA_MEMTABLE_BYTES: u64 = 16 << 20;
+/// Memtable of the small keyspaces (`expiry`, `meta`).
+pub const SMALL_MEMTABLE_BYTES: u64 = 4 << 20;
+/// Largest journal on disk before fjall flushes memtables to free it (fjall's minimum).
+pub const MAX_JOURNAL_BYTES: u64 = 64 << 20;
 
 /// Where and how to open the store.
 #[derive(Debug, Clone)]
@@ -77,6 +88,9 @@ pub struct StateMachine {
     pub(crate) applied: AtomicU64,
     /// The same revision, for readers that wait for a revision to be applied.
     pub(crate) applied_watch: tokio::sync::watch::Sender<u64>,
+    /// Set while a snapshot install replaces the state (or was interrupted by a crash):
+    /// reads fail with [`StoreError::Installing`] instead of seeing a half-installed state.
+    pub(crate) installing: AtomicBool,
 }
 
 impl StateMachine {
@@ -85,11 +99,13 @@ impl StateMachine {
             .map_err(|e| StoreError::from_engine(fjall::Error::Io(e)))?;
         let db = Database::builder(&config.data_dir)
             .cache_size(config.block_cache_bytes)
+            .max_journaling_size(MAX_JOURNAL_BYTES)
             .open()
             .map_err(StoreError::from_engine)?;
-        let data = db.keyspace("data", KeyspaceCreateOptions::default)?;
-        let expiry = db.keyspace("expiry", KeyspaceCreateOptions::default)?;
-        let meta = db.keyspace("meta", KeyspaceCreateOptions::default)?;
+        let sized = |bytes| move || KeyspaceCreateOptions::default().max_memtable_size(bytes);
+        let data = db.keyspace("data", sized(DATA_MEMTABLE_BYTES))?;
+        let expiry = db.keyspace("expiry", sized(SMALL_MEMTABLE_BYTES))?;
+        let meta = db.keyspace("meta", sized(SMALL_MEMTABLE_BYTES))?;
         let revision = match meta.get(REVISION_KEY)? {
             Some(bytes) => {
                 u64::from_be_bytes(bytes.as_ref().try_into().map_err(|_| StoreError::Corrupt {
@@ -99,6 +115,10 @@ impl StateMachine {
             }
             None => 0,
         };
+        let interrupted = meta.contains_key(crate::snapshot::INSTALLING_KEY)?;
+        if interrupted {
+            tracing::warn!("a snapshot install was interrupted: reads are refused until it is repeated");
+        }
         Ok(StateMachine {
             db,
             data,
@@ -106,6 +126,7 @@ impl StateMachine {
             meta,
             applied: AtomicU64::new(revision),
             applied_watch: tokio::sync::watch::Sender::new(revision),
+            installing: AtomicBool::new(interrupted),
         })
     }
 
@@ -128,6 +149,12 @@ impl StateMachine {
 
     /// The stored record, expired or not; callers decide liveness with their clock.
     pub fn get(&self, key: &str) -> Result<Option<Record>, StoreError> {
+        self.refuse_while_installing()?;
+        self.read_record(key)
+    }
+
+    /// [`get`](Self::get) for the apply path, which an install never runs beside.
+    fn read_record(&self, key: &str) -> Result<Option<Record>, StoreError> {
         match self.data.get(key.as_bytes())? {
             Some(bytes) => Record::decode(key, &bytes).map(Some),
             None => Ok(None),
@@ -143,6 +170,7 @@ impl StateMachine {
         now_ms: u64,
     ) -> Result<Vec<(String, Record)>, StoreError> {
         use std::ops::Bound;
+        self.refuse_while_installing()?;
         let start = match after {
             Some(after) if after >= prefix => Bound::Excluded(after.as_bytes().to_vec()),
             _ => Bound::Included(prefix.as_bytes().to_vec()),
@@ -166,6 +194,13 @@ impl StateMachine {
             }
         }
         Ok(out)
+    }
+
+    fn refuse_while_installing(&self) -> Result<(), StoreError> {
+        if self.installing.load(Ordering::SeqCst) {
+            return Err(StoreError::Installing);
+        }
+        Ok(())
     }
 
     pub fn stats(&self) -> StoreStats {
@@ -213,7 +248,7 @@ impl StateMachine {
             let state = match touched.entry(key) {
                 std::collections::hash_map::Entry::Occupied(entry) => entry.into_mut(),
                 std::collections::hash_map::Entry::Vacant(entry) => {
-                    let original = self.get(key)?;
+                    let original = self.read_record(key)?;
                     entry.insert(KeyState {
                         current: original.clone(),
                         original,

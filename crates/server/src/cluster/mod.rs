@@ -104,7 +104,8 @@ impl ClusterNode {
     }
 
     /// Ready: a leader is known, this member has applied nearly all of its log (a member
-    /// catching up would answer reads slowly), and, when it leads, it hears from a majority.
+    /// catching up would answer reads slowly) and is not installing a snapshot, and, when it
+    /// leads, it hears from a majority.
     pub fn is_ready(&self) -> bool {
         let caught_up = {
             let metrics = self.raft.raft().metrics();
@@ -112,7 +113,9 @@ impl ClusterNode {
             let applied = metrics.last_applied.map_or(0, |id| id.index);
             metrics.last_log_index.unwrap_or(0).saturating_sub(applied) <= READY_MAX_APPLY_LAG
         };
+        // A member installing a snapshot refuses reads until it is done.
         caught_up
+            && !self.state_machine().is_installing()
             && match self.raft.leader() {
                 Some(leader) if leader == self.raft.id() => self.raft.leader_has_quorum(),
                 Some(_) => true,
