@@ -29,6 +29,10 @@ pub enum ErrorCode {
     NotLeader,
     NotClustered,
     MembershipRefused,
+    AlreadyMember,
+    NotMember,
+    MemberUnreachable,
+    CatchUpTimeout,
     Unauthorized,
 }
 
@@ -57,6 +61,10 @@ impl ErrorCode {
             ErrorCode::NotLeader => "not_leader",
             ErrorCode::NotClustered => "not_clustered",
             ErrorCode::MembershipRefused => "membership_refused",
+            ErrorCode::AlreadyMember => "already_member",
+            ErrorCode::NotMember => "not_member",
+            ErrorCode::MemberUnreachable => "member_unreachable",
+            ErrorCode::CatchUpTimeout => "catch_up_timeout",
             ErrorCode::Unauthorized => "unauthorized",
         }
     }

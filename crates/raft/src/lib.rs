@@ -39,7 +39,7 @@ pub use config::{PeerClientConfig, PeerServerLimits, ProposerConfig, RaftNodeCon
 pub use error::RaftStoreError;
 pub use handover::HandoverError;
 pub use log_store::{CommittedIndex, LogStore};
-pub use membership::MembershipError;
+pub use membership::{CATCH_UP_TIMEOUT, MembershipError};
 pub use node::{NodeError, RaftNode};
 pub use proposer::ProposeError;
 pub use read_barrier::BarrierError;

@@ -1,12 +1,16 @@
-//! Runtime membership changes on the leader, as thin wrappers over openraft: add a node as a
-//! learner (waiting until it has caught up), promote it, or remove a node. Each change commits
-//! through the log; openraft runs a joint configuration in between, so quorums overlap.
+//! Runtime membership changes on the leader, over openraft: add a node as a learner (checking
+//! first that it runs, then waiting until it has caught up: openraft 0.9's own "blocking"
+//! add gives up after half a second and reports success anyway), promote it, or remove a node.
+//! Each change commits through the log; openraft runs a joint configuration in between, so
+//! quorums overlap. Adding a voter twice or removing a stranger is an error, not a no-op.
 
 use crate::leadership::leader_hint;
 use crate::{NodeId, RaftNode};
+use openraft::RaftMetrics;
 use openraft::error::{ClientWriteError, RaftError};
 use openraft::{BasicNode, ChangeMembers};
 use std::collections::BTreeSet;
+use std::time::Duration;
 
 #[derive(Debug, thiserror::Error)]
 pub enum MembershipError {
@@ -20,7 +24,37 @@ pub enum MembershipError {
     /// The change was proposed but its fate is unknown (shutdown, lost leadership).
     #[error("membership change outcome unknown: {0}")]
     Unknown(String),
+    /// Adding a member that is already a voter.
+    #[error("node {0} is already a voter")]
+    AlreadyMember(NodeId),
+    /// Removing a node that is not a member.
+    #[error("node {0} is not a member")]
+    NotMember(NodeId),
+    /// Nothing answers at the new member's address: nothing changed.
+    #[error("cannot reach node {id} at {addr}: {reason}; start it first (hakv serve --join)")]
+    Unreachable {
+        id: NodeId,
+        addr: String,
+        reason: String,
+    },
+    /// The new member did not catch up in time; it stays a learner (it serves stale reads,
+    /// never votes) and can be promoted by adding it again, or removed.
+    #[error(
+        "node {id} did not catch up within {waited:?} (matched {matched:?} of {target}); it stays a learner"
+    )]
+    CatchUpTimeout {
+        id: NodeId,
+        waited: Duration,
+        matched: Option<u64>,
+        target: u64,
+    },
 }
+
+/// How long adding a member waits for it to catch up before leaving it a learner. A large
+/// state is sent as a paced snapshot (64 MiB/s by default), so this allows about 35 GiB.
+pub const CATCH_UP_TIMEOUT: Duration = Duration::from_secs(10 * 60);
+/// Longest wait for a connection to the new member's address before adding it.
+const REACH_TIMEOUT: Duration = Duration::from_secs(2);
 
 fn classify(node: &RaftNode, err: RaftError<NodeId, ClientWriteError<NodeId, BasicNode>>) -> MembershipError {
     match err {
@@ -35,33 +69,82 @@ fn classify(node: &RaftNode, err: RaftError<NodeId, ClientWriteError<NodeId, Bas
 }
 
 impl RaftNode {
-    /// Adds `id` at `addr` as a learner and returns once it has caught up with the leader's log.
-    pub async fn add_learner(&self, id: NodeId, addr: String) -> Result<(), MembershipError> {
-        self.raft
-            .add_learner(id, BasicNode::new(addr), true)
+    /// Adds `id` at `addr` as a learner and returns once it holds every entry the leader had
+    /// when it was added (or fails after `timeout`, leaving it a learner).
+    pub async fn add_learner(
+        &self,
+        id: NodeId,
+        addr: String,
+        timeout: Duration,
+    ) -> Result<(), MembershipError> {
+        reachable(id, &addr).await?;
+        let added = self
+            .raft
+            .add_learner(id, BasicNode::new(addr), false)
             .await
-            .map(|_| ())
-            .map_err(|e| classify(self, e))
+            .map_err(|e| classify(self, e))?;
+        self.wait_caught_up(id, added.log_id.index, timeout).await
     }
 
-    /// Adds `id` as a learner, waits until it has caught up, then makes it a voter.
-    pub async fn add_voter(&self, id: NodeId, addr: String) -> Result<(), MembershipError> {
-        self.add_learner(id, addr).await?;
+    /// Adds `id` as a learner, waits until it has caught up, then makes it a voter. A voter
+    /// already is refused; a learner is only caught up and promoted.
+    pub async fn add_voter(
+        &self,
+        id: NodeId,
+        addr: String,
+        timeout: Duration,
+    ) -> Result<(), MembershipError> {
+        let membership = self.leadership.metrics().membership_config.clone();
+        if membership.membership().voter_ids().any(|voter| voter == id) {
+            return Err(MembershipError::AlreadyMember(id));
+        }
+        self.add_learner(id, addr, timeout).await?;
         self.change_membership(ChangeMembers::AddVoterIds(BTreeSet::from([id])))
             .await
+    }
+
+    /// Waits until `id` has matched the log up to `target` (at least), as this leader's
+    /// replication reports it.
+    async fn wait_caught_up(
+        &self,
+        id: NodeId,
+        target: u64,
+        timeout: Duration,
+    ) -> Result<(), MembershipError> {
+        let started = tokio::time::Instant::now();
+        let mut metrics = self.raft.metrics();
+        loop {
+            let matched = matched_index(&metrics.borrow(), id);
+            if matched.is_some_and(|m| m >= target) {
+                return Ok(());
+            }
+            let left = timeout.saturating_sub(started.elapsed());
+            if left.is_zero() {
+                return Err(MembershipError::CatchUpTimeout {
+                    id,
+                    waited: timeout,
+                    matched,
+                    target,
+                });
+            }
+            if self.leadership.metrics().current_leader != Some(self.id) {
+                return Err(MembershipError::NotLeader {
+                    leader: leader_hint(&self.leadership.metrics()),
+                });
+            }
+            let _ = tokio::time::timeout(left.min(Duration::from_millis(500)), metrics.changed()).await;
+        }
     }
 
     /// Removes `id` from the cluster, voter or learner. Removing the leader itself this way
     /// makes it step down once the change commits, leaving the cluster leaderless for an
     /// election; [`hand_over_leadership`](Self::hand_over_leadership) first avoids that.
     pub async fn remove_member(&self, id: NodeId) -> Result<(), MembershipError> {
-        let is_voter = self
-            .leadership
-            .metrics()
-            .membership_config
-            .membership()
-            .voter_ids()
-            .any(|voter| voter == id);
+        let membership = self.leadership.metrics().membership_config.clone();
+        if membership.membership().get_node(&id).is_none() {
+            return Err(MembershipError::NotMember(id));
+        }
+        let is_voter = membership.membership().voter_ids().any(|voter| voter == id);
         let ids = BTreeSet::from([id]);
         // With `retain = false`, a removed voter does not stay on as a learner.
         let change = if is_voter {
@@ -82,5 +165,26 @@ impl RaftNode {
             .await
             .map(|_| ())
             .map_err(|e| classify(self, e))
+    }
+}
+
+/// How far `id`'s log matches the leader's, as the leader's replication metrics say.
+fn matched_index(metrics: &RaftMetrics<NodeId, BasicNode>, id: NodeId) -> Option<u64> {
+    let replication = metrics.replication.as_ref()?;
+    replication.get(&id).copied().flatten().map(|log_id| log_id.index)
+}
+
+/// Fails unless something accepts connections at `addr`: adding a member nobody runs would
+/// leave a learner that never catches up (and, promoted, a dead voter in every quorum).
+async fn reachable(id: NodeId, addr: &str) -> Result<(), MembershipError> {
+    let unreachable = |reason: String| MembershipError::Unreachable {
+        id,
+        addr: addr.to_owned(),
+        reason,
+    };
+    match tokio::time::timeout(REACH_TIMEOUT, tokio::net::TcpStream::connect(addr)).await {
+        Ok(Ok(_)) => Ok(()),
+        Ok(Err(e)) => Err(unreachable(e.to_string())),
+        Err(_) => Err(unreachable(format!("no connection within {REACH_TIMEOUT:?}"))),
     }
 }

@@ -54,7 +54,10 @@ async fn a_new_node_catches_up_by_snapshot_and_a_restart_recovers_locally() {
     .await;
 
     let second = start(2, dirs[1].path(), any_port).await;
-    first.raft().add_learner(2, second.member(), true).await.unwrap();
+    first
+        .add_learner(2, second.member().addr, std::time::Duration::from_secs(20))
+        .await
+        .unwrap();
     eventually("the learner has every write", || async {
         (second.state().revision() == Revision(WRITES)).then_some(())
     })
@@ -96,5 +99,60 @@ async fn a_new_node_catches_up_by_snapshot_and_a_restart_recovers_locally() {
             created: false
         }
     );
+    first.shutdown().await.unwrap();
+}
+
+/// Membership changes that cannot be right are errors that change nothing: adding a member
+/// nothing runs at, adding a voter twice, removing a stranger. A member that cannot catch up
+/// in time is left a learner, never promoted.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn impossible_membership_changes_fail_and_change_nothing() {
+    use hakv_raft::MembershipError;
+    use std::time::Duration;
+    let dirs = [tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap()];
+    let any_port: SocketAddr = "127.0.0.1:0".parse().unwrap();
+    let first = start(1, dirs[0].path(), any_port).await;
+    first
+        .initialize(BTreeMap::from([(1, first.member())]))
+        .await
+        .unwrap();
+    wait_leader(&first).await;
+    let members = || first.status().members.iter().map(|m| m.id).collect::<Vec<_>>();
+
+    // Nothing listens there (a port just released).
+    let free = TcpListener::bind(any_port).await.unwrap().local_addr().unwrap();
+    let refused = first.add_voter(4, free.to_string(), Duration::from_secs(5)).await;
+    assert!(
+        matches!(refused, Err(MembershipError::Unreachable { id: 4, .. })),
+        "{refused:?}"
+    );
+    assert_eq!(members(), [1]);
+
+    let twice = first
+        .add_voter(1, first.member().addr, Duration::from_secs(5))
+        .await;
+    assert!(
+        matches!(twice, Err(MembershipError::AlreadyMember(1))),
+        "{twice:?}"
+    );
+    let stranger = first.remove_member(9).await;
+    assert!(
+        matches!(stranger, Err(MembershipError::NotMember(9))),
+        "{stranger:?}"
+    );
+    assert_eq!(members(), [1]);
+
+    // Something accepts connections but is no member: it never catches up.
+    let silent = TcpListener::bind(any_port).await.unwrap();
+    let addr = silent.local_addr().unwrap().to_string();
+    let stuck = first.add_voter(5, addr, Duration::from_secs(1)).await;
+    assert!(
+        matches!(stuck, Err(MembershipError::CatchUpTimeout { id: 5, .. })),
+        "{stuck:?}"
+    );
+    let learner = first.status().members.into_iter().find(|m| m.id == 5).unwrap();
+    assert_eq!(format!("{:?}", learner.role), "Learner");
+    first.remove_member(5).await.unwrap();
+    assert_eq!(members(), [1]);
     first.shutdown().await.unwrap();
 }

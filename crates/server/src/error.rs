@@ -3,6 +3,7 @@
 
 use axum::response::{IntoResponse, Response};
 use hakv_api::{ErrorBody, ErrorCode, Revision};
+use hakv_raft::MembershipError;
 use hakv_store::ProposeError;
 use http::{HeaderValue, StatusCode, header};
 
@@ -56,6 +57,15 @@ pub enum ApiError {
     NotClustered,
     #[error("The membership change was refused: {0}")]
     MembershipRefused(String),
+    #[error("{0}")]
+    AlreadyMember(String),
+    #[error("{0}")]
+    NotMember(String),
+    #[error("{0}")]
+    MemberUnreachable(String),
+    /// The new member was added as a learner but did not catch up in time.
+    #[error("{0}")]
+    CatchUpTimeout(String),
     /// An error another cluster member answered a forwarded request with, passed on as is.
     #[error("{message}")]
     Relayed {
@@ -85,7 +95,12 @@ impl ApiError {
             ApiError::DiskFull => StatusCode::INSUFFICIENT_STORAGE,
             ApiError::NotLeader { .. } => StatusCode::MISDIRECTED_REQUEST,
             ApiError::Unauthorized => StatusCode::UNAUTHORIZED,
-            ApiError::NotClustered | ApiError::MembershipRefused(_) => StatusCode::CONFLICT,
+            ApiError::NotClustered | ApiError::MembershipRefused(_) | ApiError::AlreadyMember(_) => {
+                StatusCode::CONFLICT
+            }
+            ApiError::NotMember(_) => StatusCode::NOT_FOUND,
+            ApiError::MemberUnreachable(_) => StatusCode::SERVICE_UNAVAILABLE,
+            ApiError::CatchUpTimeout(_) => StatusCode::GATEWAY_TIMEOUT,
             ApiError::Relayed { status, .. } => {
                 StatusCode::from_u16(*status).unwrap_or(StatusCode::SERVICE_UNAVAILABLE)
             }
@@ -117,7 +132,28 @@ impl ApiError {
             ApiError::Unauthorized => ErrorCode::Unauthorized,
             ApiError::NotClustered => ErrorCode::NotClustered,
             ApiError::MembershipRefused(_) => ErrorCode::MembershipRefused,
+            ApiError::AlreadyMember(_) => ErrorCode::AlreadyMember,
+            ApiError::NotMember(_) => ErrorCode::NotMember,
+            ApiError::MemberUnreachable(_) => ErrorCode::MemberUnreachable,
+            ApiError::CatchUpTimeout(_) => ErrorCode::CatchUpTimeout,
             ApiError::Relayed { code, .. } => *code,
+        }
+    }
+}
+
+impl From<MembershipError> for ApiError {
+    fn from(err: MembershipError) -> Self {
+        let message = err.to_string();
+        match err {
+            MembershipError::NotLeader { leader } => ApiError::NotLeader {
+                leader: leader.map(|(_, addr)| addr),
+            },
+            MembershipError::Refused(why) => ApiError::MembershipRefused(why),
+            MembershipError::Unknown(why) => ApiError::OutcomeUnknown(why),
+            MembershipError::AlreadyMember(_) => ApiError::AlreadyMember(message),
+            MembershipError::NotMember(_) => ApiError::NotMember(message),
+            MembershipError::Unreachable { .. } => ApiError::MemberUnreachable(message),
+            MembershipError::CatchUpTimeout { .. } => ApiError::CatchUpTimeout(message),
         }
     }
 }

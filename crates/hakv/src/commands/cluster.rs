@@ -242,10 +242,11 @@ async fn http_request(
             .unwrap_or_default();
         anyhow::Ok((status, body))
     };
-    // Adding a member waits until it has caught up, so allow time.
-    tokio::time::timeout(Duration::from_secs(120), exchange)
+    // Adding a member waits until it has caught up (the server gives up after 10 minutes
+    // and leaves it a learner), so allow that and a little more.
+    tokio::time::timeout(Duration::from_secs(11 * 60), exchange)
         .await
-        .context("no answer within 120s")?
+        .context("no answer within 11 minutes")?
 }
 
 /// The cluster secret, created once per folder so a restart rejoins the same cluster.

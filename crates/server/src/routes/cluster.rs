@@ -6,7 +6,7 @@ use crate::node::Node;
 use axum::body::Bytes;
 use axum::extract::{Path, State};
 use axum::response::Response;
-use hakv_raft::MembershipError;
+use hakv_raft::CATCH_UP_TIMEOUT;
 use http::{HeaderMap, StatusCode};
 use serde::Deserialize;
 use std::net::SocketAddr;
@@ -31,8 +31,10 @@ struct NewMember {
     addr: SocketAddr,
 }
 
-/// `POST /cluster/members {"id", "addr"}`: adds a member as a learner, waits until it has
-/// caught up, then promotes it to voter. On the leader only.
+/// `POST /cluster/members {"id", "addr"}`: checks that the new member runs, adds it as a
+/// learner, waits until it has caught up (at most `CATCH_UP_TIMEOUT`, else 504
+/// `catch_up_timeout` and it stays a learner), then promotes it to voter. On the leader only;
+/// a voter already is 409 `already_member`.
 pub async fn add_member(
     State(node): State<Arc<Node>>,
     headers: HeaderMap,
@@ -48,9 +50,8 @@ pub async fn add_member(
     }
     member
         .raft()
-        .add_voter(new.id, new.addr.to_string())
-        .await
-        .map_err(membership_error)?;
+        .add_voter(new.id, new.addr.to_string(), CATCH_UP_TIMEOUT)
+        .await?;
     Ok(status(State(node)).await)
 }
 
@@ -71,7 +72,7 @@ pub async fn remove_member(
         let (status, body) = member.remove_self().await?;
         return Ok(json_response(status, body, None));
     }
-    member.raft().remove_member(id).await.map_err(membership_error)?;
+    member.raft().remove_member(id).await?;
     Ok(status(State(node)).await)
 }
 
@@ -83,15 +84,5 @@ fn require_token(node: &Node, headers: &HeaderMap) -> Result<(), ApiError> {
         Ok(())
     } else {
         Err(ApiError::Unauthorized)
-    }
-}
-
-fn membership_error(err: MembershipError) -> ApiError {
-    match err {
-        MembershipError::NotLeader { leader } => ApiError::NotLeader {
-            leader: leader.map(|(_, addr)| addr),
-        },
-        MembershipError::Refused(why) => ApiError::MembershipRefused(why),
-        MembershipError::Unknown(why) => ApiError::OutcomeUnknown(why),
     }
 }
