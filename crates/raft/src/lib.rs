@@ -15,10 +15,12 @@
 //! the state machine's memtables live.
 
 mod batch;
+mod bootstrap;
 mod config;
 mod election_watch;
 mod error;
 mod handover;
+mod identity;
 mod leadership;
 mod log_store;
 mod membership;
@@ -38,6 +40,7 @@ pub use batch::Batch;
 pub use config::{PeerClientConfig, PeerServerLimits, ProposerConfig, RaftNodeConfig, RaftTiming};
 pub use error::RaftStoreError;
 pub use handover::HandoverError;
+pub use identity::{Identity, IdentityError, cluster_id_for};
 pub use log_store::{CommittedIndex, LogStore};
 pub use membership::{CATCH_UP_TIMEOUT, MembershipError};
 pub use node::{NodeError, RaftNode};

@@ -92,6 +92,13 @@ impl LogStore {
         Ok(store)
     }
 
+    /// True when nothing was ever stored: no vote, no entry, nothing purged.
+    pub fn is_empty(&self) -> Result<bool, RaftStoreError> {
+        Ok(self.meta.get(VOTE_KEY)?.is_none()
+            && self.meta.get(LAST_PURGED_KEY)?.is_none()
+            && self.entries.first_key_value().is_none())
+    }
+
     /// The commit index as this store last saw it, shared with whoever holds the handle.
     pub fn committed_index(&self) -> CommittedIndex {
         self.committed.clone()

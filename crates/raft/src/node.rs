@@ -3,9 +3,11 @@
 //! [`RaftNode::open`] plus [`RaftNode::peer_router`] is what a server uses;
 //! [`RaftNode::start`] also serves the router on a listener of its own (tests and tools).
 
+use crate::bootstrap::Bootstrap;
 use crate::config::PeerServerLimits;
 use crate::config::RaftNodeConfig;
 use crate::election_watch::{self, LeaderContact};
+use crate::identity::{IdentityError, IdentityFile, NodeIdentity};
 use crate::leadership::Leadership;
 use crate::peer_client::PeerNetwork;
 use crate::peer_server::{self, PeerAuth};
@@ -45,6 +47,8 @@ pub enum NodeError {
     Fatal(#[from] openraft::error::Fatal<NodeId>),
     #[error("initializing the cluster failed: {0}")]
     Initialize(#[from] RaftError<NodeId, InitializeError<NodeId, BasicNode>>),
+    #[error(transparent)]
+    Identity(#[from] IdentityError),
 }
 
 /// The peer listener [`RaftNode::start`] runs.
@@ -66,6 +70,8 @@ pub struct RaftNode {
     barrier: Arc<ReadBarrier>,
     contact: Arc<LeaderContact>,
     judge: Arc<Judge>,
+    pub(crate) bootstrap: Bootstrap,
+    pub(crate) bootstrap_task: Option<JoinHandle<()>>,
     election_watch: JoinHandle<()>,
     committed: CommittedIndex,
     /// Set while [`hand_over_leadership`](Self::hand_over_leadership) runs: no new proposals.
@@ -84,6 +90,8 @@ impl RaftNode {
         let advertise = config.advertise_addr.clone().ok_or(NodeError::NoAdvertiseAddr)?;
         let raft_config = Arc::new(config.openraft_config()?);
         let log = LogStore::open(&config.data_dir.join("raft-log"))?;
+        let identity = IdentityFile::open(&config.data_dir, config.node_id, log.is_empty()?)?;
+        let identity = Arc::new(NodeIdentity::new(identity));
         let log_for_votes = log.clone();
         let committed = log.committed_index();
         let state = Arc::new(
@@ -124,8 +132,21 @@ impl RaftNode {
                 stalled_after: Duration::from_millis(timing.leader_stall_ms),
                 probe_timeout: config.peer_client.connect_timeout,
             },
-            rejoining: Arc::new(AtomicBool::new(false)),
+            catching_up: identity.catching_up.clone(),
         });
+        if judge.is_catching_up() {
+            tracing::warn!(
+                "this member's log is empty: it votes for nobody and never campaigns until the \
+                 leader has brought it up to date (a new member, or one that lost its data)"
+            );
+        }
+        let bootstrap = Bootstrap {
+            id: config.node_id,
+            raft: raft.clone(),
+            network: network.clone(),
+            identity,
+            secret: Arc::from(config.cluster_token.as_str()),
+        };
         let election_watch = election_watch::spawn(judge.clone(), network.clone());
         Ok(RaftNode {
             id: config.node_id,
@@ -139,6 +160,8 @@ impl RaftNode {
             barrier,
             contact,
             judge,
+            bootstrap,
+            bootstrap_task: None,
             election_watch,
             committed,
             handing_over,
@@ -180,6 +203,7 @@ impl RaftNode {
             self.peer_limits,
             self.contact.clone(),
             self.judge.clone(),
+            self.bootstrap.identity.clone(),
         )
     }
 
@@ -259,14 +283,12 @@ impl RaftNode {
         self.proposer.is_idle()
     }
 
-    /// Forms a cluster of `members`. Calling it again, or on a node that already holds a log,
-    /// is not an error: initialization happens once, whoever calls it first.
+    /// Forms a cluster of `members` and records its id. Calling it again, or on a node that
+    /// already holds a log, is not an error: initialization happens once, whoever calls it
+    /// first. A member of a static cluster leaves this to [`spawn_bootstrap`](Self::spawn_bootstrap),
+    /// which forms the cluster only when it is new.
     pub async fn initialize(&self, members: BTreeMap<NodeId, BasicNode>) -> Result<(), NodeError> {
-        match self.raft.initialize(members).await {
-            Ok(()) => Ok(()),
-            Err(RaftError::APIError(InitializeError::NotAllowed(_))) => Ok(()),
-            Err(e) => Err(e.into()),
-        }
+        self.bootstrap.initialize(members).await
     }
 
     /// Proposes one command and returns its outcome once it is committed and applied here;
@@ -310,6 +332,9 @@ impl RaftNode {
             }
         }
         self.election_watch.abort();
+        if let Some(task) = &self.bootstrap_task {
+            task.abort();
+        }
         let proposer = self.proposer.stop(PROPOSAL_DRAIN_TIMEOUT).await;
         if let Err(e) = self.raft.shutdown().await {
             tracing::error!(error = %e, "raft did not stop cleanly");

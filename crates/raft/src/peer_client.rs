@@ -8,7 +8,9 @@
 //! else as a network error.
 
 use crate::config::PeerClientConfig;
-use crate::peer_server::{APPEND_PATH, CAMPAIGN_PATH, PRE_VOTE_PATH, SNAPSHOT_PATH, VOTE_PATH};
+use crate::peer_server::{
+    APPEND_PATH, CAMPAIGN_PATH, IDENTITY_PATH, PRE_VOTE_PATH, PeerIdentity, SNAPSHOT_PATH, VOTE_PATH,
+};
 use crate::pre_vote::{PreVoteRequest, PreVoteResponse};
 use crate::snapshot_transfer::{self, MAX_FRAME, SnapshotHeader};
 use crate::{NodeId, TypeConfig};
@@ -124,6 +126,19 @@ impl PeerNetwork {
         };
         let body = serde_json::to_vec(request)?;
         let answer = connection.post(PRE_VOTE_PATH, body, "application/json").await?;
+        Ok(serde_json::from_slice(&answer)?)
+    }
+
+    /// Asks the member at `addr` who it is.
+    pub(crate) async fn identity(&self, target: NodeId, addr: &str) -> Result<PeerIdentity, PeerError> {
+        let connection = PeerConnection {
+            network: self.clone(),
+            target,
+            base: format!("http://{addr}"),
+        };
+        let answer = connection
+            .post(IDENTITY_PATH, Vec::new(), "application/json")
+            .await?;
         Ok(serde_json::from_slice(&answer)?)
     }
 }

@@ -11,6 +11,7 @@
 
 use crate::config::PeerServerLimits;
 use crate::election_watch::LeaderContact;
+use crate::identity::{Identity, NodeIdentity};
 use crate::pre_vote::{Judge, PreVoteRequest, PreVoteResponse};
 use crate::snapshot_data::SnapshotData;
 use crate::snapshot_transfer::{Decoder, Item, SnapshotHeader, TransferError};
@@ -34,6 +35,8 @@ pub(crate) const VOTE_PATH: &str = "/raft/vote";
 pub(crate) const SNAPSHOT_PATH: &str = "/raft/snapshot";
 /// "Would you vote for me?" before a member raises the term (`crate::pre_vote`).
 pub(crate) const PRE_VOTE_PATH: &str = "/raft/pre-vote";
+/// Who a member is (`PeerIdentity`).
+pub(crate) const IDENTITY_PATH: &str = "/raft/identity";
 /// The leader asks the member it hands leadership to to campaign at once.
 pub(crate) const CAMPAIGN_PATH: &str = "/raft/campaign";
 
@@ -68,6 +71,7 @@ struct PeerState {
     contact: Arc<LeaderContact>,
     /// Answers pre-votes as this member would vote.
     judge: Arc<Judge>,
+    identity: Arc<NodeIdentity>,
     /// One snapshot transfer is received at a time (each takes a file and the disk).
     snapshot_slot: Arc<tokio::sync::Semaphore>,
     limits: PeerServerLimits,
@@ -80,6 +84,7 @@ pub(crate) fn router(
     limits: PeerServerLimits,
     contact: Arc<LeaderContact>,
     judge: Arc<Judge>,
+    identity: Arc<NodeIdentity>,
 ) -> Router {
     Router::new()
         .route(
@@ -95,6 +100,7 @@ pub(crate) fn router(
             post(pre_vote).layer(DefaultBodyLimit::max(64 << 10)),
         )
         .route(CAMPAIGN_PATH, post(campaign))
+        .route(IDENTITY_PATH, post(identity_of_member))
         .route(
             SNAPSHOT_PATH,
             // Streamed to a file in bounded frames: no size limit but the disk.
@@ -104,6 +110,7 @@ pub(crate) fn router(
             raft,
             contact,
             judge,
+            identity,
             snapshot_slot: Arc::new(tokio::sync::Semaphore::new(1)),
             limits,
         })
@@ -146,9 +153,28 @@ async fn append(State(state): State<PeerState>, body: Bytes) -> Response {
         Ok(request) => request,
         Err(e) => return bad_request("append request", e),
     };
+    let leader_term = request.vote.leader_id.get_term();
+    let leader_commit = request
+        .leader_commit
+        .map(|id| (id.leader_id.get_term(), id.index));
+    let sent_up_to = request
+        .entries
+        .last()
+        .map(|entry| entry.log_id.index)
+        .or(request.prev_log_id.map(|id| id.index));
     let response = state.raft.append_entries(request).await;
     if matches!(&response, Ok(r) if !matches!(r, AppendEntriesResponse::HigherVote(_))) {
         state.contact.touch();
+    }
+    if state.judge.is_catching_up() {
+        let matched = match &response {
+            Ok(AppendEntriesResponse::Success) => sent_up_to,
+            Ok(AppendEntriesResponse::PartialSuccess(matching)) => matching.map(|id| id.index),
+            _ => None,
+        };
+        if Identity::caught_up_by(leader_term, leader_commit, matched) {
+            state.identity.mark_caught_up();
+        }
     }
     json(&response)
 }
@@ -158,9 +184,9 @@ async fn vote(State(state): State<PeerState>, body: Bytes) -> Response {
         Ok(request) => request,
         Err(e) => return bad_request("vote request", e),
     };
-    if state.judge.is_rejoining() {
-        // It lost the log it once acknowledged: its vote could elect a leader that lacks
-        // committed entries. Refuse, as openraft refuses, with this member's current vote.
+    if !state.judge.may_vote_for(request.last_log_id.as_ref()) {
+        // It may have lost entries it once acknowledged: its vote could elect a leader that
+        // lacks committed entries. Refuse, as openraft refuses, with its current vote.
         let metrics = state.raft.metrics().borrow().clone();
         let refusal = VoteResponse::new(metrics.vote, None, false);
         return json(&Ok::<_, RaftError<NodeId>>(refusal));
@@ -181,6 +207,26 @@ async fn pre_vote(State(state): State<PeerState>, body: Bytes) -> Response {
     json(&PreVoteResponse {
         granted: verdict.is_ok(),
         reason: verdict.err().map(|refusal| refusal.to_string()),
+    })
+}
+
+/// What `POST /raft/identity` answers: who this member is and whether it holds a log, for a
+/// member that starts and must know whether a cluster already exists (`crate::bootstrap`).
+#[derive(Debug, Clone, Serialize, serde::Deserialize)]
+pub(crate) struct PeerIdentity {
+    pub node_id: NodeId,
+    pub cluster_id: Option<String>,
+    /// Nothing in its log: a new member, or one that lost its data.
+    pub empty: bool,
+}
+
+async fn identity_of_member(State(state): State<PeerState>) -> Response {
+    let identity = state.identity.file.get();
+    let metrics = state.raft.metrics().borrow().clone();
+    json(&PeerIdentity {
+        node_id: identity.node_id,
+        cluster_id: identity.cluster_id,
+        empty: metrics.last_log_index.is_none() && metrics.snapshot.is_none(),
     })
 }
 

@@ -45,8 +45,8 @@ pub(crate) struct PreVoteResponse {
 pub(crate) enum Refusal {
     #[error("this member leads")]
     Leading,
-    #[error("this member is rejoining after losing its data and does not vote")]
-    Rejoining,
+    #[error("this member started with an empty log and is catching up: it does not vote yet")]
+    CatchingUp,
     #[error("the candidate's log ends before this member's")]
     LogBehind,
     #[error("this member's vote is already at or past the candidate's term")]
@@ -75,8 +75,9 @@ pub(crate) struct Judge {
     pub log: LogStore,
     pub contact: Arc<LeaderContact>,
     pub patience: Patience,
-    /// Set while this member rejoins after losing its data: it must not vote.
-    pub rejoining: Arc<AtomicBool>,
+    /// Set while this member catches up after starting with an empty log (`crate::identity`):
+    /// it votes only for a candidate with nothing beyond the initial membership.
+    pub catching_up: Arc<AtomicBool>,
 }
 
 impl Judge {
@@ -104,15 +105,22 @@ impl Judge {
         }
     }
 
-    /// True while this member rejoins after losing its data (it votes for nobody).
-    pub(crate) fn is_rejoining(&self) -> bool {
-        self.rejoining.load(Ordering::SeqCst)
+    /// True while this member catches up after starting with an empty log.
+    pub(crate) fn is_catching_up(&self) -> bool {
+        self.catching_up.load(Ordering::SeqCst)
+    }
+
+    /// Whether a member that is catching up may vote for a candidate whose log ends at
+    /// `candidate_last`: only when the candidate holds nothing beyond the initial membership
+    /// (index 0), which is how a new cluster forms; then nothing committed can be missing.
+    pub(crate) fn may_vote_for(&self, candidate_last: Option<&LogId>) -> bool {
+        !self.is_catching_up() || candidate_last.is_none_or(|id| id.index == 0)
     }
 
     /// Whether this member would vote for `request` now.
     pub(crate) async fn judge(&self, request: &PreVoteRequest) -> Result<(), Refusal> {
-        if self.is_rejoining() {
-            return Err(Refusal::Rejoining);
+        if !self.may_vote_for(request.last_log_id.as_ref()) {
+            return Err(Refusal::CatchingUp);
         }
         let metrics = self.raft.metrics().borrow().clone();
         let own_log = self.last_log_id().await;

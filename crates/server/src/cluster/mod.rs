@@ -59,7 +59,7 @@ impl ClusterNode {
         raft_config.block_cache_bytes = config.store_cache_bytes;
         // Members reach each other, and forward requests, at the address --peers gives.
         raft_config.advertise_addr = config.own_peer().map(|p| p.addr.to_string());
-        let raft = RaftNode::open(raft_config, hook)
+        let mut raft = RaftNode::open(raft_config, hook)
             .await
             .map_err(|e| NodeError::Raft(e.to_string()))?;
         let members: BTreeMap<u64, BasicNode> = config
@@ -67,13 +67,13 @@ impl ClusterNode {
             .iter()
             .map(|p| (p.id, BasicNode::new(p.addr.to_string())))
             .collect();
+        // A data directory of another cluster is refused before this member serves anything.
+        raft.check_peer_identities(&members)
+            .await
+            .map_err(|e| NodeError::Raft(e.to_string()))?;
         // A joining member must not form a cluster of its own: its first log entry would
         // carry a different membership under the same log id as the cluster's.
-        if !config.join {
-            raft.initialize(members)
-                .await
-                .map_err(|e| NodeError::Raft(e.to_string()))?;
-        }
+        raft.spawn_bootstrap(members, !config.join);
         let wait = config.request_timeout;
         Ok(ClusterNode {
             raft,
@@ -104,8 +104,8 @@ impl ClusterNode {
     }
 
     /// Ready: a leader is known, this member has applied nearly all of its log (a member
-    /// catching up would answer reads slowly) and is not installing a snapshot, and, when it
-    /// leads, it hears from a majority.
+    /// catching up would answer reads slowly), is not installing a snapshot nor catching up
+    /// after starting with an empty log, and, when it leads, it hears from a majority.
     pub fn is_ready(&self) -> bool {
         let caught_up = {
             let metrics = self.raft.raft().metrics();
@@ -115,6 +115,7 @@ impl ClusterNode {
         };
         // A member installing a snapshot refuses reads until it is done.
         caught_up
+            && !self.raft.is_catching_up()
             && !self.state_machine().is_installing()
             && match self.raft.leader() {
                 Some(leader) if leader == self.raft.id() => self.raft.leader_has_quorum(),
