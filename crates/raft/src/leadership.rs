@@ -5,6 +5,9 @@
 
 use crate::NodeId;
 use openraft::{BasicNode, RaftMetrics, ServerState};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Instant;
 use tokio::sync::watch;
 
 /// A node id with the address it advertises in the membership.
@@ -27,6 +30,22 @@ pub(crate) struct Leadership {
     /// A leader not acknowledged for this long is treated as cut off (writes and reads there
     /// fail fast instead of waiting for an answer that will not come).
     quorum_window_ms: u64,
+    /// When openraft last published metrics. Its core republishes at least every tick, so
+    /// metrics older than the window mean a core stuck (on a stalled disk, say): the numbers
+    /// in them, `millis_since_quorum_ack` included, are no longer true.
+    published: Arc<Published>,
+}
+
+/// Milliseconds since `epoch` at the last metrics change.
+struct Published {
+    epoch: Instant,
+    last_ms: AtomicU64,
+}
+
+impl Published {
+    fn age_ms(&self) -> u64 {
+        (self.epoch.elapsed().as_millis() as u64).saturating_sub(self.last_ms.load(Ordering::Relaxed))
+    }
 }
 
 impl Leadership {
@@ -34,19 +53,43 @@ impl Leadership {
         metrics: watch::Receiver<RaftMetrics<NodeId, BasicNode>>,
         quorum_window_ms: u64,
     ) -> Self {
+        let published = Arc::new(Published {
+            epoch: Instant::now(),
+            last_ms: AtomicU64::new(0),
+        });
+        let (watched, mut changes) = (published.clone(), metrics.clone());
+        // Ends when openraft drops its metrics sender (the node shut down).
+        tokio::spawn(async move {
+            while changes.changed().await.is_ok() {
+                let now = watched.epoch.elapsed().as_millis() as u64;
+                watched.last_ms.store(now, Ordering::Relaxed);
+            }
+        });
         Leadership {
             metrics,
             quorum_window_ms,
+            published,
         }
     }
 
     pub(crate) fn standing(&self) -> Standing {
-        standing(&self.metrics.borrow(), self.quorum_window_ms)
+        self.standing_in(&self.metrics.borrow())
     }
 
     /// True if `metrics` show this node leading with a recent quorum acknowledgement.
     pub(crate) fn stands_in(&self, metrics: &RaftMetrics<NodeId, BasicNode>) -> bool {
-        standing(metrics, self.quorum_window_ms) == Standing::Leader
+        self.standing_in(metrics) == Standing::Leader
+    }
+
+    fn standing_in(&self, metrics: &RaftMetrics<NodeId, BasicNode>) -> Standing {
+        let stale_for = self.published.age_ms();
+        standing(metrics, self.quorum_window_ms.saturating_sub(stale_for))
+    }
+
+    /// True when openraft's core has published nothing for the quorum window: it is stuck
+    /// (a stalled disk, a starved core) or stopped.
+    pub(crate) fn core_is_stuck(&self) -> bool {
+        self.published.age_ms() >= self.quorum_window_ms
     }
 
     pub(crate) fn metrics(&self) -> RaftMetrics<NodeId, BasicNode> {

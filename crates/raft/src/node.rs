@@ -273,6 +273,21 @@ impl RaftNode {
         ClusterStatus::from_metrics(&self.leadership.metrics(), self.committed.get())
     }
 
+    /// True when openraft's core has published nothing for the stall timeout: it is stuck
+    /// (on a stalled disk, say), so this member's view of the cluster is not to be trusted.
+    pub fn core_is_stuck(&self) -> bool {
+        self.leadership.core_is_stuck()
+    }
+
+    /// The error that stopped openraft's core, if it stopped by itself (a storage failure or
+    /// a panic); `None` while it runs and after a requested shutdown.
+    pub fn fatal_error(&self) -> Option<String> {
+        match &self.raft.metrics().borrow().running_state {
+            Ok(()) | Err(openraft::error::Fatal::Stopped) => None,
+            Err(fatal) => Some(fatal.to_string()),
+        }
+    }
+
     /// Proposals waiting in the proposer's queue for a log entry.
     pub fn proposal_queue_depth(&self) -> usize {
         self.proposer.queue_depth()

@@ -22,9 +22,32 @@ use std::time::Duration;
 /// A member with more log entries than this not yet applied reports itself not ready.
 const READY_MAX_APPLY_LAG: u64 = 1000;
 
+/// Exit code of a member whose Raft core stopped by itself (EX_SOFTWARE).
+const RAFT_FAILED_EXIT_CODE: i32 = 70;
+
+/// A member whose Raft core stopped by itself (a storage failure: the disk failed, the log is
+/// corrupt) can neither serve nor recover in place: it says why and exits non-zero, so that a
+/// supervisor restarts it and operators see the cause, rather than answering 503 forever while
+/// looking alive. Its log is durable; a restart recovers from it.
+fn exit_when_raft_fails(raft: std::sync::Weak<RaftNode>) {
+    tokio::spawn(async move {
+        loop {
+            tokio::time::sleep(Duration::from_millis(100)).await;
+            let Some(raft) = raft.upgrade() else {
+                return; // shut down
+            };
+            if let Some(error) = raft.fatal_error() {
+                tracing::error!(%error, "the Raft core stopped; exiting");
+                eprintln!("hakv serve: the Raft core stopped: {error}");
+                std::process::exit(RAFT_FAILED_EXIT_CODE);
+            }
+        }
+    });
+}
+
 /// The Raft side of a node.
 pub struct ClusterNode {
-    raft: RaftNode,
+    raft: Arc<RaftNode>,
     /// Read-index requests to the leader.
     forwarder: Forwarder,
     /// Writes to the leader, batched.
@@ -74,6 +97,8 @@ impl ClusterNode {
         // A joining member must not form a cluster of its own: its first log entry would
         // carry a different membership under the same log id as the cluster's.
         raft.spawn_bootstrap(members, !config.join);
+        let raft = Arc::new(raft);
+        exit_when_raft_fails(Arc::downgrade(&raft));
         let wait = config.request_timeout;
         Ok(ClusterNode {
             raft,
@@ -115,6 +140,7 @@ impl ClusterNode {
         };
         // A member installing a snapshot refuses reads until it is done.
         caught_up
+            && !self.raft.core_is_stuck()
             && !self.raft.is_catching_up()
             && !self.state_machine().is_installing()
             && match self.raft.leader() {
@@ -294,7 +320,12 @@ impl ClusterNode {
     }
 
     pub async fn shutdown(self) {
-        if let Err(err) = self.raft.shutdown().await {
+        // The failure watch holds only a weak reference, so this is the last strong one.
+        let Ok(raft) = Arc::try_unwrap(self.raft) else {
+            tracing::error!("the Raft member is still referenced; its log is durable, skipping its shutdown");
+            return;
+        };
+        if let Err(err) = raft.shutdown().await {
             tracing::error!(error = %err, "raft did not shut down cleanly");
         }
     }

@@ -1,0 +1,65 @@
+#!/usr/bin/env bash
+# The soak of bench/soak.sh against etcd 3.4 (3 members, Debian's etcd-server), for the same
+# comparison: half puts of 1 KB values, half linearizable reads, uniform keys, CONN
+# connections through one member, DUR seconds. Reports leader changes, errors (non-2xx and
+# socket errors), throughput and each member's peak RSS. etcd keeps every revision until it is
+# compacted, so its default 2 GiB quota may end the run early ("database space exceeded").
+#   DUR=600 KEYS=1000000 bench/soak-etcd.sh
+set -u
+ROOT="$(cd "$(dirname "$0")/.." && pwd)"
+DUR=${DUR:-120}; KEYS=${KEYS:-300000}; CONN=${CONN:-64}; D=${OUT:-/tmp/hakv-bench-soak-etcd}
+for tool in etcd wrk curl python3; do
+  command -v "$tool" >/dev/null || { echo "soak-etcd.sh needs $tool (apt-get install etcd-server wrk)" >&2; exit 2; }
+done
+rm -rf "$D"; mkdir -p "$D"
+PIDS=()
+trap 'kill "${PIDS[@]}" 2>/dev/null; wait 2>/dev/null' EXIT
+CLUSTER="e1=http://127.0.0.1:17821,e2=http://127.0.0.1:17822,e3=http://127.0.0.1:17823"
+for i in 1 2 3; do
+  etcd --name "e$i" --data-dir "$D/e$i" \
+    --listen-client-urls "http://127.0.0.1:1781$i" --advertise-client-urls "http://127.0.0.1:1781$i" \
+    --listen-peer-urls "http://127.0.0.1:1782$i" --initial-advertise-peer-urls "http://127.0.0.1:1782$i" \
+    --initial-cluster "$CLUSTER" --initial-cluster-state new --initial-cluster-token soak \
+    --logger zap --log-outputs stderr --log-level warn >"$D/e$i.log" 2>&1 &
+  PIDS+=($!)
+done
+status() { curl -s -m 2 -X POST "http://127.0.0.1:$1/v3/maintenance/status" -d '{}'; }
+leader_port() {
+  local i
+  for i in 1 2 3; do
+    status "1781$i" | python3 -c 'import json,sys; s=json.load(sys.stdin); sys.exit(0 if s["header"]["member_id"]==s["leader"] else 1)' 2>/dev/null && { echo "1781$i"; return 0; }
+  done
+  return 1
+}
+for _ in $(seq 100); do L=$(leader_port) && break; sleep 0.2; done
+[ -n "${L:-}" ] || { echo "no etcd leader" >&2; exit 1; }
+leader_id() { status "$L" | python3 -c 'import json,sys; print(json.load(sys.stdin)["leader"])' 2>/dev/null; }
+term() { status "$L" | python3 -c 'import json,sys; print(json.load(sys.stdin)["raftTerm"])' 2>/dev/null; }
+T0=$(term)
+echo "etcd leader on $L, term $T0; ${DUR}s, ${KEYS} keys, ${CONN} connections"
+(
+  while :; do
+    line="$(date +%s)"
+    for p in "${PIDS[@]}"; do line+=" $(ps -o rss= -p "$p" 2>/dev/null | tr -d ' ')"; done
+    echo "$line $(leader_id)" >>"$D/samples.txt"
+    sleep 1
+  done
+) & SAMPLER=$!
+KEYS=$KEYS wrk -t1 -c"$CONN" -d"${DUR}s" --timeout 10s -s "$ROOT/bench/lua/etcd_soak.lua" \
+  "http://127.0.0.1:$L" >"$D/wrk.txt" 2>&1
+kill "$SAMPLER" 2>/dev/null
+T1=$(term)
+cat "$D/wrk.txt" | grep -E 'Requests/sec|Non-2xx|Socket errors|requests in|Latency'
+echo "term before $T0 after $T1"
+grep -c 'database space exceeded' "$D"/e*.log | sed 's/^/quota errors logged: /'
+python3 - "$D" <<'EOF'
+import sys
+d = sys.argv[1]
+rows = [l.split() for l in open(f"{d}/samples.txt") if len(l.split()) >= 4]
+for i in range(3):
+    peak = max((int(r[1 + i]) for r in rows if r[1 + i].isdigit()), default=0)
+    print(f"member {i + 1} peak RSS {peak / 1024:.0f} MiB")
+leaders = [r[4] for r in rows if len(r) > 4]
+print(f"leader changes seen in 1 s samples: {sum(1 for a, b in zip(leaders, leaders[1:]) if a != b)}")
+EOF
+du -sh "$D"/e1 | sed 's/^/data on member 1: /'
