@@ -22,17 +22,17 @@ const MAX_BODY: usize = 1 << 30;
 /// A handle to one hakv endpoint (a node or a balancer). Cheap to clone; clones share the pool.
 #[derive(Clone, Debug)]
 pub struct Client {
-    http: HyperClient<HttpConnector, Full<Bytes>>,
+    pub(crate) http: HyperClient<HttpConnector, Full<Bytes>>,
     /// `http://host:port` plus any base path, without a trailing `/`.
-    base: String,
-    timeout: Duration,
+    pub(crate) base: String,
+    pub(crate) timeout: Duration,
 }
 
 /// An answer read in full.
-struct Answer {
-    status: StatusCode,
-    headers: HeaderMap,
-    body: Bytes,
+pub(crate) struct Answer {
+    pub(crate) status: StatusCode,
+    pub(crate) headers: HeaderMap,
+    pub(crate) body: Bytes,
 }
 
 impl Client {
@@ -225,7 +225,7 @@ impl Client {
 }
 
 /// `outer: cause: root cause`.
-fn error_chain(error: &dyn std::error::Error) -> String {
+pub(crate) fn error_chain(error: &dyn std::error::Error) -> String {
     let mut text = error.to_string();
     let mut source = error.source();
     while let Some(cause) = source {
@@ -278,7 +278,7 @@ fn invalid(reason: &str) -> ClientError {
 }
 
 /// The typed error for a non-success answer, from its `{"error", "code"}` body when present.
-fn status_error(answer: &Answer) -> ClientError {
+pub(crate) fn status_error(answer: &Answer) -> ClientError {
     let body: serde_json::Value = serde_json::from_slice(&answer.body).unwrap_or_default();
     if answer.status == StatusCode::PRECONDITION_FAILED {
         // The body's `current_revision` is authoritative (null: no such key); ETag is a fallback.

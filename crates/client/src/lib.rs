@@ -2,11 +2,13 @@
 //! conditions (If-Match / If-None-Match), TTL and read consistency, over pooled keep-alive
 //! connections. Errors say whether a retry can help.
 
+mod backup;
 mod client;
 mod error;
 mod key_path;
 mod types;
 
+pub use backup::BackupDownload;
 pub use client::{Client, MAX_PAGE};
 pub use error::ClientError;
 pub use hakv_api::{Revision, ScanItem, ScanPage};

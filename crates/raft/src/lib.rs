@@ -30,6 +30,7 @@ pub mod peer_server;
 mod pre_vote;
 mod proposer;
 mod read_barrier;
+pub mod restore;
 mod snapshot_data;
 mod snapshot_file;
 mod snapshot_transfer;
@@ -60,6 +61,9 @@ openraft::declare_raft_types!(
         Node = openraft::BasicNode,
         SnapshotData = SnapshotData,
 );
+
+/// A member's address as recorded in the membership.
+pub use openraft::BasicNode;
 
 /// A node's id in the cluster.
 pub type NodeId = u64;

@@ -99,6 +99,22 @@ impl LogStore {
             && self.entries.first_key_value().is_none())
     }
 
+    /// Marks the log as committed and purged up to `upto`, durably: a member seeded from a
+    /// backup starts with its snapshot at `upto` and no entries (`crate::restore`).
+    pub(crate) fn seed(&self, upto: LogId) -> Result<(), RaftStoreError> {
+        let json = |value: &Option<LogId>| {
+            serde_json::to_vec(value).map_err(|e| RaftStoreError::corrupt("raft log meta", e))
+        };
+        let mut batch = self.db.batch().durability(Some(PersistMode::SyncAll));
+        batch.insert(
+            &self.meta,
+            LAST_PURGED_KEY,
+            serde_json::to_vec(&upto).map_err(|e| RaftStoreError::corrupt("raft log meta", e))?,
+        );
+        batch.insert(&self.meta, COMMITTED_KEY, json(&Some(upto))?);
+        Ok(batch.commit()?)
+    }
+
     /// The commit index as this store last saw it, shared with whoever holds the handle.
     pub fn committed_index(&self) -> CommittedIndex {
         self.committed.clone()

@@ -18,7 +18,7 @@ mod server;
 mod units;
 mod write_body;
 
-pub use config::{ConfigError, ServeArgs, ServeConfig};
+pub use config::{ConfigError, Peer, ServeArgs, ServeConfig, parse_peers};
 pub use error::ApiError;
 pub use node::{Node, NodeError};
 pub use routes::app;

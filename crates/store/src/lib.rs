@@ -14,7 +14,7 @@ pub use command::{Command, Condition, Op, Outcome};
 pub use error::StoreError;
 pub use group_commit::{ApplyHook, NoHook, ProposeError, Writer, WriterConfig};
 pub use record::Record;
-pub use snapshot::{SnapshotExport, SnapshotImport, SnapshotView};
+pub use snapshot::{SnapshotExport, SnapshotImport, SnapshotSummary, SnapshotView};
 pub use state_machine::{
     ApplyOptions, Change, DATA_MEMTABLE_BYTES, MAX_JOURNAL_BYTES, SMALL_MEMTABLE_BYTES, StateMachine,
     StoreConfig, StoreStats,

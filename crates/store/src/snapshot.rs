@@ -69,6 +69,15 @@ pub struct SnapshotExport {
     pub keys: u64,
 }
 
+/// What [`StateMachine::verify_snapshot`] found in a good snapshot.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SnapshotSummary {
+    pub revision: Revision,
+    pub keys: u64,
+    /// The snapshot's own CRC-32 (its last four bytes).
+    pub crc32: u32,
+}
+
 /// What [`StateMachine::import_snapshot_from`] installed.
 #[derive(Debug, Clone, Copy)]
 pub struct SnapshotImport {
@@ -174,6 +183,27 @@ impl StateMachine {
             revision: installed.revision,
             keys: installed.data_entries,
         })
+    }
+
+    /// Reads a whole snapshot stream and checks it (structure, counts, CRC-32) without
+    /// installing anything: what a backup tool does before it calls a file good.
+    pub fn verify_snapshot(input: impl Read) -> Result<SnapshotSummary, StoreError> {
+        let summary = read_snapshot(input, |_, _, _| Ok(()))?;
+        Ok(SnapshotSummary {
+            revision: summary.revision,
+            keys: summary.data_entries,
+            crc32: summary.crc32,
+        })
+    }
+
+    /// Removes every `meta` entry whose key starts with `prefix`, durably (a restored backup
+    /// drops the position in the Raft log of the cluster it was taken from).
+    pub fn remove_meta_prefix(&self, prefix: &[u8]) -> Result<(), StoreError> {
+        let mut batch = self.db.batch().durability(Some(PersistMode::SyncAll));
+        for guard in self.meta.prefix(prefix) {
+            batch.remove(&self.meta, guard.key()?);
+        }
+        batch.commit().map_err(StoreError::from_engine)
     }
 
     /// True while an install runs, and when the store was opened in the middle of one (see
@@ -326,6 +356,7 @@ fn be_u64(bytes: &[u8]) -> Option<u64> {
 struct ReadSummary {
     revision: Revision,
     data_entries: u64,
+    crc32: u32,
 }
 
 /// A reader of snapshot bytes that keeps a running CRC-32 and reports truncation as
@@ -422,6 +453,7 @@ fn read_snapshot(
     Ok(ReadSummary {
         revision,
         data_entries,
+        crc32: stored,
     })
 }
 

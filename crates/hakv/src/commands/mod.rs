@@ -1,5 +1,6 @@
 //! Subcommands of the `hakv` binary; each one is a thin shell over a library crate.
 
+mod backup;
 mod balance;
 mod bench;
 mod client;
@@ -20,6 +21,10 @@ pub enum Command {
     /// Run a local cluster (members and a balancer) as child processes.
     #[command(subcommand)]
     Cluster(cluster::ClusterCommand),
+    /// Stream a consistent snapshot of a node (any cluster member) to a file, and check it.
+    Backup(backup::BackupCommand),
+    /// Seed a new single node, or the first member of a new cluster, from a backup file.
+    Restore(backup::RestoreCommand),
     #[command(flatten)]
     Client(client::ClientCommand),
 }
@@ -31,6 +36,8 @@ pub fn run(command: Command) -> ExitCode {
         Command::Balance(cmd) => balance::run(cmd),
         Command::Bench(cmd) => bench::run(cmd),
         Command::Cluster(cmd) => cluster::run(cmd),
+        Command::Backup(cmd) => backup::backup(cmd),
+        Command::Restore(cmd) => backup::restore(cmd),
         Command::Client(cmd) => client::run(cmd),
     }
 }

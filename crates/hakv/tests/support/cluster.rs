@@ -26,6 +26,26 @@ pub struct Cluster {
 impl Cluster {
     /// Starts `n` members under `dir` and waits until they agree on a leader.
     pub fn start(dir: &Path, n: u64, extra: &[&str]) -> Cluster {
+        let mut cluster = Cluster::prepare(dir, n, extra);
+        cluster.start_all();
+        cluster
+    }
+
+    /// Starts every member and waits until they agree on a leader.
+    pub fn start_all(&mut self) {
+        for id in 1..=self.members.len() as u64 {
+            self.start_member(id);
+        }
+        self.leader();
+    }
+
+    /// The `--peers` value of this cluster.
+    pub fn peers(&self) -> &str {
+        &self.peers
+    }
+
+    /// Chooses `n` members' addresses and data directories under `dir`, starting nothing.
+    pub fn prepare(dir: &Path, n: u64, extra: &[&str]) -> Cluster {
         // Free ports, learned by binding port 0; peers must know each other's address upfront.
         let addrs: Vec<SocketAddr> = (0..n)
             .map(|_| TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap())
@@ -46,16 +66,11 @@ impl Cluster {
                 child: None,
             })
             .collect();
-        let mut cluster = Cluster {
+        Cluster {
             members,
             peers,
             extra: extra.iter().map(|s| s.to_string()).collect(),
-        };
-        for id in 1..=n {
-            cluster.start_member(id);
         }
-        cluster.leader();
-        cluster
     }
 
     pub fn member(&self, id: u64) -> &Member {

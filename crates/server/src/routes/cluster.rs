@@ -77,7 +77,7 @@ pub async fn remove_member(
 }
 
 /// Membership changes need the cluster secret (`Authorization: Bearer <token>`).
-fn require_token(node: &Node, headers: &HeaderMap) -> Result<(), ApiError> {
+pub(super) fn require_token(node: &Node, headers: &HeaderMap) -> Result<(), ApiError> {
     let token = node.config.cluster_token.as_deref().unwrap_or_default();
     let presented = headers.get(http::header::AUTHORIZATION).map(|v| v.as_bytes());
     if hakv_api::bearer_matches(presented, token) {

@@ -1,5 +1,6 @@
 //! The HTTP API: `app(node)` builds the whole router, including limits and metrics.
 
+mod backup;
 mod cluster;
 mod data;
 mod ops;
@@ -35,6 +36,7 @@ pub fn app(node: Arc<Node>) -> Router {
         .route("/cluster", get(cluster::status).fallback(ops::get_only))
         .route("/cluster/members", post(cluster::add_member))
         .route("/cluster/members/{id}", delete(cluster::remove_member))
+        .route("/backup", get(backup::backup).fallback(ops::get_only))
         .fallback(ops::route_not_found)
         .layer(axum::middleware::from_fn_with_state(node.clone(), track_request));
     let router = router.with_state(node.clone());

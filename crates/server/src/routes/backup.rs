@@ -1,0 +1,102 @@
+//! `GET /backup`: a consistent online snapshot of this node's state, streamed in the store's
+//! snapshot format (with its CRC-32) as it is written from one point-in-time view, so memory
+//! stays bounded whatever the state's size. On a cluster member it needs the cluster token
+//! and first passes a read barrier: every write acknowledged before the request is in it.
+
+use super::cluster::require_token;
+use crate::ApiError;
+use crate::node::Node;
+use axum::body::{Body, Bytes};
+use axum::extract::State;
+use axum::response::Response;
+use http::{HeaderMap, HeaderValue, StatusCode, header};
+use std::io::{self, Write};
+use std::sync::Arc;
+use tokio::sync::{Semaphore, mpsc, oneshot};
+
+/// One backup at a time: each holds a storage view open (old versions cannot be compacted
+/// away meanwhile) and a core busy writing.
+static BACKUPS: Semaphore = Semaphore::const_new(1);
+/// The stream is handed over in chunks of this size, at most `QUEUED_CHUNKS` ahead of the
+/// client: a slow client slows the writer instead of growing memory.
+const CHUNK_BYTES: usize = 256 << 10;
+const QUEUED_CHUNKS: usize = 4;
+
+pub async fn backup(State(node): State<Arc<Node>>, headers: HeaderMap) -> Result<Response, ApiError> {
+    if node.cluster().is_some() {
+        require_token(&node, &headers)?;
+    }
+    let slot = BACKUPS
+        .try_acquire()
+        .map_err(|_| ApiError::Overloaded("concurrent backups (one at a time)"))?;
+    node.read_barrier().await?;
+    let (chunks, receiver) = mpsc::channel::<Bytes>(QUEUED_CHUNKS);
+    let (revision_tx, revision_rx) = oneshot::channel();
+    let state = node.state_machine.clone();
+    tokio::task::spawn_blocking(move || {
+        let _slot = slot;
+        let view = match state.snapshot_view() {
+            Ok(view) => view,
+            Err(e) => {
+                let _ = revision_tx.send(Err(e));
+                return;
+            }
+        };
+        let _ = revision_tx.send(Ok(view.revision));
+        let mut out = ChunkWriter {
+            chunks,
+            buf: Vec::with_capacity(CHUNK_BYTES),
+        };
+        // A failure ends the body early; the client's check of the trailer's CRC catches it.
+        if let Err(e) = view
+            .write_to(&mut out)
+            .map_err(io::Error::other)
+            .and_then(|_| out.flush())
+        {
+            tracing::warn!(error = %e, "a backup stream ended early");
+        }
+    });
+    let revision = revision_rx
+        .await
+        .map_err(|_| ApiError::Unavailable("the backup task stopped".into()))?
+        .map_err(crate::node::unavailable)?;
+    let body = futures_util::stream::unfold(receiver, |mut receiver| async move {
+        let chunk = receiver.recv().await?;
+        Some((Ok::<_, io::Error>(chunk), receiver))
+    });
+    let mut response = Response::new(Body::from_stream(body));
+    *response.status_mut() = StatusCode::OK;
+    let headers = response.headers_mut();
+    headers.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/octet-stream"),
+    );
+    headers.insert("x-hakv-revision", HeaderValue::from(revision.0));
+    Ok(response)
+}
+
+/// Hands what is written to the response body in chunks, waiting while the client is behind.
+struct ChunkWriter {
+    chunks: mpsc::Sender<Bytes>,
+    buf: Vec<u8>,
+}
+
+impl Write for ChunkWriter {
+    fn write(&mut self, bytes: &[u8]) -> io::Result<usize> {
+        self.buf.extend_from_slice(bytes);
+        if self.buf.len() >= CHUNK_BYTES {
+            self.flush()?;
+        }
+        Ok(bytes.len())
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        if self.buf.is_empty() {
+            return Ok(());
+        }
+        let chunk = Bytes::from(std::mem::replace(&mut self.buf, Vec::with_capacity(CHUNK_BYTES)));
+        self.chunks
+            .blocking_send(chunk)
+            .map_err(|_| io::Error::new(io::ErrorKind::BrokenPipe, "the client went away"))
+    }
+}
