@@ -138,6 +138,7 @@ impl SnapshotFile {
             snapshot_id,
         };
         let tmp = self.tmp_path("building");
+        let started = std::time::Instant::now();
         let written = write_snapshot_file(&tmp, &meta, |out| Ok(view.write_to(out)?));
         if let Err(e) = written {
             let _ = fs::remove_file(&tmp);
@@ -146,6 +147,16 @@ impl SnapshotFile {
         drop(view);
         // Everything exported is now fsynced before anyone may purge the log up to it.
         state.persist()?;
+        let bytes = fs::metadata(&tmp).map(|m| m.len()).unwrap_or(0);
+        let elapsed = started.elapsed();
+        metrics::counter!("hakv_raft_snapshots_built_total").increment(1);
+        metrics::histogram!("hakv_raft_snapshot_build_seconds").record(elapsed.as_secs_f64());
+        tracing::info!(
+            snapshot = %meta.snapshot_id,
+            bytes,
+            elapsed_ms = elapsed.as_millis() as u64,
+            "snapshot built"
+        );
         {
             let _guard = self.lock.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
             if self
