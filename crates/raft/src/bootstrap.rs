@@ -141,6 +141,11 @@ impl RaftNode {
         }
     }
 
+    /// Records `cluster_id` as this member's cluster, unless one is recorded already.
+    pub fn adopt_cluster_id(&self, cluster_id: &str) {
+        self.bootstrap.identity.learn_cluster_id(cluster_id);
+    }
+
     /// This member's identity as recorded in its data directory.
     pub fn identity(&self) -> Identity {
         self.bootstrap.identity.file.get()

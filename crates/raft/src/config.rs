@@ -177,7 +177,8 @@ impl RaftNodeConfig {
             election_timeout_min: self.timing.election_timeout_min_ms,
             election_timeout_max: self.timing.election_timeout_max_ms,
             install_snapshot_timeout: self.peer_client.snapshot_idle_timeout.as_millis() as u64,
-            snapshot_policy: openraft::SnapshotPolicy::LogsSinceLast(self.snapshot_every_entries),
+            // hakv's own policy triggers snapshots (`snapshot_policy`): entries and bytes.
+            snapshot_policy: openraft::SnapshotPolicy::Never,
             max_in_snapshot_log_to_keep: self.logs_kept_after_snapshot,
             // Every election goes through hakv's pre-vote (`election_watch`).
             enable_elect: false,

@@ -33,6 +33,7 @@ mod read_barrier;
 pub mod restore;
 mod snapshot_data;
 mod snapshot_file;
+mod snapshot_policy;
 mod snapshot_transfer;
 mod state_machine_store;
 mod status;

@@ -43,6 +43,9 @@ pub struct LogStore {
     entries: Keyspace,
     meta: Keyspace,
     committed: CommittedIndex,
+    /// Bytes of entries appended since this process opened the log (the snapshot policy
+    /// reads it).
+    appended: Arc<AtomicU64>,
 }
 
 /// The last commit index openraft reported to the log store, readable without a round trip
@@ -86,6 +89,7 @@ impl LogStore {
             entries,
             meta,
             committed: CommittedIndex::default(),
+            appended: Arc::new(AtomicU64::new(0)),
         };
         let committed: Option<Option<LogId>> = store.read_meta(COMMITTED_KEY)?;
         store.committed.set(committed.flatten());
@@ -113,6 +117,11 @@ impl LogStore {
         );
         batch.insert(&self.meta, COMMITTED_KEY, json(&Some(upto))?);
         Ok(batch.commit()?)
+    }
+
+    /// Bytes of entries appended since this process opened the log.
+    pub(crate) fn appended_bytes(&self) -> u64 {
+        self.appended.load(Ordering::Relaxed)
     }
 
     /// The commit index as this store last saw it, shared with whoever holds the handle.
@@ -301,10 +310,13 @@ impl RaftLogStorage<TypeConfig> for LogStore {
         I::IntoIter: OptionalSend,
     {
         let mut batch = self.db.batch().durability(Some(PersistMode::SyncAll));
+        let mut appended = 0;
         for entry in entries {
             let bytes = encode_entry(&entry).map_err(RaftStoreError::writing_logs)?;
+            appended += bytes.len() as u64;
             batch.insert(&self.entries, index_key(entry.log_id.index), bytes);
         }
+        self.appended.fetch_add(appended, Ordering::Relaxed);
         blocking(move || Ok(batch.commit()?))
             .await
             .map_err(RaftStoreError::writing_logs)?;

@@ -14,6 +14,7 @@ use crate::peer_server::{self, PeerAuth};
 use crate::pre_vote::{Judge, Patience};
 use crate::proposer::{self, ProposeError, Proposer};
 use crate::read_barrier::{self, BarrierError, ReadBarrier};
+use crate::snapshot_policy;
 use crate::status::ClusterStatus;
 use crate::{CommittedIndex, LogStore, NodeId, Raft, RaftStoreError, StateMachineStore};
 use hakv_store::{ApplyHook, Command, Outcome, StateMachine, StoreConfig};
@@ -73,6 +74,7 @@ pub struct RaftNode {
     pub(crate) bootstrap: Bootstrap,
     pub(crate) bootstrap_task: Option<JoinHandle<()>>,
     election_watch: JoinHandle<()>,
+    snapshot_policy: JoinHandle<()>,
     committed: CommittedIndex,
     /// Set while [`hand_over_leadership`](Self::hand_over_leadership) runs: no new proposals.
     pub(crate) handing_over: Arc<AtomicBool>,
@@ -102,6 +104,8 @@ impl RaftNode {
             .map_err(RaftStoreError::from)?,
         );
         let state_machine = StateMachineStore::open(state.clone(), hook, config.data_dir.join("snapshot"))?;
+        let snapshot_bytes = state_machine.snapshot_bytes();
+        let log_for_policy = log.clone();
         let network = PeerNetwork::new(config.node_id, &config.cluster_token, config.peer_client.clone());
         let raft = Raft::new(config.node_id, raft_config, network.clone(), log, state_machine).await?;
 
@@ -148,6 +152,12 @@ impl RaftNode {
             secret: Arc::from(config.cluster_token.as_str()),
         };
         let election_watch = election_watch::spawn(judge.clone(), network.clone());
+        let snapshot_policy = snapshot_policy::spawn(
+            raft.clone(),
+            log_for_policy,
+            snapshot_bytes,
+            config.snapshot_every_entries,
+        );
         Ok(RaftNode {
             id: config.node_id,
             raft,
@@ -163,6 +173,7 @@ impl RaftNode {
             bootstrap,
             bootstrap_task: None,
             election_watch,
+            snapshot_policy,
             committed,
             handing_over,
             network,
@@ -347,6 +358,7 @@ impl RaftNode {
             }
         }
         self.election_watch.abort();
+        self.snapshot_policy.abort();
         if let Some(task) = &self.bootstrap_task {
             task.abort();
         }

@@ -43,6 +43,8 @@ pub(crate) struct SnapshotFile {
     lock: Arc<Mutex<()>>,
     /// Numbers temporary files.
     next_tmp: Arc<AtomicU64>,
+    /// Size of the last snapshot built or installed here (the snapshot policy reads it).
+    pub(crate) last_bytes: Arc<AtomicU64>,
 }
 
 impl SnapshotFile {
@@ -55,10 +57,12 @@ impl SnapshotFile {
                 fs::remove_file(&path)?;
             }
         }
+        let last_bytes = fs::metadata(dir.join("current")).map_or(0, |m| m.len());
         Ok(SnapshotFile {
             dir,
             lock: Arc::new(Mutex::new(())),
             next_tmp: Arc::new(AtomicU64::new(0)),
+            last_bytes: Arc::new(AtomicU64::new(last_bytes)),
         })
     }
 
@@ -148,6 +152,7 @@ impl SnapshotFile {
         // Everything exported is now fsynced before anyone may purge the log up to it.
         state.persist()?;
         let bytes = fs::metadata(&tmp).map(|m| m.len()).unwrap_or(0);
+        self.last_bytes.store(bytes, Ordering::Relaxed);
         let elapsed = started.elapsed();
         metrics::counter!("hakv_raft_snapshots_built_total").increment(1);
         metrics::histogram!("hakv_raft_snapshot_build_seconds").record(elapsed.as_secs_f64());
@@ -207,6 +212,9 @@ impl SnapshotFile {
         File::open(&self.dir)?.sync_all()?;
         self.import(state, &installing, meta, reset)?;
         let _guard = self.lock.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        if let Ok(installed) = fs::metadata(&installing) {
+            self.last_bytes.store(installed.len(), Ordering::Relaxed);
+        }
         self.make_current(&installing)
     }
 
@@ -252,22 +260,66 @@ impl SnapshotFile {
     }
 }
 
+/// A snapshot is written at most this fast, and synced every [`SYNC_EVERY_BYTES`]: written
+/// at full speed and synced once at the end, a snapshot of GBs filled the page cache with
+/// dirty pages whose final flush held every other fsync (the Raft log's appends) for seconds,
+/// long enough to look like a dead leader (bench/large-state.sh, docs/benchmarks.md).
+const BUILD_BYTES_PER_SECOND: u64 = 96 << 20;
+const SYNC_EVERY_BYTES: u64 = 8 << 20;
+
+/// A file writer that syncs what it wrote every [`SYNC_EVERY_BYTES`] and keeps to
+/// [`BUILD_BYTES_PER_SECOND`], so that a large snapshot never holds up the disk.
+struct Gentle<'a> {
+    file: &'a File,
+    started: std::time::Instant,
+    written: u64,
+    unsynced: u64,
+}
+
+impl Write for Gentle<'_> {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        let n = self.file.write(buf)?;
+        self.written += n as u64;
+        self.unsynced += n as u64;
+        if self.unsynced >= SYNC_EVERY_BYTES {
+            self.file.sync_data()?;
+            self.unsynced = 0;
+            let due = std::time::Duration::from_secs_f64(self.written as f64 / BUILD_BYTES_PER_SECOND as f64);
+            if let Some(ahead) = due.checked_sub(self.started.elapsed()) {
+                std::thread::sleep(ahead);
+            }
+        }
+        Ok(n)
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
+    }
+}
+
 /// Writes `meta` and then what `body` writes to a new file at `path`, fsynced.
-pub(crate) fn write_snapshot_file(
+fn write_snapshot_file(
     path: &Path,
     meta: &Meta,
-    body: impl FnOnce(&mut BufWriter<&File>) -> Result<u64, RaftStoreError>,
+    body: impl FnOnce(&mut BufWriter<Gentle<'_>>) -> Result<u64, RaftStoreError>,
 ) -> Result<(), RaftStoreError> {
     let meta_json = encode_json(meta);
     let meta_len =
         u32::try_from(meta_json.len()).map_err(|_| RaftStoreError::corrupt("snapshot meta", "too long"))?;
     let file = File::create(path)?;
-    let mut out = BufWriter::with_capacity(1 << 20, &file);
+    let gentle = Gentle {
+        file: &file,
+        started: std::time::Instant::now(),
+        written: 0,
+        unsynced: 0,
+    };
+    let mut out = BufWriter::with_capacity(1 << 20, gentle);
     out.write_all(&meta_len.to_be_bytes())?;
     out.write_all(&meta_json)?;
     body(&mut out)?;
     out.flush()?;
     drop(out);
+    (&file).flush()?;
     file.sync_all()?;
     Ok(())
 }

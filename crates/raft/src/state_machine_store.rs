@@ -58,6 +58,11 @@ impl StateMachineStore {
         })
     }
 
+    /// The size of the last snapshot built or installed, as it changes.
+    pub(crate) fn snapshot_bytes(&self) -> Arc<std::sync::atomic::AtomicU64> {
+        self.snapshots.last_bytes.clone()
+    }
+
     /// The state machine this store applies to (for reads).
     pub fn state(&self) -> &Arc<StateMachine> {
         &self.state

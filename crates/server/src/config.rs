@@ -55,6 +55,9 @@ pub struct ServeConfig {
     pub leader_stall_timeout: Duration,
     /// Log entries between snapshots (after which the log is compacted).
     pub snapshot_every: u64,
+    /// Pace of a snapshot sent to a member that catches up, in bytes per second (0: unpaced).
+    #[serde(deserialize_with = "de_bytes")]
+    pub snapshot_rate: u64,
     /// Start as a new member waiting to be added (`POST /cluster/members`) instead of
     /// forming the cluster of `--peers`.
     pub join: bool,
@@ -123,6 +126,7 @@ impl Default for ServeConfig {
             election_timeout: Duration::from_millis(150),
             leader_stall_timeout: Duration::from_secs(1),
             snapshot_every: 10_000,
+            snapshot_rate: 64 << 20,
             join: false,
         }
     }
@@ -351,6 +355,10 @@ pub struct ServeArgs {
     /// Log entries between snapshots [default: 10000].
     #[arg(long, env = "HAKV_SNAPSHOT_EVERY", value_name = "N")]
     pub snapshot_every: Option<u64>,
+    /// Pace of a snapshot sent to a member that catches up, per second, e.g. 64MiB; 0 sends
+    /// unpaced [default: 64MiB].
+    #[arg(long, env = "HAKV_SNAPSHOT_RATE", value_name = "SIZE", value_parser = parse_bytes)]
+    pub snapshot_rate: Option<u64>,
     /// Join an existing cluster: wait to be added with `hakv cluster add` instead of forming
     /// the cluster of --peers (which then only needs this member's own entry).
     #[arg(long, env = "HAKV_JOIN")]
@@ -378,7 +386,8 @@ impl ServeArgs {
             heartbeat,
             election_timeout,
             leader_stall_timeout,
-            snapshot_every
+            snapshot_every,
+            snapshot_rate
         );
         if self.join {
             config.join = true;

@@ -78,6 +78,7 @@ impl ClusterNode {
             leader_stall_ms: config.leader_stall_timeout.as_millis() as u64,
         };
         raft_config.snapshot_every_entries = config.snapshot_every;
+        raft_config.peer_client.snapshot_bytes_per_second = config.snapshot_rate;
         raft_config.proposer.queue_capacity = config.write_queue;
         raft_config.block_cache_bytes = config.store_cache_bytes;
         // Members reach each other, and forward requests, at the address --peers gives.
@@ -90,6 +91,12 @@ impl ClusterNode {
             .iter()
             .map(|p| (p.id, BasicNode::new(p.addr.to_string())))
             .collect();
+        // A member of a static cluster knows its cluster's id from its flags: the same on
+        // every member started with these --peers and this secret (a joining member learns it
+        // from its peers instead).
+        if !config.join {
+            raft.adopt_cluster_id(&hakv_raft::cluster_id_for(&token, &members));
+        }
         // A data directory of another cluster is refused before this member serves anything.
         raft.check_peer_identities(&members)
             .await
