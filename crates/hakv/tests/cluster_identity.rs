@@ -9,6 +9,7 @@ use std::process::{Command, Stdio};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
+use support::cluster::TOKEN;
 use support::{Cluster, Http};
 
 fn term_seen_by(cluster: &Cluster, id: u64) -> u64 {
@@ -128,39 +129,24 @@ fn a_data_directory_is_refused_to_another_node_and_to_another_cluster() {
     let data_dir = first.member(2).data_dir.clone();
     let own_addr = first.member(2).addr.to_string();
 
-    let peers = format!("2={own_addr},3={}", first.member(3).addr);
-    let (code, stderr) = serve_until_exit(
-        &[
-            "--listen",
-            &own_addr,
-            "--node-id",
-            "3",
-            "--peers",
-            &peers,
-            "--cluster-token",
-            support::cluster::TOKEN,
-        ],
-        &data_dir,
-    );
-    assert_eq!(code, Some(1), "{stderr}");
-    assert!(stderr.contains("belongs to node 2, not node 3"), "{stderr}");
-
     // Another cluster, with the same secret: its member answers with another cluster id.
     let second = Cluster::start(&dir.path().join("b"), 1, &[]);
-    let peers = format!("1={},2={own_addr}", second.member(1).addr);
-    let (code, stderr) = serve_until_exit(
-        &[
-            "--listen",
-            &own_addr,
-            "--node-id",
+    let cases = [
+        (
+            "3",
+            format!("2={own_addr},3={}", first.member(3).addr),
+            "belongs to node 2, not node 3",
+        ),
+        (
             "2",
-            "--peers",
-            &peers,
-            "--cluster-token",
-            support::cluster::TOKEN,
-        ],
-        &data_dir,
-    );
-    assert_eq!(code, Some(1), "{stderr}");
-    assert!(stderr.contains("belongs to cluster"), "{stderr}");
+            format!("1={},2={own_addr}", second.member(1).addr),
+            "belongs to cluster",
+        ),
+    ];
+    for (node_id, peers, refusal) in cases {
+        let args = ["--listen", &own_addr, "--node-id", node_id, "--peers", &peers];
+        let (code, stderr) = serve_until_exit(&[&args[..], &["--cluster-token", TOKEN]].concat(), &data_dir);
+        assert_eq!(code, Some(1), "{stderr}");
+        assert!(stderr.contains(refusal), "{stderr}");
+    }
 }

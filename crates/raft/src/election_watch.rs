@@ -73,13 +73,19 @@ pub(crate) fn spawn(judge: Arc<Judge>, network: PeerNetwork) -> JoinHandle<()> {
         let check_every = (timeout / 16).max(Duration::from_millis(1));
         let mut wait = patience(timeout, &mut rand::rng());
         let mut last_attempt = Instant::now();
+        // The term of the last election this watch started: another starts only once the core
+        // has moved past it. A core stuck on a stalled disk takes in election triggers without
+        // handling them; handled together later, a pile of them raised the term by six at once.
+        let mut started_term = 0;
         loop {
             tokio::time::sleep(check_every).await;
             let silent = judge.contact.silent_for();
-            if silent < wait
-                || last_attempt.elapsed() < wait
-                || !may_campaign(&judge.raft.metrics().borrow(), judge.id)
-            {
+            let (campaigns, term) = {
+                let metrics = judge.raft.metrics();
+                let metrics = metrics.borrow();
+                (may_campaign(&metrics, judge.id), metrics.current_term)
+            };
+            if silent < wait || last_attempt.elapsed() < wait || !campaigns || term < started_term {
                 continue;
             }
             last_attempt = Instant::now();
@@ -102,6 +108,7 @@ pub(crate) fn spawn(judge: Arc<Judge>, network: PeerNetwork) -> JoinHandle<()> {
                 "pre-vote won: campaigning"
             );
             metrics::counter!("hakv_raft_campaigns_total").increment(1);
+            started_term = request.term;
             if judge.raft.trigger().elect().await.is_err() {
                 return; // Raft has stopped.
             }

@@ -93,13 +93,18 @@ impl PeerNetwork {
 }
 
 impl PeerNetwork {
-    /// Asks the member at `addr` to start an election now (leadership handover).
-    pub(crate) async fn campaign(&self, target: NodeId, addr: &str) -> Result<(), PeerError> {
-        let connection = PeerConnection {
+    /// A connection to the member `target` at `addr`, for calls outside openraft's own.
+    fn to(&self, target: NodeId, addr: &str) -> PeerConnection {
+        PeerConnection {
             network: self.clone(),
             target,
             base: format!("http://{addr}"),
-        };
+        }
+    }
+
+    /// Asks the member at `addr` to start an election now (leadership handover).
+    pub(crate) async fn campaign(&self, target: NodeId, addr: &str) -> Result<(), PeerError> {
+        let connection = self.to(target, addr);
         let request = connection.post(CAMPAIGN_PATH, Vec::new(), "application/json");
         match tokio::time::timeout(self.config.request_timeout, request).await {
             Ok(answer) => answer.map(|_| ()),
@@ -119,11 +124,7 @@ impl PeerNetwork {
         addr: &str,
         request: &PreVoteRequest,
     ) -> Result<PreVoteResponse, PeerError> {
-        let connection = PeerConnection {
-            network: self.clone(),
-            target,
-            base: format!("http://{addr}"),
-        };
+        let connection = self.to(target, addr);
         let body = serde_json::to_vec(request)?;
         let answer = connection.post(PRE_VOTE_PATH, body, "application/json").await?;
         Ok(serde_json::from_slice(&answer)?)
@@ -131,11 +132,7 @@ impl PeerNetwork {
 
     /// Asks the member at `addr` who it is.
     pub(crate) async fn identity(&self, target: NodeId, addr: &str) -> Result<PeerIdentity, PeerError> {
-        let connection = PeerConnection {
-            network: self.clone(),
-            target,
-            base: format!("http://{addr}"),
-        };
+        let connection = self.to(target, addr);
         let answer = connection
             .post(IDENTITY_PATH, Vec::new(), "application/json")
             .await?;
@@ -169,25 +166,7 @@ impl PeerConnection {
             .header(header::CONTENT_TYPE, content_type)
             .body(Full::new(Bytes::from(body)))
             .expect("a well-formed request");
-        let response = self.network.client.request(request).await.map_err(|e| {
-            if e.is_connect() {
-                PeerError::Connect(e)
-            } else {
-                PeerError::Request(e)
-            }
-        })?;
-        let status = response.status();
-        let body = response
-            .into_body()
-            .collect()
-            .await
-            .map_err(PeerError::Body)?
-            .to_bytes();
-        if status != StatusCode::OK {
-            let body = String::from_utf8_lossy(&body[..body.len().min(512)]).into_owned();
-            return Err(PeerError::Status { status, body });
-        }
-        Ok(body)
+        read_answer(self.network.client.request(request).await).await
     }
 
     /// One call with an encoded request (`body`, of `content_type`), answered with openraft's
@@ -358,26 +337,33 @@ impl PeerConnection {
             }
         };
         producer.abort();
-        let response = response.map_err(|e| {
-            if e.is_connect() {
-                PeerError::Connect(e)
-            } else {
-                PeerError::Request(e)
-            }
-        })?;
-        let status = response.status();
-        let body = response
-            .into_body()
-            .collect()
-            .await
-            .map_err(PeerError::Body)?
-            .to_bytes();
-        if status != StatusCode::OK {
-            let body = String::from_utf8_lossy(&body[..body.len().min(512)]).into_owned();
-            return Err(PeerError::Status { status, body });
-        }
-        Ok(body)
+        read_answer(response).await
     }
+}
+
+/// A peer's whole answer body, or why there is none (a status other than 200 included).
+async fn read_answer(
+    response: Result<http::Response<hyper::body::Incoming>, hyper_util::client::legacy::Error>,
+) -> Result<Bytes, PeerError> {
+    let response = response.map_err(|e| {
+        if e.is_connect() {
+            PeerError::Connect(e)
+        } else {
+            PeerError::Request(e)
+        }
+    })?;
+    let status = response.status();
+    let body = response
+        .into_body()
+        .collect()
+        .await
+        .map_err(PeerError::Body)?
+        .to_bytes();
+    if status != StatusCode::OK {
+        let body = String::from_utf8_lossy(&body[..body.len().min(512)]).into_owned();
+        return Err(PeerError::Status { status, body });
+    }
+    Ok(body)
 }
 
 /// Reads `file` from its start and sends it as frames after `header`, then the end.
