@@ -24,6 +24,16 @@ async fn start(id: NodeId, dir: &Path, addr: SocketAddr) -> RaftNode {
     RaftNode::start(config, listener, Arc::new(NoHook)).await.unwrap()
 }
 
+/// Node 1, forming a cluster of itself and leading it.
+async fn start_leading_alone(dir: &Path, addr: SocketAddr) -> RaftNode {
+    let node = start(1, dir, addr).await;
+    node.initialize(BTreeMap::from([(1, node.member())]))
+        .await
+        .unwrap();
+    wait_leader(&node).await;
+    node
+}
+
 async fn wait_leader(node: &RaftNode) {
     eventually("the node leads", || async {
         (node.leader() == Some(node.id())).then_some(())
@@ -35,12 +45,7 @@ async fn wait_leader(node: &RaftNode) {
 async fn a_new_node_catches_up_by_snapshot_and_a_restart_recovers_locally() {
     let dirs = [tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap()];
     let any_port: SocketAddr = "127.0.0.1:0".parse().unwrap();
-    let first = start(1, dirs[0].path(), any_port).await;
-    first
-        .initialize(BTreeMap::from([(1, first.member())]))
-        .await
-        .unwrap();
-    wait_leader(&first).await;
+    let first = start_leading_alone(dirs[0].path(), any_port).await;
     for i in 0..WRITES {
         first
             .propose(put(&format!("k{i}"), i as i64, Condition::Always))
@@ -111,12 +116,7 @@ async fn impossible_membership_changes_fail_and_change_nothing() {
     use std::time::Duration;
     let dirs = [tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap()];
     let any_port: SocketAddr = "127.0.0.1:0".parse().unwrap();
-    let first = start(1, dirs[0].path(), any_port).await;
-    first
-        .initialize(BTreeMap::from([(1, first.member())]))
-        .await
-        .unwrap();
-    wait_leader(&first).await;
+    let first = start_leading_alone(dirs[0].path(), any_port).await;
     let members = || first.status().members.iter().map(|m| m.id).collect::<Vec<_>>();
 
     // Nothing listens there (a port just released).
