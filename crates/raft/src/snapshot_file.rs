@@ -218,6 +218,21 @@ impl SnapshotFile {
         self.make_current(&installing)
     }
 
+    /// True when `current` exists in a format older than this build's (written before the
+    /// store's snapshots carried a checksum): it could not be installed by any member, so it
+    /// must be rebuilt before it is ever sent.
+    pub(crate) fn current_is_outdated(&self) -> Result<bool, RaftStoreError> {
+        let mut file = match File::open(self.current_path()) {
+            Ok(file) => file,
+            Err(e) if e.kind() == ErrorKind::NotFound => return Ok(false),
+            Err(e) => return Err(e.into()),
+        };
+        read_meta(&mut file)?;
+        let mut head = [0u8; 9];
+        let read = file.read(&mut head)?;
+        Ok(!StateMachine::is_current_snapshot_format(&head[..read]))
+    }
+
     /// Repeats an install that a crash interrupted, if the store says one was.
     pub(crate) fn resume_install(
         &self,

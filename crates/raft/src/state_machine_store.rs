@@ -47,6 +47,11 @@ impl StateMachineStore {
         let snapshots = SnapshotFile::open(snapshot_dir)?;
         // A crash in the middle of an install left the state half replaced: finish it first.
         snapshots.resume_install(&state, &|revision| hook.reset(revision))?;
+        // A snapshot written by an older build is replaced before anyone can be sent it.
+        if snapshots.current_is_outdated()? {
+            tracing::warn!("the snapshot on disk is in an older format: building a new one");
+            snapshots.build(&state)?;
+        }
         let last_applied = read_json(&state, LAST_APPLIED_KEY)?.flatten();
         let membership = read_json(&state, MEMBERSHIP_KEY)?.unwrap_or_default();
         Ok(StateMachineStore {

@@ -233,3 +233,31 @@ async fn log_and_vote_survive_reopen() {
         other => panic!("entry 3 changed on disk: {other:?}"),
     }
 }
+
+/// A snapshot file written by an older build (store format 1, no checksum) could not be
+/// installed by any member: opening the store replaces it before it can be sent.
+#[tokio::test]
+async fn a_snapshot_in_an_older_format_is_rebuilt_at_open() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut sm = open_sm(dir.path(), Arc::new(RecordingHook::default()));
+    sm.apply([
+        entry(1, 1, members(&[1])),
+        entry(1, 2, put("x", 1, Condition::Always)),
+    ])
+    .await
+    .unwrap();
+    let built = sm.get_snapshot_builder().await.build_snapshot().await.unwrap();
+    drop((sm, built));
+    let current = dir.path().join("snapshot").join("current");
+    let bytes = std::fs::read(&current).unwrap();
+    let header = 4 + u32::from_be_bytes(bytes[..4].try_into().unwrap()) as usize;
+    let mut old = bytes[..header].to_vec();
+    old.extend_from_slice(b"HAKVSNAP\x01 an old body");
+    std::fs::write(&current, old).unwrap();
+
+    let mut sm = open_sm(dir.path(), Arc::new(RecordingHook::default()));
+    assert!(sm.get_current_snapshot().await.unwrap().is_some());
+    let rebuilt = std::fs::read(&current).unwrap();
+    let header = 4 + u32::from_be_bytes(rebuilt[..4].try_into().unwrap()) as usize;
+    assert_eq!(&rebuilt[header..header + 9], b"HAKVSNAP\x02");
+}

@@ -206,6 +206,12 @@ impl StateMachine {
         batch.commit().map_err(StoreError::from_engine)
     }
 
+    /// True if `head` (at least the first 9 bytes of a snapshot stream) is in the format this
+    /// build writes; older formats cannot be installed and must be rebuilt.
+    pub fn is_current_snapshot_format(head: &[u8]) -> bool {
+        head.len() > MAGIC.len() && &head[..MAGIC.len()] == MAGIC && head[MAGIC.len()] == FORMAT_V2
+    }
+
     /// True while an install runs, and when the store was opened in the middle of one (see
     /// [`import_snapshot_from`](Self::import_snapshot_from)): reads are refused.
     pub fn is_installing(&self) -> bool {
