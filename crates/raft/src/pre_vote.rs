@@ -123,7 +123,12 @@ impl Judge {
             return Err(Refusal::CatchingUp);
         }
         let metrics = self.raft.metrics().borrow().clone();
-        let own_log = self.last_log_id().await;
+        // Its own request already carries its log's end: read the log (the last entry is
+        // decoded whole) only for another member's.
+        let own_log = match request.candidate == self.id {
+            true => request.last_log_id,
+            false => self.last_log_id().await,
+        };
         let silent = self.contact.silent_for();
         let verdict = judge_logs_and_terms(&metrics, request, own_log.as_ref())
             .and_then(|()| judge_silence(silent, metrics.current_leader, &self.patience));

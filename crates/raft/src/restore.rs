@@ -10,7 +10,7 @@
 
 use crate::error::RaftStoreError;
 use crate::identity::{IdentityFile, cluster_id_for};
-use crate::snapshot_file::{LAST_APPLIED_KEY, MEMBERSHIP_KEY, SnapshotFile, encode_json};
+use crate::snapshot_file::{SnapshotFile, applied_meta};
 use crate::{LogId, LogStore, NodeId, StoredMembership};
 use hakv_store::{SnapshotImport, StateMachine, StoreConfig};
 use openraft::{BasicNode, Membership};
@@ -43,11 +43,7 @@ pub fn seed_member<R: Read>(
     let first = LogId::default();
     let voters: BTreeSet<NodeId> = members.keys().copied().collect();
     let membership = StoredMembership::new(Some(first), Membership::new(vec![voters], members.clone()));
-    let meta = [
-        (LAST_APPLIED_KEY, encode_json(&Some(first))),
-        (MEMBERSHIP_KEY, encode_json(&membership)),
-    ];
-    let meta: Vec<(&[u8], Vec<u8>)> = meta.into_iter().collect();
+    let meta = applied_meta(&Some(first), &membership);
     // The backup's own Raft position (of the cluster it was taken from) is overwritten.
     let imported = state.import_snapshot_from(open, &meta, |_| {})?;
     SnapshotFile::open(data_dir.join("snapshot"))?.build(&state)?;

@@ -265,11 +265,7 @@ impl SnapshotFile {
         meta: &Meta,
         reset: &dyn Fn(hakv_api::Revision),
     ) -> Result<(), RaftStoreError> {
-        let extra = [
-            (LAST_APPLIED_KEY, encode_json(&meta.last_log_id)),
-            (MEMBERSHIP_KEY, encode_json(&meta.last_membership)),
-        ];
-        let extra: Vec<(&[u8], Vec<u8>)> = extra.into_iter().collect();
+        let extra = applied_meta(&meta.last_log_id, &meta.last_membership);
         state.import_snapshot_from(|| open_store_stream(path), &extra, reset)?;
         Ok(())
     }
@@ -360,6 +356,18 @@ fn open_store_stream(path: &Path) -> io::Result<BufReader<File>> {
     let mut file = File::open(path)?;
     read_meta(&mut file).map_err(io::Error::other)?;
     Ok(BufReader::with_capacity(1 << 20, file))
+}
+
+/// The state machine's `meta` entries that record how far it has applied the log, written
+/// atomically with what they describe (an applied batch, an installed snapshot).
+pub(crate) fn applied_meta(
+    last_applied: &Option<LogId>,
+    membership: &StoredMembership,
+) -> Vec<(&'static [u8], Vec<u8>)> {
+    vec![
+        (LAST_APPLIED_KEY, encode_json(last_applied)),
+        (MEMBERSHIP_KEY, encode_json(membership)),
+    ]
 }
 
 pub(crate) fn decode_json<T: serde::de::DeserializeOwned>(bytes: &[u8]) -> Result<T, RaftStoreError> {

@@ -16,7 +16,7 @@
 
 use crate::error::{RaftStoreError, blocking};
 use crate::snapshot_data::SnapshotData;
-use crate::snapshot_file::{LAST_APPLIED_KEY, MEMBERSHIP_KEY, SnapshotFile, decode_json, encode_json};
+use crate::snapshot_file::{LAST_APPLIED_KEY, MEMBERSHIP_KEY, SnapshotFile, applied_meta, decode_json};
 use crate::{Entry, LogId, NodeId, StorageError, StoredMembership, TypeConfig};
 use hakv_store::{ApplyHook, ApplyOptions, Command, Outcome, StateMachine};
 use openraft::storage::{RaftStateMachine, Snapshot};
@@ -84,17 +84,6 @@ fn read_json<T: serde::de::DeserializeOwned>(
     }
 }
 
-/// The `meta` entries that record how far the state machine has applied the log.
-fn applied_meta(
-    last_applied: &Option<LogId>,
-    membership: &StoredMembership,
-) -> [(&'static [u8], Vec<u8>); 2] {
-    [
-        (LAST_APPLIED_KEY, encode_json(last_applied)),
-        (MEMBERSHIP_KEY, encode_json(membership)),
-    ]
-}
-
 impl RaftStateMachine<TypeConfig> for StateMachineStore {
     type SnapshotBuilder = SnapshotBuilder;
 
@@ -129,7 +118,6 @@ impl RaftStateMachine<TypeConfig> for StateMachineStore {
             return Ok(Vec::new());
         };
         let meta = applied_meta(&Some(last), &membership);
-        let meta: Vec<(&[u8], Vec<u8>)> = meta.into_iter().collect();
         let options = ApplyOptions {
             durable: false,
             meta: &meta,
