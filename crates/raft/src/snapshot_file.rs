@@ -266,7 +266,14 @@ impl SnapshotFile {
         reset: &dyn Fn(hakv_api::Revision),
     ) -> Result<(), RaftStoreError> {
         let extra = applied_meta(&meta.last_log_id, &meta.last_membership);
-        state.import_snapshot_from(|| open_store_stream(path), &extra, reset)?;
+        let started = std::time::Instant::now();
+        let import = state.import_snapshot_from(|| open_store_stream(path), &extra, reset)?;
+        tracing::info!(
+            snapshot = %meta.snapshot_id,
+            keys = import.keys,
+            elapsed_ms = started.elapsed().as_millis() as u64,
+            "snapshot installed"
+        );
         Ok(())
     }
 }

@@ -1,5 +1,5 @@
 //! Whole-state snapshots, streamed: written from one fjall point-in-time view to any
-//! `Write` (a file), and installed from any `Read` in bounded batches, so that memory never
+//! `Write` (a file), and installed from any `Read` by bulk ingestion, so that memory never
 //! depends on the state's size. The Raft layer ships these bytes to lagging or new members.
 //!
 //! # Format, version 2
@@ -41,8 +41,8 @@ const SECTION_END: u32 = u32::MAX;
 /// `meta` key present while an install is under way: the state is then neither the old nor
 /// the new one, and must be installed again before anyone reads it.
 pub(crate) const INSTALLING_KEY: &[u8] = b"snapshot/installing";
-/// An install writes the snapshot in batches of about this many bytes (not fsynced; the
-/// last batch is), so its memory does not grow with the state.
+/// An install removes the old state in batches of about this many bytes (not fsynced; the
+/// new state's tables and the last meta batch are), so its memory does not grow with the state.
 const INSTALL_BATCH_BYTES: usize = 4 << 20;
 
 type Entries = BTreeMap<Vec<u8>, Vec<u8>>;
@@ -156,17 +156,26 @@ impl StateMachine {
         marker.commit().map_err(StoreError::from_engine)?;
         self.remove_everything_but_the_marker()?;
 
-        let mut batch = Batcher::new(self);
         let mut meta = Entries::new();
-        let installed = read_snapshot(open().map_err(io_error)?, |tag, key, value| match tag {
-            TAG_META => {
-                meta.insert(key.to_vec(), value.to_vec());
-                Ok(())
+        // Data and expiry are written straight into new sorted tables (fjall's bulk
+        // ingestion: no journal, no memtable, no compaction of flushed runs), which makes an
+        // install several times faster than batched writes. Each ingestion is registered with
+        // a sequence number above the removals just written.
+        let mut data_run = self.data.start_ingestion().map_err(StoreError::from_engine)?;
+        let mut expiry_run = self.expiry.start_ingestion().map_err(StoreError::from_engine)?;
+        let installed = read_snapshot(open().map_err(io_error)?, |tag, key, value| {
+            match tag {
+                TAG_META => {
+                    meta.insert(key.to_vec(), value.to_vec());
+                    return Ok(());
+                }
+                TAG_DATA => data_run.write(key, value),
+                _ => expiry_run.write(key, value),
             }
-            TAG_DATA => batch.insert(&self.data, key, value),
-            _ => batch.insert(&self.expiry, key, value),
+            .map_err(StoreError::from_engine)
         })?;
-        batch.flush()?;
+        data_run.finish().map_err(StoreError::from_engine)?;
+        expiry_run.finish().map_err(StoreError::from_engine)?;
         meta.insert(REVISION_KEY.to_vec(), installed.revision.0.to_be_bytes().to_vec());
         for (key, value) in extra_meta {
             meta.insert(key.to_vec(), value.clone());
@@ -270,7 +279,7 @@ impl SnapshotView<'_> {
     }
 }
 
-/// Commits inserts and removals in batches of about [`INSTALL_BATCH_BYTES`], not fsynced.
+/// Commits removals in batches of about [`INSTALL_BATCH_BYTES`], not fsynced.
 struct Batcher<'a> {
     state: &'a StateMachine,
     batch: fjall::OwnedWriteBatch,
@@ -284,11 +293,6 @@ impl<'a> Batcher<'a> {
             batch: state.db.batch(),
             bytes: 0,
         }
-    }
-
-    fn insert(&mut self, keyspace: &Keyspace, key: &[u8], value: &[u8]) -> Result<(), StoreError> {
-        self.batch.insert(keyspace, key, value);
-        self.grew(key.len() + value.len())
     }
 
     fn remove(&mut self, keyspace: &Keyspace, key: &[u8]) -> Result<(), StoreError> {
@@ -426,13 +430,20 @@ fn read_snapshot(
         if reader.u8()? != tag {
             return Err(corrupt("snapshot sections out of order"));
         }
+        let mut first = true;
         loop {
             let key_len = reader.u32()?;
             if key_len == SECTION_END {
                 break;
             }
+            let next = reader.fill(key_len as usize, true)?;
+            // An install ingests each section as a sorted run: keys must strictly ascend.
+            if !first && next <= key.as_slice() {
+                return Err(corrupt("snapshot keys out of order"));
+            }
+            first = false;
             key.clear();
-            key.extend_from_slice(reader.fill(key_len as usize, true)?);
+            key.extend_from_slice(next);
             let value_len = reader.u32()?;
             let value = reader.fill(value_len as usize, true)?;
             entry(tag, &key, value)?;

@@ -94,6 +94,60 @@ fn import_replaces_everything_with_the_exported_state() {
     assert_eq!(reopened.revision(), source.revision());
     assert_eq!(reopened.get("a").unwrap(), source.get("a").unwrap());
     assert_eq!(reopened.get("only-here").unwrap(), None);
+
+    // Writes after an install land above the ingested tables, and survive another reopen.
+    reopened
+        .apply_batch(&[put("a", json!("after"), None), delete("b")], |_, _| {})
+        .unwrap();
+    drop(reopened);
+    let again = open(dirs[1].path());
+    assert_eq!(
+        again.get("a").unwrap().map(|v| v.value),
+        Some(to_canonical_json(&json!("after")))
+    );
+    assert_eq!(again.get("b").unwrap(), None);
+}
+
+/// Snapshot bytes with the given data entries, in the given order, and a valid checksum.
+fn snapshot_with_data(entries: &[(&[u8], &[u8])]) -> Vec<u8> {
+    let mut bytes = Vec::new();
+    let mut out = Checksummed::new(&mut bytes);
+    out.put(MAGIC).unwrap();
+    out.put(&[FORMAT_V2]).unwrap();
+    out.put(&1u64.to_be_bytes()).unwrap();
+    out.put(&[TAG_META]).unwrap();
+    out.put(&SECTION_END.to_be_bytes()).unwrap();
+    out.put(&[TAG_DATA]).unwrap();
+    for (key, value) in entries {
+        put_entry(&mut out, key, value).unwrap();
+    }
+    out.put(&SECTION_END.to_be_bytes()).unwrap();
+    out.put(&[TAG_EXPIRY]).unwrap();
+    out.put(&SECTION_END.to_be_bytes()).unwrap();
+    out.put(&[TAG_END]).unwrap();
+    out.put(&(entries.len() as u64).to_be_bytes()).unwrap();
+    let crc = out.crc.clone().finalize();
+    bytes.extend_from_slice(&crc.to_be_bytes());
+    bytes
+}
+
+#[test]
+fn a_snapshot_whose_keys_do_not_ascend_is_refused_before_anything_changes() {
+    let dir = tempfile::tempdir().unwrap();
+    let target = open(dir.path());
+    target
+        .apply_batch(&[put("mine", json!(2), None)], |_, _| {})
+        .unwrap();
+    let ascending = snapshot_with_data(&[(b"a", b"1"), (b"b", b"2")]);
+    assert!(StateMachine::verify_snapshot(&ascending[..]).is_ok());
+    for bad in [
+        snapshot_with_data(&[(b"b", b"2"), (b"a", b"1")]),
+        snapshot_with_data(&[(b"a", b"1"), (b"a", b"1")]),
+    ] {
+        let result = target.import_snapshot(&bad, &[], |_| panic!("must not become visible"));
+        assert!(matches!(result, Err(StoreError::Corrupt { .. })), "{result:?}");
+    }
+    assert!(target.get("mine").unwrap().is_some());
 }
 
 #[test]
