@@ -224,7 +224,7 @@ impl Shared {
                     if let (Some(Failure::Unavailable), Some(l)) = (failure, leader_route) {
                         l.invalidate();
                     }
-                    if !failure.is_some_and(|f| f.retryable(&parts.method, &parts.headers))
+                    if !failure.is_some_and(|f| f.retryable(&parts.method))
                         || !self.may_retry(attempt, max_attempts, &body, &set, &tried[..=attempt])
                     {
                         return Ok((resp, slot));
@@ -244,7 +244,7 @@ impl Shared {
                 l.invalidate();
             }
             last_error = failure.1;
-            if !failure.0.retryable(&parts.method, &parts.headers)
+            if !failure.0.retryable(&parts.method)
                 || !self.may_retry(attempt, max_attempts, &body, &set, &tried[..=attempt])
             {
                 return Err(last_error);

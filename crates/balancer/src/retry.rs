@@ -2,7 +2,7 @@
 //! requests (so a sick cluster is not hammered by a retry storm), and jittered backoff.
 
 use crate::clock::RandomSource;
-use http::{HeaderMap, Method, StatusCode, header};
+use http::{Method, StatusCode};
 use std::sync::atomic::{AtomicI64, AtomicU64, Ordering::Relaxed};
 use std::time::Duration;
 
@@ -69,54 +69,47 @@ pub fn is_idempotent(method: &Method) -> bool {
 pub enum Failure {
     /// The backend refused the connection: the request surely never reached it.
     Refused,
-    /// Connecting failed otherwise (unreachable, connect timeout).
+    /// Connecting failed otherwise (unreachable, connect timeout): no byte of the request
+    /// was sent.
     Connect,
-    /// The connection broke before a response (reset, closed); the backend may have acted.
+    /// The connection broke after the request was sent, before a response: the backend may
+    /// have acted.
     Broken,
-    /// The backend answered 502 or 503 (hakv: refused before doing anything).
+    /// The backend answered 503 (hakv: refused before doing anything).
     Unavailable,
-    /// The backend answered 504: it gave up waiting, and a write's outcome is unknown.
-    GatewayTimeout,
+    /// The backend answered 502 or 504: it lost its own answer or gave up waiting, and a
+    /// write's outcome is unknown.
+    OutcomeUnknown,
 }
 
 impl Failure {
     /// The failure a backend's 5xx answer stands for, if it is one worth retrying.
     pub fn from_status(status: StatusCode) -> Option<Failure> {
         match status {
-            StatusCode::BAD_GATEWAY | StatusCode::SERVICE_UNAVAILABLE => Some(Failure::Unavailable),
-            StatusCode::GATEWAY_TIMEOUT => Some(Failure::GatewayTimeout),
+            StatusCode::SERVICE_UNAVAILABLE => Some(Failure::Unavailable),
+            StatusCode::BAD_GATEWAY | StatusCode::GATEWAY_TIMEOUT => Some(Failure::OutcomeUnknown),
             _ => None,
         }
     }
 
-    /// Whether a request may be retried after this failure:
-    /// - anything, when it surely never reached a backend (connection refused);
-    /// - idempotent methods after other connect failures, a broken connection, or 502/503;
-    /// - but a *conditional* write (`If-Match`, `If-None-Match`, `If-Unmodified-Since`) not
-    ///   after a broken connection: if the first attempt was applied, the retry would fail
-    ///   its precondition and report a 412 for a write that succeeded;
-    /// - after a 504 (outcome unknown) only reads: a write sent twice could be applied twice,
-    ///   around someone else's write, which readers would see as one write happening twice.
-    pub fn retryable(self, method: &Method, headers: &HeaderMap) -> bool {
+    /// Whether a request may be retried after this failure. The rule is at-most-once for
+    /// writes: a write is sent again only when the first attempt provably did nothing.
+    /// - Any request, when it surely never reached a backend (connection refused or not
+    ///   established).
+    /// - Idempotent methods after a 503, which hakv answers only before doing anything.
+    /// - Only reads (GET, HEAD, OPTIONS) when the first attempt may have been applied: a broken
+    ///   connection, a 502 or a 504. A write sent twice could land on both sides of another
+    ///   client's write, and readers would see one write happen twice; a conditional write
+    ///   sent twice would answer 412 for a write that succeeded. The client gets the error
+    ///   and knows whether repeating its write is safe.
+    pub fn retryable(self, method: &Method) -> bool {
         let read = matches!(*method, Method::GET | Method::HEAD | Method::OPTIONS);
         match self {
-            Failure::Refused => true,
-            Failure::Connect | Failure::Unavailable => is_idempotent(method),
-            Failure::Broken => read || (is_idempotent(method) && !is_conditional(headers)),
-            Failure::GatewayTimeout => read,
+            Failure::Refused | Failure::Connect => true,
+            Failure::Unavailable => is_idempotent(method),
+            Failure::Broken | Failure::OutcomeUnknown => read,
         }
     }
-}
-
-/// A request whose effect depends on the target's current state.
-fn is_conditional(headers: &HeaderMap) -> bool {
-    [
-        header::IF_MATCH,
-        header::IF_NONE_MATCH,
-        header::IF_UNMODIFIED_SINCE,
-    ]
-    .iter()
-    .any(|name| headers.contains_key(name))
 }
 
 /// Full-jitter backoff before retry number `retry` (1-based): uniform in [0, base × 2^(retry-1)).
@@ -173,53 +166,34 @@ mod tests {
     }
 
     #[test]
-    fn only_idempotent_requests_retry_after_the_request_may_have_arrived() {
-        let plain = HeaderMap::new();
-        assert!(Failure::Broken.retryable(&Method::PUT, &plain));
-        assert!(Failure::Unavailable.retryable(&Method::GET, &plain));
-        assert!(!Failure::Broken.retryable(&Method::POST, &plain));
-        assert!(!Failure::Unavailable.retryable(&Method::POST, &plain));
-        assert!(!Failure::Connect.retryable(&Method::POST, &plain));
-        assert!(Failure::Refused.retryable(&Method::POST, &plain));
+    fn a_write_is_retried_only_when_the_first_attempt_provably_did_nothing() {
+        for method in [Method::POST, Method::PUT, Method::DELETE, Method::GET] {
+            assert!(Failure::Refused.retryable(&method), "{method}");
+            assert!(Failure::Connect.retryable(&method), "{method}");
+        }
+        for method in [Method::PUT, Method::DELETE, Method::GET, Method::HEAD] {
+            assert!(Failure::Unavailable.retryable(&method), "{method}");
+        }
+        assert!(!Failure::Unavailable.retryable(&Method::POST));
+        for failure in [Failure::Broken, Failure::OutcomeUnknown] {
+            for method in [Method::GET, Method::HEAD, Method::OPTIONS] {
+                assert!(failure.retryable(&method), "{failure:?} {method}");
+            }
+            for method in [Method::PUT, Method::DELETE, Method::POST, Method::PATCH] {
+                assert!(!failure.retryable(&method), "{failure:?} {method}");
+            }
+        }
     }
 
     #[test]
-    fn conditional_writes_and_unknown_outcomes_are_not_repeated() {
-        let plain = HeaderMap::new();
-        for name in [
-            header::IF_MATCH,
-            header::IF_NONE_MATCH,
-            header::IF_UNMODIFIED_SINCE,
-        ] {
-            let mut conditional = HeaderMap::new();
-            conditional.insert(name.clone(), "\"7\"".parse().unwrap());
-            assert!(!Failure::Broken.retryable(&Method::PUT, &conditional), "{name}");
-            assert!(
-                !Failure::Broken.retryable(&Method::DELETE, &conditional),
-                "{name}"
-            );
-            // Surely not applied: retried like any idempotent request.
-            assert!(
-                Failure::Unavailable.retryable(&Method::PUT, &conditional),
-                "{name}"
-            );
-            assert!(Failure::Refused.retryable(&Method::PUT, &conditional), "{name}");
-            // A read stays safe to repeat.
-            assert!(Failure::Broken.retryable(&Method::GET, &conditional), "{name}");
-        }
+    fn backend_answers_map_to_what_they_say_about_the_outcome() {
         assert_eq!(
-            Failure::from_status(StatusCode::GATEWAY_TIMEOUT),
-            Some(Failure::GatewayTimeout)
-        );
-        assert!(Failure::GatewayTimeout.retryable(&Method::GET, &plain));
-        assert!(Failure::GatewayTimeout.retryable(&Method::HEAD, &plain));
-        for method in [Method::PUT, Method::DELETE, Method::POST] {
-            assert!(!Failure::GatewayTimeout.retryable(&method, &plain), "{method}");
-        }
-        assert_eq!(
-            Failure::from_status(StatusCode::BAD_GATEWAY),
+            Failure::from_status(StatusCode::SERVICE_UNAVAILABLE),
             Some(Failure::Unavailable)
         );
+        for status in [StatusCode::BAD_GATEWAY, StatusCode::GATEWAY_TIMEOUT] {
+            assert_eq!(Failure::from_status(status), Some(Failure::OutcomeUnknown));
+        }
         assert_eq!(Failure::from_status(StatusCode::INTERNAL_SERVER_ERROR), None);
     }
 

@@ -414,3 +414,97 @@ async fn a_slow_reader_gets_the_whole_body_despite_the_idle_timeout() {
     lb.shutdown().await.unwrap();
     server.abort();
 }
+
+/// A backend that crashes mid-request: it answers health checks, but closes the connection
+/// after reading any other request (as a process killed after it got the request would).
+/// Counts the requests it took.
+async fn crashing_backend() -> (std::net::SocketAddr, Arc<std::sync::atomic::AtomicU64>) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let taken = Arc::new(std::sync::atomic::AtomicU64::new(0));
+    let counter = taken.clone();
+    tokio::spawn(async move {
+        while let Ok((mut socket, _)) = listener.accept().await {
+            let counter = counter.clone();
+            tokio::spawn(async move {
+                let mut buf = vec![0u8; 64 << 10];
+                loop {
+                    let n = match socket.read(&mut buf).await {
+                        Ok(0) | Err(_) => return,
+                        Ok(n) => n,
+                    };
+                    let head = String::from_utf8_lossy(&buf[..n]);
+                    if head.starts_with("GET /health") || head.starts_with("GET /ready") {
+                        let ok = "HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok";
+                        if socket.write_all(ok.as_bytes()).await.is_err() {
+                            return;
+                        }
+                        continue;
+                    }
+                    counter.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                    return; // dropped: the connection closes with no answer
+                }
+            });
+        }
+    });
+    (addr, taken)
+}
+
+#[tokio::test]
+async fn a_write_whose_connection_broke_is_not_sent_again_but_a_read_is() {
+    let (crasher, taken) = crashing_backend().await;
+    let healthy = TestBackend::start("healthy").await;
+    let mut c = config(&[&healthy]);
+    c.backends.insert(0, crasher.to_string().parse().unwrap());
+    c.algorithm = Algorithm::RoundRobin;
+    c.retry.budget_initial_tokens = 10;
+    c.outlier.consecutive_failures = 0; // keep the crasher in rotation
+    let lb = start(c).await;
+    let cl = client();
+    let url = format!("http://{}/data/k", lb.addr);
+    let count = || taken.load(std::sync::atomic::Ordering::SeqCst);
+
+    // Round robin alternates; each write that lands on the crasher must come back as an error
+    // (its outcome is unknown), and reach no other backend.
+    let mut broken_writes = 0;
+    for (method, headers) in [
+        ("PUT", &[][..]),
+        ("DELETE", &[][..]),
+        ("POST", &[][..]),
+        ("PUT", &[("if-match", "\"1\"")][..]),
+        ("PUT", &[("if-none-match", "*")][..]),
+    ] {
+        for _ in 0..2 {
+            let (before, healthy_before) = (count(), healthy.hits());
+            let (status, _, body, _) = send_with_headers(&cl, method, &url, headers, "{\"value\":1}")
+                .await
+                .unwrap();
+            if count() > before {
+                assert_eq!(status, 502, "{method} {headers:?}: {body}");
+                assert!(body.contains("backend_connection_failed"), "{body}");
+                assert_eq!(
+                    healthy.hits(),
+                    healthy_before,
+                    "{method} {headers:?} was sent again"
+                );
+                broken_writes += 1;
+            } else {
+                assert!(status < 500, "{method} {headers:?}: {status} {body}");
+            }
+        }
+    }
+    assert_eq!(broken_writes, 5, "round robin gave the crasher one of each pair");
+
+    // A read that lands on the crasher is retried on the healthy backend.
+    for _ in 0..2 {
+        let before = count();
+        let (status, backend) = get(&cl, &url).await;
+        assert_eq!((status, backend.as_str()), (200, "healthy"));
+        if count() > before {
+            lb.shutdown().await.unwrap();
+            return;
+        }
+    }
+    panic!("round robin never sent a GET to the crasher");
+}

@@ -1,5 +1,6 @@
 //! `hakv balance` as a real process in front of real `hakv serve` processes: a backend is
-//! killed under continuous GET/PUT load and restarted; clients must see no failed request, and
+//! killed under continuous GET/PUT load and restarted; clients must see no failed read and no
+//! write sent twice (a write in flight at the kill answers 502, its outcome unknown), and
 //! health checks must mark it down and up again within fall × interval and rise × interval.
 //! Also: SIGHUP reloads the config file, SIGTERM drains and exits 0.
 
@@ -135,7 +136,7 @@ async fn wait_backend(
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn killing_a_backend_under_load_fails_no_idempotent_request() {
+async fn killing_a_backend_under_load_fails_no_read_and_repeats_no_write() {
     let tmp = tempfile::tempdir().unwrap();
     let a = serve("127.0.0.1:0", &tmp.path().join("a"), &tmp.path().join("a.log"));
     let b = serve("127.0.0.1:0", &tmp.path().join("b"), &tmp.path().join("b.log"));
@@ -261,9 +262,14 @@ async fn killing_a_backend_under_load_fails_no_idempotent_request() {
     let s = status(&c, lb_addr).await;
     assert!(backend(&s, a_addr)["errors"].as_u64().unwrap() > 0, "{s}");
     assert!(s["retries"].as_u64().unwrap() > 0, "{s}");
+    // A write in flight on A when it died may have been applied there: the balancer does not
+    // send it again (at most once) and answers 502; at most one per client. Nothing else fails.
     let failures = failures.lock().unwrap();
+    let (unknown_writes, other): (Vec<&String>, Vec<&String>) = failures.iter().partition(|f| {
+        f.starts_with("PUT") && f.contains(": 502 ") && f.contains("backend_connection_failed")
+    });
     assert!(
-        failures.is_empty(),
+        other.is_empty() && unknown_writes.len() <= 4,
         "{} failed requests, first: {:?}",
         failures.len(),
         &failures[..failures.len().min(5)]
