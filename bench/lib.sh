@@ -44,3 +44,24 @@ write_post_lua() {
   printf 'wrk.method = "POST"\nwrk.body = %s\nwrk.headers["Content-Type"] = "application/json"\n' \
     "'{\"value\": \"hello world\"}'" >"$1"
 }
+
+# member_flags I TOKEN DIR: the flags member I was started with by start_members (without the
+# extra flags), to restart it by hand.
+member_flags() {
+  local i peers=""
+  for i in 1 2 3; do peers+="${peers:+,}$i=${MEMBERS[$i]}"; done
+  echo "--listen ${MEMBERS[$1]} --node-id $1 --peers $peers --cluster-token $2 --data-dir $3/n$1"
+}
+
+# wait_caught_up I: waits (up to an hour) until member I's identity says caught_up and its
+# /ready answers 200.
+wait_caught_up() {
+  local _
+  for _ in $(seq 36000); do
+    grep -q '"caught_up": true' "$D/n$1/identity.json" 2>/dev/null &&
+      [ "$(curl -s -o /dev/null -w '%{http_code}' -m 1 "http://${MEMBERS[$1]}/ready")" = 200 ] &&
+      return 0
+    sleep 0.1
+  done
+  return 1
+}

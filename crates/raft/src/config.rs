@@ -2,7 +2,9 @@
 //! timings, with defaults tuned for a LAN.
 
 use crate::NodeId;
+use crate::client_activity::ClientActivity;
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::Duration;
 
 /// Raft timings, in milliseconds.
@@ -56,9 +58,12 @@ pub struct PeerClientConfig {
     pub snapshot_idle_timeout: Duration,
     /// How long the peer may take to install a snapshot once it has all of it.
     pub snapshot_install_timeout: Duration,
-    /// Pace of a snapshot transfer, so it leaves the disk, the network and the cores to
-    /// clients (0: unpaced).
+    /// Pace of a snapshot transfer while this node serves clients, so it leaves the disk,
+    /// the network and the cores to them (0: unpaced). With no client for a while
+    /// ([`ClientActivity`]), a transfer goes at full speed.
     pub snapshot_bytes_per_second: u64,
+    /// When clients were last served (the HTTP server touches it).
+    pub client_activity: Arc<ClientActivity>,
     /// Idle pooled connections are closed after this; kept below a server's idle timeout so
     /// a request never goes out on a connection the peer is closing.
     pub pool_idle_timeout: Duration,
@@ -72,6 +77,7 @@ impl Default for PeerClientConfig {
             snapshot_idle_timeout: Duration::from_secs(30),
             snapshot_install_timeout: Duration::from_secs(30 * 60),
             snapshot_bytes_per_second: 64 << 20,
+            client_activity: Arc::default(),
             pool_idle_timeout: Duration::from_secs(30),
         }
     }
@@ -150,6 +156,9 @@ pub struct RaftNodeConfig {
     pub logs_kept_after_snapshot: u64,
     /// fjall block cache of the state machine, in bytes.
     pub block_cache_bytes: u64,
+    /// Refuse appends and snapshots while fewer bytes than this are free on the data
+    /// directory's filesystem (`None`: a tenth of it, at most 1 GiB); see `hakv_store::DiskSpace`.
+    pub disk_reserve: Option<u64>,
 }
 
 impl RaftNodeConfig {
@@ -166,6 +175,7 @@ impl RaftNodeConfig {
             snapshot_every_entries: 10_000,
             logs_kept_after_snapshot: 1_000,
             block_cache_bytes: 64 << 20,
+            disk_reserve: None,
         }
     }
 

@@ -16,6 +16,7 @@
 
 mod batch;
 mod bootstrap;
+mod client_activity;
 mod config;
 mod election_watch;
 mod error;
@@ -39,6 +40,7 @@ mod state_machine_store;
 mod status;
 
 pub use batch::Batch;
+pub use client_activity::ClientActivity;
 pub use config::{PeerClientConfig, PeerServerLimits, ProposerConfig, RaftNodeConfig, RaftTiming};
 pub use error::RaftStoreError;
 pub use handover::HandoverError;

@@ -17,7 +17,7 @@ use crate::read_barrier::{self, BarrierError, ReadBarrier};
 use crate::snapshot_policy;
 use crate::status::ClusterStatus;
 use crate::{CommittedIndex, LogStore, NodeId, Raft, RaftStoreError, StateMachineStore};
-use hakv_store::{ApplyHook, Command, Outcome, StateMachine, StoreConfig};
+use hakv_store::{ApplyHook, Command, DiskSpace, Outcome, StateMachine, StoreConfig};
 use openraft::error::{InitializeError, RaftError};
 use openraft::{BasicNode, RaftMetrics};
 use std::collections::BTreeMap;
@@ -63,6 +63,9 @@ pub struct RaftNode {
     pub(crate) id: NodeId,
     pub(crate) raft: Raft,
     state: Arc<StateMachine>,
+    /// Free space of the data directory: appends, snapshots and client writes are refused
+    /// while it is below the reserve.
+    disk: Arc<DiskSpace>,
     member: BasicNode,
     auth: Arc<PeerAuth>,
     peer_limits: PeerServerLimits,
@@ -92,6 +95,7 @@ impl RaftNode {
         let advertise = config.advertise_addr.clone().ok_or(NodeError::NoAdvertiseAddr)?;
         let raft_config = Arc::new(config.openraft_config()?);
         let log = LogStore::open(&config.data_dir.join("raft-log"))?;
+        let disk = DiskSpace::watch(&config.data_dir, config.disk_reserve)?;
         let identity = IdentityFile::open(&config.data_dir, config.node_id, log.is_empty()?)?;
         let identity = Arc::new(NodeIdentity::new(identity));
         let log_for_votes = log.clone();
@@ -157,11 +161,13 @@ impl RaftNode {
             log_for_policy,
             snapshot_bytes,
             config.snapshot_every_entries,
+            disk.clone(),
         );
         Ok(RaftNode {
             id: config.node_id,
             raft,
             state,
+            disk,
             member: BasicNode::new(advertise),
             auth: Arc::new(PeerAuth::new(&config.cluster_token)),
             peer_limits: config.peer_limits,
@@ -215,7 +221,19 @@ impl RaftNode {
             self.contact.clone(),
             self.judge.clone(),
             self.bootstrap.identity.clone(),
+            self.disk.clone(),
         )
+    }
+
+    /// Touch on every client request: snapshot transfers are paced while clients are served,
+    /// and go at full speed otherwise.
+    pub fn client_activity(&self) -> &Arc<crate::ClientActivity> {
+        self.network.client_activity()
+    }
+
+    /// The data directory's free space, as this member watches it.
+    pub fn disk_space(&self) -> &Arc<DiskSpace> {
+        &self.disk
     }
 
     pub fn id(&self) -> NodeId {
@@ -326,6 +344,10 @@ impl RaftNode {
         proposer::check_standing(&self.leadership)?;
         if self.handing_over.load(Ordering::SeqCst) {
             return Err(ProposeError::HandingOver);
+        }
+        if self.disk.is_low() {
+            metrics::counter!("hakv_writes_refused_disk_full_total").increment(1);
+            return Err(ProposeError::DiskFull);
         }
         self.proposer.propose(command).await
     }

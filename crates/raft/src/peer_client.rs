@@ -69,6 +69,11 @@ pub struct PeerNetwork {
 }
 
 impl PeerNetwork {
+    /// When this node last served a client (its snapshot transfers are paced meanwhile).
+    pub(crate) fn client_activity(&self) -> &Arc<crate::ClientActivity> {
+        &self.config.client_activity
+    }
+
     pub fn new(node_id: NodeId, cluster_token: &str, config: PeerClientConfig) -> PeerNetwork {
         let mut connector = HttpConnector::new();
         connector.set_connect_timeout(Some(config.connect_timeout));
@@ -312,7 +317,7 @@ impl RaftNetwork<TypeConfig> for PeerConnection {
 
 impl PeerConnection {
     /// Streams the snapshot file after `header` and returns the peer's answer. Frames are
-    /// paced to `snapshot_bytes_per_second`; a peer that takes no frame for the idle timeout,
+    /// paced to `snapshot_bytes_per_second` while clients are active; a peer that takes no frame for the idle timeout,
     /// or does not answer within the install timeout once all was sent, fails the transfer.
     async fn send_snapshot(&self, header: Bytes, file: tokio::fs::File) -> Result<Bytes, PeerError> {
         let config = self.network.config.clone();
@@ -391,7 +396,9 @@ async fn produce_frames(
         .await
         .map_err(PeerError::SnapshotFile)?;
     send(header).await?;
-    let started = tokio::time::Instant::now();
+    // Paced from `paced_since` while clients are active; restarted whenever they are not.
+    let mut paced_since = tokio::time::Instant::now();
+    let mut paced_bytes = 0u64;
     let mut buf = vec![0u8; MAX_FRAME];
     let (mut total, mut crc) = (0u64, crc32fast::Hasher::new());
     loop {
@@ -407,9 +414,15 @@ async fn produce_frames(
         if frames.is_closed() {
             return Ok(()); // the request ended early; its answer says why
         }
-        // Pacing: never ahead of the configured rate, so a transfer leaves room for clients.
-        let due = started + pace(total, config.snapshot_bytes_per_second);
-        tokio::time::sleep_until(due).await;
+        // Pacing: while clients are served, never ahead of the configured rate, so a
+        // transfer leaves room for them; with nobody waiting, full speed.
+        if config.client_activity.is_active() {
+            paced_bytes += n as u64;
+            tokio::time::sleep_until(paced_since + pace(paced_bytes, config.snapshot_bytes_per_second)).await;
+        } else {
+            paced_since = tokio::time::Instant::now();
+            paced_bytes = 0;
+        }
     }
     send(snapshot_transfer::encode_end(total, crc.finalize())).await?;
     metrics::counter!("hakv_raft_snapshot_sent_bytes_total").increment(total);

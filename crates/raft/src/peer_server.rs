@@ -22,6 +22,7 @@ use axum::extract::{DefaultBodyLimit, Request, State};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::post;
+use hakv_store::DiskSpace;
 use http::{StatusCode, header};
 use openraft::Snapshot;
 use openraft::error::RaftError;
@@ -72,6 +73,9 @@ struct PeerState {
     /// Answers pre-votes as this member would vote.
     judge: Arc<Judge>,
     identity: Arc<NodeIdentity>,
+    /// While the disk is nearly full, entries and snapshots are refused (507); heartbeats
+    /// still pass, so the leader is not taken for gone.
+    disk: Arc<DiskSpace>,
     /// One snapshot transfer is received at a time (each takes a file and the disk).
     snapshot_slot: Arc<tokio::sync::Semaphore>,
     limits: PeerServerLimits,
@@ -85,6 +89,7 @@ pub(crate) fn router(
     contact: Arc<LeaderContact>,
     judge: Arc<Judge>,
     identity: Arc<NodeIdentity>,
+    disk: Arc<DiskSpace>,
 ) -> Router {
     Router::new()
         .route(
@@ -111,6 +116,7 @@ pub(crate) fn router(
             contact,
             judge,
             identity,
+            disk,
             snapshot_slot: Arc::new(tokio::sync::Semaphore::new(1)),
             limits,
         })
@@ -130,6 +136,17 @@ async fn require_token(State(auth): State<Arc<PeerAuth>>, request: Request, next
             .into_response();
     }
     next.run(request).await
+}
+
+/// The answer to entries or a snapshot while the disk is nearly full: the leader retries later,
+/// and the member catches up once space is freed.
+fn disk_full() -> Response {
+    metrics::counter!("hakv_raft_appends_refused_disk_full_total").increment(1);
+    (
+        StatusCode::INSUFFICIENT_STORAGE,
+        "this member's disk is nearly full; it takes no entries until space is freed",
+    )
+        .into_response()
 }
 
 fn bad_request(what: &str, err: impl std::fmt::Display) -> Response {
@@ -153,6 +170,9 @@ async fn append(State(state): State<PeerState>, body: Bytes) -> Response {
         Ok(request) => request,
         Err(e) => return bad_request("append request", e),
     };
+    if !request.entries.is_empty() && state.disk.is_low() {
+        return disk_full();
+    }
     let leader_term = request.vote.leader_id.get_term();
     let leader_commit = request
         .leader_commit
@@ -247,6 +267,9 @@ async fn snapshot(State(state): State<PeerState>, body: axum::body::Body) -> Res
             .into_response();
     };
     state.contact.touch(); // as for appends: a large snapshot is not silence
+    if state.disk.is_low() {
+        return disk_full();
+    }
     let (header, data) = match receive_snapshot(&state, body).await {
         Ok(received) => received,
         Err(e) => {

@@ -48,6 +48,9 @@ pub enum ProposeError {
     /// next leader.
     #[error("this leader is handing leadership over")]
     HandingOver,
+    /// This leader's disk is nearly full (below its reserve): the command was not queued.
+    #[error("the leader's disk is nearly full")]
+    DiskFull,
 }
 
 impl ProposeError {

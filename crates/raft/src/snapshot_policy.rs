@@ -5,8 +5,12 @@
 //! (docs/benchmarks.md, Large state). This way the snapshot I/O stays within about four times
 //! the log's own, whatever the state's size, and the log behind a snapshot holds at most a
 //! quarter of the state.
+//!
+//! A snapshot is also put off while the disk could not hold it (the last one's size, a quarter
+//! more for growth, plus the reserve): a snapshot that fills the disk would stop every write.
 
 use crate::{LogStore, Raft};
+use hakv_store::DiskSpace;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
@@ -19,10 +23,23 @@ fn due(entries_since: u64, every: u64, log_bytes_since: u64, last_snapshot_bytes
     entries_since >= every && log_bytes_since >= last_snapshot_bytes / 4
 }
 
+/// Whether the disk has room for a snapshot of about `last_snapshot_bytes` (plus growth)
+/// above the reserve.
+fn room_for(last_snapshot_bytes: u64, free: u64, reserve: u64) -> bool {
+    free >= reserve + last_snapshot_bytes + last_snapshot_bytes / 4
+}
+
 /// Triggers snapshots by the policy above until Raft stops.
-pub(crate) fn spawn(raft: Raft, log: LogStore, snapshot_bytes: Arc<AtomicU64>, every: u64) -> JoinHandle<()> {
+pub(crate) fn spawn(
+    raft: Raft,
+    log: LogStore,
+    snapshot_bytes: Arc<AtomicU64>,
+    every: u64,
+    disk: Arc<DiskSpace>,
+) -> JoinHandle<()> {
     tokio::spawn(async move {
         let mut bytes_at_last = 0;
+        let mut put_off = false;
         loop {
             tokio::time::sleep(CHECK_EVERY).await;
             let (applied, snapshot) = {
@@ -43,6 +60,18 @@ pub(crate) fn spawn(raft: Raft, log: LogStore, snapshot_bytes: Arc<AtomicU64>, e
             ) {
                 continue;
             }
+            if disk.is_low() || !room_for(last_snapshot, disk.free_bytes(), disk.reserve_bytes()) {
+                if !put_off {
+                    tracing::warn!(
+                        free = disk.free_bytes(),
+                        last_snapshot,
+                        "snapshot put off: the disk has no room for it; the log grows until space is freed"
+                    );
+                    put_off = true;
+                }
+                continue;
+            }
+            put_off = false;
             bytes_at_last = appended;
             if raft.trigger().snapshot().await.is_err() {
                 return; // Raft has stopped.
@@ -54,6 +83,13 @@ pub(crate) fn spawn(raft: Raft, log: LogStore, snapshot_bytes: Arc<AtomicU64>, e
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_snapshot_waits_for_room_for_itself_above_the_reserve() {
+        assert!(room_for(800, 1_000 + 1_000, 1_000));
+        assert!(!room_for(800, 1_000 + 999, 1_000));
+        assert!(room_for(0, 1_000, 1_000));
+    }
 
     #[test]
     fn a_snapshot_needs_the_entries_and_a_quarter_of_the_last_one_in_new_log() {

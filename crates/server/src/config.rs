@@ -1,7 +1,7 @@
 //! `hakv serve` configuration: defaults, then a TOML file (`--config`), then environment
 //! variables and flags (clap merges those two). Checked once at start by `validate`.
 
-use crate::units::{de_bytes, de_duration, parse_bytes, parse_duration};
+use crate::units::{de_bytes, de_duration, de_opt_bytes, parse_bytes, parse_duration};
 use hakv_cache::{CacheConfig, Policy};
 use serde::Deserialize;
 use std::net::SocketAddr;
@@ -58,6 +58,10 @@ pub struct ServeConfig {
     /// Pace of a snapshot sent to a member that catches up, in bytes per second (0: unpaced).
     #[serde(deserialize_with = "de_bytes")]
     pub snapshot_rate: u64,
+    /// Refuse writes (507) while fewer bytes than this are free on the data directory's
+    /// filesystem; `None`: a tenth of the filesystem, at most 1 GiB.
+    #[serde(deserialize_with = "de_opt_bytes")]
+    pub disk_reserve: Option<u64>,
     /// Start as a new member waiting to be added (`POST /cluster/members`) instead of
     /// forming the cluster of `--peers`.
     pub join: bool,
@@ -127,6 +131,7 @@ impl Default for ServeConfig {
             leader_stall_timeout: Duration::from_secs(1),
             snapshot_every: 10_000,
             snapshot_rate: 64 << 20,
+            disk_reserve: None,
             join: false,
         }
     }
@@ -359,6 +364,11 @@ pub struct ServeArgs {
     /// unpaced [default: 64MiB].
     #[arg(long, env = "HAKV_SNAPSHOT_RATE", value_name = "SIZE", value_parser = parse_bytes)]
     pub snapshot_rate: Option<u64>,
+    /// Refuse writes (507 disk_full) while fewer bytes than this are free on the data
+    /// directory's filesystem; they resume once space is freed [default: a tenth of the
+    /// filesystem, at most 1GiB].
+    #[arg(long, env = "HAKV_DISK_RESERVE", value_name = "SIZE", value_parser = parse_bytes)]
+    pub disk_reserve: Option<u64>,
     /// Join an existing cluster: wait to be added with `hakv cluster add` instead of forming
     /// the cluster of --peers (which then only needs this member's own entry).
     #[arg(long, env = "HAKV_JOIN")]
@@ -391,6 +401,9 @@ impl ServeArgs {
         );
         if self.join {
             config.join = true;
+        }
+        if self.disk_reserve.is_some() {
+            config.disk_reserve = self.disk_reserve;
         }
         if let Some(PeerList(peers)) = &self.peers {
             config.peers = peers.clone();

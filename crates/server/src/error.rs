@@ -162,8 +162,8 @@ impl From<ProposeError> for ApiError {
     fn from(err: ProposeError) -> Self {
         match err {
             ProposeError::QueueFull => ApiError::Overloaded("queued writes"),
-            ProposeError::DiskFull => ApiError::DiskFull,
-            ProposeError::Storage(message) => ApiError::Unavailable(format!("storage failure: {message}")),
+            ProposeError::Refused(message) => ApiError::Unavailable(format!("storage failure: {message}")),
+            ProposeError::Unknown(message) => ApiError::OutcomeUnknown(message),
             ProposeError::Closed => ApiError::Unavailable("the node is shutting down".into()),
         }
     }

@@ -18,6 +18,12 @@ pub async fn track_request(State(node): State<Arc<Node>>, request: Request, next
     // Operational endpoints skip admission: an overloaded node must still say so.
     let permit =
         (!is_operational(ROUTES[route])).then(|| InFlight::admit(&node.in_flight, node.config.max_in_flight));
+    if route < 2
+        && let Some(member) = node.cluster()
+    {
+        // A key or scan request: snapshot transfers from this node are paced while these come.
+        member.raft().client_activity().touch();
+    }
     let response = if let Some(None) = permit {
         ApiError::Overloaded("in-flight requests").into_response()
     } else {

@@ -6,7 +6,9 @@ use crate::cache_hook::{CacheHook, CachedValue, ValueCache};
 use crate::clock::now_ms;
 use crate::cluster::ClusterNode;
 use crate::{ApiError, ServeConfig};
-use hakv_store::{Command, Op, Outcome, StateMachine, StoreConfig, StoreError, Writer, WriterConfig};
+use hakv_store::{
+    Command, DiskSpace, Op, Outcome, StateMachine, StoreConfig, StoreError, Writer, WriterConfig,
+};
 use std::sync::atomic::AtomicUsize;
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
@@ -17,6 +19,9 @@ pub struct Node {
     pub cache: Arc<ValueCache>,
     /// Requests being served now (admission control in `limits`).
     pub in_flight: AtomicUsize,
+    /// Free space of the data directory; writes are refused (507) while it is below the
+    /// reserve (`hakv_store::DiskSpace`).
+    pub disk: Arc<DiskSpace>,
     replication: Replication,
 }
 
@@ -40,6 +45,11 @@ pub enum NodeError {
     },
     #[error("cannot start the Raft member: {0}")]
     Raft(String),
+    #[error("cannot watch the free space of {dir}: {source}")]
+    DiskSpace {
+        dir: std::path::PathBuf,
+        source: std::io::Error,
+    },
 }
 
 impl Node {
@@ -48,10 +58,11 @@ impl Node {
     pub async fn open(config: ServeConfig) -> Result<Arc<Node>, NodeError> {
         let cache = Arc::new(ValueCache::new(config.cache_config()));
         let hook = Arc::new(CacheHook(cache.clone()));
-        let (state_machine, replication) = if config.is_clustered() {
+        let (state_machine, disk, replication) = if config.is_clustered() {
             let cluster = ClusterNode::open(&config, hook).await?;
             (
                 cluster.state_machine().clone(),
+                cluster.raft().disk_space().clone(),
                 Replication::Cluster(Arc::new(cluster)),
             )
         } else {
@@ -71,8 +82,15 @@ impl Node {
                 ..WriterConfig::default()
             };
             let (writer, thread) = Writer::start(state_machine.clone(), hook, writer_config);
+            let disk = DiskSpace::watch(&config.data_dir, config.disk_reserve).map_err(|source| {
+                NodeError::DiskSpace {
+                    dir: config.data_dir.clone(),
+                    source,
+                }
+            })?;
             (
                 state_machine,
+                disk,
                 Replication::Single {
                     writer,
                     thread: Mutex::new(Some(thread)),
@@ -84,6 +102,7 @@ impl Node {
             state_machine,
             cache,
             in_flight: AtomicUsize::new(0),
+            disk,
             replication,
         }))
     }
@@ -127,11 +146,18 @@ impl Node {
     }
 
     /// Applies one change durably (on a majority, in a cluster), stamped with this node's
-    /// clock.
+    /// clock. Refused at once (507, nothing written) while the disk that would take it first
+    /// is nearly full: this node's when it is alone, the leader's in a cluster.
     pub async fn write(&self, op: Op) -> Result<Outcome, ApiError> {
         let command = Command { at_ms: now_ms(), op };
         match &self.replication {
-            Replication::Single { writer, .. } => Ok(writer.propose(command).await?),
+            Replication::Single { writer, .. } => {
+                if self.disk.is_low() {
+                    metrics::counter!("hakv_writes_refused_disk_full_total").increment(1);
+                    return Err(ApiError::DiskFull);
+                }
+                Ok(writer.propose(command).await?)
+            }
             Replication::Cluster(cluster) => cluster.write(command).await,
         }
     }

@@ -47,6 +47,29 @@ fn describe() {
         "Time to answer an HTTP request."
     );
     describe_gauge!("hakv_http_requests_in_flight", "Requests being served now.");
+    describe_gauge!(
+        "hakv_disk_free_bytes",
+        Unit::Bytes,
+        "Free bytes on the data directory's filesystem."
+    );
+    describe_gauge!(
+        "hakv_disk_total_bytes",
+        Unit::Bytes,
+        "Size of the data directory's filesystem."
+    );
+    describe_gauge!(
+        "hakv_disk_reserve_bytes",
+        Unit::Bytes,
+        "Writes are refused (507) while fewer bytes than this are free."
+    );
+    describe_gauge!(
+        "hakv_disk_writes_refused",
+        "1 while writes are refused because the disk is nearly full."
+    );
+    describe_counter!(
+        "hakv_writes_refused_disk_full_total",
+        "Writes answered 507 because the disk is nearly full."
+    );
     describe_histogram!(
         "hakv_storage_commit_duration_seconds",
         Unit::Seconds,
@@ -149,6 +172,11 @@ pub fn render(node: &Node) -> String {
     gauge!("hakv_storage_disk_bytes").set(store.disk_bytes as f64);
     gauge!("hakv_storage_revision").set(store.revision.0 as f64);
     gauge!("hakv_storage_write_queue_depth").set(node.write_queue_depth() as f64);
+    let disk = &node.disk;
+    gauge!("hakv_disk_free_bytes").set(disk.free_bytes() as f64);
+    gauge!("hakv_disk_total_bytes").set(disk.total_bytes() as f64);
+    gauge!("hakv_disk_reserve_bytes").set(disk.reserve_bytes() as f64);
+    gauge!("hakv_disk_writes_refused").set(if disk.is_low() { 1.0 } else { 0.0 });
     if let Some(member) = node.cluster() {
         let status = member.raft().status();
         gauge!("hakv_raft_has_leader").set(if status.leader.is_some() { 1.0 } else { 0.0 });

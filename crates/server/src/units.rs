@@ -5,6 +5,11 @@ pub use hakv_api::units::{parse_bytes, parse_duration};
 use serde::{Deserialize, Deserializer};
 use std::time::Duration;
 
+/// [`de_bytes`] for an optional size (absent: `None`, through `#[serde(default)]`).
+pub fn de_opt_bytes<'de, D: Deserializer<'de>>(d: D) -> Result<Option<u64>, D::Error> {
+    de_bytes(d).map(Some)
+}
+
 /// Deserializes a size given either as a number of bytes or as a string with a unit.
 pub fn de_bytes<'de, D: Deserializer<'de>>(d: D) -> Result<u64, D::Error> {
     #[derive(Deserialize)]

@@ -4,7 +4,8 @@ use std::io;
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
-    /// The disk has no room: nothing of the batch was applied.
+    /// The engine met a full disk (ENOSPC). Writes are normally refused before this happens
+    /// (`DiskSpace`); when it does happen in a commit, the batch's outcome is unknown.
     #[error("the disk is full")]
     DiskFull,
     /// The engine failed; after a failed write the store refuses further writes (fjall poisons

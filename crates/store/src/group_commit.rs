@@ -54,12 +54,15 @@ pub enum ProposeError {
     /// The write queue is full: shed load, the client may retry later. Nothing was applied.
     #[error("the write queue is full")]
     QueueFull,
-    /// The disk is full: nothing of this batch was applied.
-    #[error("the disk is full")]
-    DiskFull,
-    /// The storage engine failed while committing; the command was not applied.
+    /// The store refused the batch before writing anything (it failed earlier, or a stored
+    /// record did not decode): nothing was applied.
     #[error("storage failure: {0}")]
-    Storage(String),
+    Refused(String),
+    /// Committing failed while the batch was being written (a full disk included): part or
+    /// all of it may be on disk, and a restart can replay it. The store takes no more writes
+    /// (fjall poisons itself), and the node reports itself not ready.
+    #[error("storage failure while committing (the write may have been applied): {0}")]
+    Unknown(String),
     /// The writer is gone (shutting down, or broken by an earlier failure).
     #[error("the store is closed")]
     Closed,
@@ -68,9 +71,11 @@ pub enum ProposeError {
 impl From<&StoreError> for ProposeError {
     fn from(err: &StoreError) -> Self {
         match err {
-            StoreError::DiskFull => ProposeError::DiskFull,
             StoreError::Closed => ProposeError::Closed,
-            other => ProposeError::Storage(other.to_string()),
+            StoreError::Engine(fjall::Error::Poisoned) | StoreError::Corrupt { .. } => {
+                ProposeError::Refused(err.to_string())
+            }
+            other => ProposeError::Unknown(other.to_string()),
         }
     }
 }
@@ -129,7 +134,7 @@ impl Writer {
         outcome.await.unwrap_or(Err(ProposeError::Closed))
     }
 
-    /// False once a commit has failed for a reason other than a full disk.
+    /// False once a commit has failed (the engine then refuses every later write).
     pub fn is_healthy(&self) -> bool {
         self.healthy.load(Ordering::Relaxed)
     }
@@ -182,11 +187,11 @@ fn write_loop(
                 }
             }
             Err(err) => {
-                tracing::error!(error = %err, commands = commands.len(), "commit failed; the batch was not applied");
+                tracing::error!(error = %err, commands = commands.len(), "commit failed; the store takes no more writes");
                 metrics::counter!("hakv_storage_commit_failures_total").increment(1);
-                if !matches!(err, StoreError::DiskFull) {
-                    healthy.store(false, Ordering::Relaxed);
-                }
+                healthy.store(false, Ordering::Relaxed);
+                // The cache saw the batch before the commit: forget it all.
+                hook.reset(state_machine.revision());
                 for reply in replies.drain(..) {
                     let _ = reply.send(Err(ProposeError::from(&err)));
                 }

@@ -3,6 +3,7 @@
 //! same state machine from its log.
 
 mod command;
+mod disk_space;
 mod error;
 mod expiry;
 mod group_commit;
@@ -11,6 +12,7 @@ mod snapshot;
 mod state_machine;
 
 pub use command::{Command, Condition, Op, Outcome};
+pub use disk_space::DiskSpace;
 pub use error::StoreError;
 pub use group_commit::{ApplyHook, NoHook, ProposeError, Writer, WriterConfig};
 pub use record::Record;

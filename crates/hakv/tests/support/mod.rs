@@ -4,11 +4,14 @@
 
 pub mod http;
 pub mod process;
+pub mod tmpfs;
 
 #[allow(unused_imports)]
 pub use http::{Http, Reply};
 #[allow(unused_imports)]
 pub use process::ServerProcess;
+#[allow(unused_imports)]
+pub use tmpfs::Tmpfs;
 pub mod cluster;
 #[allow(unused_imports)]
 pub use cluster::Cluster;

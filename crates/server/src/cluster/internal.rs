@@ -104,6 +104,7 @@ async fn propose(State(internal): State<Arc<Internal>>, headers: HeaderMap, body
     if !authorized(&internal, &headers) {
         return refuse();
     }
+    internal.cluster.raft().client_activity().touch(); // clients' writes, forwarded
     let commands = match bincode::deserialize::<Vec<Command>>(&body) {
         Ok(commands) => commands,
         Err(err) => {
@@ -122,6 +123,7 @@ async fn read_index(State(internal): State<Arc<Internal>>, headers: HeaderMap) -
     if !authorized(&internal, &headers) {
         return refuse();
     }
+    internal.cluster.raft().client_activity().touch(); // clients' reads, via a follower
     axum::Json(Reply::from_result(internal.cluster.read_index_here().await)).into_response()
 }
 

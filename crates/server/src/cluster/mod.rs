@@ -81,6 +81,7 @@ impl ClusterNode {
         raft_config.peer_client.snapshot_bytes_per_second = config.snapshot_rate;
         raft_config.proposer.queue_capacity = config.write_queue;
         raft_config.block_cache_bytes = config.store_cache_bytes;
+        raft_config.disk_reserve = config.disk_reserve;
         // Members reach each other, and forward requests, at the address --peers gives.
         raft_config.advertise_addr = config.own_peer().map(|p| p.addr.to_string());
         let mut raft = RaftNode::open(raft_config, hook)
@@ -350,6 +351,7 @@ fn propose_error(err: ProposeError) -> ApiError {
             ApiError::Unavailable("leadership is being handed over; retry shortly".into())
         }
         ProposeError::Unknown(why) => ApiError::OutcomeUnknown(why),
+        ProposeError::DiskFull => ApiError::DiskFull,
     }
 }
 

@@ -21,11 +21,17 @@ pub async fn ready(State(node): State<Arc<Node>>) -> Result<Response, ApiError> 
             "the store has failed; see the node's log".into(),
         ));
     }
-    Ok(super::data::json_response(
-        StatusCode::OK,
-        "{\"status\":\"ready\"}\n".into(),
-        None,
-    ))
+    // Ready to serve reads; a nearly full disk refuses writes, and says so here.
+    let body = if node.disk.is_low() {
+        format!(
+            "{{\"status\":\"ready\",\"writes\":\"refused: the disk is nearly full ({} bytes free, reserve {})\"}}\n",
+            node.disk.free_bytes(),
+            node.disk.reserve_bytes()
+        )
+    } else {
+        "{\"status\":\"ready\"}\n".to_owned()
+    };
+    Ok(super::data::json_response(StatusCode::OK, body.into(), None))
 }
 
 pub async fn metrics(State(node): State<Arc<Node>>) -> Response {

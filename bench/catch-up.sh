@@ -1,0 +1,52 @@
+#!/usr/bin/env bash
+# A wiped member catches up under client load: loads KEYS keys of VALUE bytes into a 3-member
+# cluster, then runs an open-loop load (RATE requests/s, 10 % writes, uniform keys) through the
+# leader in WINDOW-second windows: BASE windows before, then one follower is stopped, its data
+# directory wiped, and it is restarted with its usual flags; windows go on until it has caught
+# up. Prints each window's p99 and the catch-up time, against the time to copy a member's data
+# directory. EXTRA flags go to every member (e.g. EXTRA="--snapshot-rate 0").
+#   cargo build --release -p hakv && KEYS=1000000 bench/catch-up.sh
+set -u
+ROOT="$(cd "$(dirname "$0")/.." && pwd)"
+. "$ROOT/bench/lib.sh"
+BIN=${HAKV:-$ROOT/target/release/hakv}
+KEYS=${KEYS:-1000000}; VALUE=${VALUE:-1024}; D=${OUT:-/tmp/hakv-bench-catch-up}
+RATE=${RATE:-2000}; WINDOW=${WINDOW:-5}; BASE=${BASE:-6}; EXTRA=${EXTRA:-}
+[ -x "$BIN" ] || { echo "no hakv binary at $BIN" >&2; exit 2; }
+rm -rf "$D"; mkdir -p "$D"
+PIDS=()
+trap 'kill "${PIDS[@]}" 2>/dev/null; wait 2>/dev/null' EXIT
+# shellcheck disable=SC2086
+start_members "$BIN" "$D" 17720 catch-up "" $EXTRA
+L=$(leader_of "${MEMBERS[1]}") || { echo "no leader" >&2; exit 1; }
+echo "loading ${KEYS} keys of ${VALUE} bytes through $L"
+"$BIN" bench --target "http://$L" -c 64 --keys "$KEYS" --value-size "$VALUE" --prefill -n 1 \
+  --write-method put --timeout 10s --json -q >"$D/load.json"
+du -sh "$D"/n1 | sed 's/^/data on member 1: /'
+window() { # window NAME: one open-loop window; prints "NAME p99_ms failed"
+  "$BIN" bench --target "http://$L" --rate "$RATE" -c 64 -d "${WINDOW}s" --keys "$KEYS" \
+    --key-dist uniform --value-size "$VALUE" --write-ratio 0.1 --write-method put \
+    --timeout 10s --json -q >"$D/w.json"
+  python3 -c "import json,sys; r=json.load(open(sys.argv[1])); l=r['latency_us'] or {'p50': 0, 'p99': 0}; print(f\"{sys.argv[2]:>9} p50 {l['p50']/1e3:7.2f} ms  p99 {l['p99']/1e3:7.2f} ms  requests {r['requests']}  failed {r['failed']}\")" "$D/w.json" "$1"
+}
+for i in $(seq "$BASE"); do window "base-$i"; done
+F=$(follower_of "$L"); for i in 1 2 3; do [ "${MEMBERS[$i]}" = "$F" ] && V=$i; done
+C=1; [ "$V" = 1 ] && C=2
+T0=$(curl -s "http://$L/cluster" | python3 -c "import json,sys; print(json.load(sys.stdin)['term'])")
+kill "${PIDS[$((V - 1))]}"; wait "${PIDS[$((V - 1))]}" 2>/dev/null
+rm -rf "$D/n$V"
+now() { date +%s.%N; }
+S=$(now); cp -a "$D/n$C" "$D/copy"; sync; E=$(now); rm -rf "$D/copy"; sync
+COPY=$(python3 -c "print(f'{$E - $S:.1f}')")
+S=$(now)
+# shellcheck disable=SC2086,SC2046
+"$BIN" serve $(member_flags "$V" catch-up "$D") $EXTRA >>"$D/n$V.log" 2>&1 &
+PIDS[$((V - 1))]=$!
+( wait_caught_up "$V"; now >"$D/caught-up" ) &
+W=$!
+rm -f "$D/caught-up"; n=0
+while kill -0 "$W" 2>/dev/null; do n=$((n + 1)); window "catch-$n"; done
+window "after"
+E=$(cat "$D/caught-up")
+T1=$(curl -s "http://$L/cluster" | python3 -c "import json,sys; print(json.load(sys.stdin)['term'])")
+echo "wiped member $V caught up in $(python3 -c "print(f'{$E - $S:.1f}')")s; copying a data directory took ${COPY}s; term $T0 -> $T1"
