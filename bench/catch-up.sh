@@ -4,7 +4,9 @@
 # leader in WINDOW-second windows: BASE windows before, then one follower is stopped, its data
 # directory wiped, and it is restarted with its usual flags; windows go on until it has caught
 # up. Prints each window's p99 and the catch-up time, against the time to copy a member's data
-# directory. EXTRA flags go to every member (e.g. EXTRA="--snapshot-rate 0").
+# directory. EXTRA flags go to every member (e.g. EXTRA="--snapshot-rate 0"). RATE=0: no
+# load at all (the catch-up of a quiet cluster). TMPFS=1: the wiped member restarts on a tmpfs
+# of its own (root only), to tell the cost of sharing one disk from the cost of the catch-up.
 #   cargo build --release -p hakv && KEYS=1000000 bench/catch-up.sh
 set -u
 ROOT="$(cd "$(dirname "$0")/.." && pwd)"
@@ -15,7 +17,13 @@ RATE=${RATE:-2000}; WINDOW=${WINDOW:-5}; BASE=${BASE:-6}; EXTRA=${EXTRA:-}
 [ -x "$BIN" ] || { echo "no hakv binary at $BIN" >&2; exit 2; }
 rm -rf "$D"; mkdir -p "$D"
 PIDS=()
-trap 'kill "${PIDS[@]}" 2>/dev/null; wait 2>/dev/null' EXIT
+# Data directories are removed at the end (logs stay); KEEP=1 keeps them.
+cleanup() {
+  kill "${PIDS[@]}" 2>/dev/null; wait 2>/dev/null
+  [ "${TMPFS:-0}" = 1 ] && umount -l "$D/n$V" 2>/dev/null
+  [ "${KEEP:-0}" = 1 ] || rm -rf "$D"/n1 "$D"/n2 "$D"/n3 "$D/copy"
+}
+trap cleanup EXIT
 # shellcheck disable=SC2086
 start_members "$BIN" "$D" 17720 catch-up "" $EXTRA
 L=$(leader_of "${MEMBERS[1]}") || { echo "no leader" >&2; exit 1; }
@@ -29,12 +37,16 @@ window() { # window NAME: one open-loop window; prints "NAME p99_ms failed"
     --timeout 10s --json -q >"$D/w.json"
   python3 -c "import json,sys; r=json.load(open(sys.argv[1])); l=r['latency_us'] or {'p50': 0, 'p99': 0}; print(f\"{sys.argv[2]:>9} p50 {l['p50']/1e3:7.2f} ms  p99 {l['p99']/1e3:7.2f} ms  requests {r['requests']}  failed {r['failed']}\")" "$D/w.json" "$1"
 }
+[ "$RATE" = 0 ] && BASE=0
 for i in $(seq "$BASE"); do window "base-$i"; done
 F=$(follower_of "$L"); for i in 1 2 3; do [ "${MEMBERS[$i]}" = "$F" ] && V=$i; done
 C=1; [ "$V" = 1 ] && C=2
 T0=$(curl -s "http://$L/cluster" | python3 -c "import json,sys; print(json.load(sys.stdin)['term'])")
 kill "${PIDS[$((V - 1))]}"; wait "${PIDS[$((V - 1))]}" 2>/dev/null
 rm -rf "$D/n$V"
+if [ "${TMPFS:-0}" = 1 ]; then
+  mkdir -p "$D/n$V" && mount -t tmpfs -o size=16g tmpfs "$D/n$V" || exit 1
+fi
 now() { date +%s.%N; }
 S=$(now); cp -a "$D/n$C" "$D/copy"; sync; E=$(now); rm -rf "$D/copy"; sync
 COPY=$(python3 -c "print(f'{$E - $S:.1f}')")
@@ -45,8 +57,12 @@ PIDS[$((V - 1))]=$!
 ( wait_caught_up "$V"; now >"$D/caught-up" ) &
 W=$!
 rm -f "$D/caught-up"; n=0
-while kill -0 "$W" 2>/dev/null; do n=$((n + 1)); window "catch-$n"; done
-window "after"
+if [ "$RATE" = 0 ]; then
+  wait "$W"
+else
+  while kill -0 "$W" 2>/dev/null; do n=$((n + 1)); window "catch-$n"; done
+  window "after"
+fi
 E=$(cat "$D/caught-up")
 T1=$(curl -s "http://$L/cluster" | python3 -c "import json,sys; print(json.load(sys.stdin)['term'])")
 echo "wiped member $V caught up in $(python3 -c "print(f'{$E - $S:.1f}')")s; copying a data directory took ${COPY}s; term $T0 -> $T1"

@@ -66,6 +66,8 @@ pub struct RaftNode {
     /// Free space of the data directory: appends, snapshots and client writes are refused
     /// while it is below the reserve.
     disk: Arc<DiskSpace>,
+    /// Stamps proposals (`propose`): the wall clock, never going backward.
+    clock: hakv_store::Clock,
     member: BasicNode,
     auth: Arc<PeerAuth>,
     peer_limits: PeerServerLimits,
@@ -168,6 +170,7 @@ impl RaftNode {
             raft,
             state,
             disk,
+            clock: hakv_store::Clock::default(),
             member: BasicNode::new(advertise),
             auth: Arc::new(PeerAuth::new(&config.cluster_token)),
             peer_limits: config.peer_limits,
@@ -229,6 +232,11 @@ impl RaftNode {
     /// and go at full speed otherwise.
     pub fn client_activity(&self) -> &Arc<crate::ClientActivity> {
         self.network.client_activity()
+    }
+
+    /// The time a command proposed here now would be stamped with (see `propose`).
+    pub fn proposal_clock_ms(&self) -> u64 {
+        self.clock.now_ms().max(self.state.clock_ms())
     }
 
     /// The data directory's free space, as this member watches it.
@@ -340,7 +348,12 @@ impl RaftNode {
     /// follower (`NotLeader`) or on a leader without a recent quorum (`NoQuorum`). See
     /// [`ProposeError`] for which failures are safe to retry. Dropping the future does not
     /// withdraw a queued command.
-    pub async fn propose(&self, command: Command) -> Result<Outcome, ProposeError> {
+    ///
+    /// The command is stamped here, with this leader's time (its wall clock kept from going
+    /// backward, or the state's clock when that is later), whichever member the client sent it to: time in the state
+    /// is the leaders' time, never a follower's (the state machine keeps it monotonic).
+    pub async fn propose(&self, mut command: Command) -> Result<Outcome, ProposeError> {
+        command.at_ms = self.clock.now_ms().max(self.state.clock_ms());
         proposer::check_standing(&self.leadership)?;
         if self.handing_over.load(Ordering::SeqCst) {
             return Err(ProposeError::HandingOver);

@@ -270,8 +270,16 @@ async fn snapshot(State(state): State<PeerState>, body: axum::body::Body) -> Res
     if state.disk.is_low() {
         return disk_full();
     }
+    let started = std::time::Instant::now();
     let (header, data) = match receive_snapshot(&state, body).await {
-        Ok(received) => received,
+        Ok(received) => {
+            tracing::info!(
+                snapshot = %received.0.meta.snapshot_id,
+                elapsed_ms = started.elapsed().as_millis() as u64,
+                "snapshot received"
+            );
+            received
+        }
         Err(e) => {
             tracing::warn!(error = %e, "a snapshot transfer was refused");
             metrics::counter!("hakv_raft_snapshot_refused_total").increment(1);

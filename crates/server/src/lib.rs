@@ -3,7 +3,6 @@
 //! socket); `run()` serves it on a listener until shutdown.
 
 mod cache_hook;
-mod clock;
 mod cluster;
 mod config;
 mod error;

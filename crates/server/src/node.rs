@@ -3,7 +3,6 @@
 //! log in a cluster. Handlers hold an `Arc<Node>`.
 
 use crate::cache_hook::{CacheHook, CachedValue, ValueCache};
-use crate::clock::now_ms;
 use crate::cluster::ClusterNode;
 use crate::{ApiError, ServeConfig};
 use hakv_store::{
@@ -22,6 +21,8 @@ pub struct Node {
     /// Free space of the data directory; writes are refused (507) while it is below the
     /// reserve (`hakv_store::DiskSpace`).
     pub disk: Arc<DiskSpace>,
+    /// This single node's clock (`clock_ms`): the wall clock, never going backward.
+    clock: hakv_store::Clock,
     replication: Replication,
 }
 
@@ -103,6 +104,7 @@ impl Node {
             cache,
             in_flight: AtomicUsize::new(0),
             disk,
+            clock: hakv_store::Clock::default(),
             replication,
         }))
     }
@@ -124,9 +126,32 @@ impl Node {
         }
     }
 
+    /// The time that decides expiry for reads here, in Unix ms; it never goes backward.
+    /// - Single node: its wall clock, kept running at the monotonic clock's pace if it is
+    ///   stepped back (`hakv_store::Clock`), so keys expire exactly on time.
+    /// - Cluster member: the state's clock, the leader's time as of the last applied entry,
+    ///   so every member sees a key expire at the same point of the log, whatever its own
+    ///   clock says. The leader's purge puts the expiry into the log when a key is due.
+    pub fn clock_ms(&self) -> u64 {
+        let state = self.state_machine.clock_ms();
+        match &self.replication {
+            Replication::Single { .. } => self.clock.now_ms().max(state),
+            Replication::Cluster(_) => state,
+        }
+    }
+
+    /// The time a write ordered here now would take effect at: the node's clock on a single
+    /// node; on a leader, the stamp `RaftNode::propose` would give.
+    pub fn write_clock_ms(&self) -> u64 {
+        match &self.replication {
+            Replication::Single { .. } => self.clock_ms(),
+            Replication::Cluster(cluster) => cluster.raft().proposal_clock_ms(),
+        }
+    }
+
     /// The live value of `key`, from the cache or else from the local state machine.
     pub fn read(&self, key: &str) -> Result<Option<Arc<CachedValue>>, ApiError> {
-        let now = now_ms();
+        let now = self.clock_ms();
         if let Some(value) = self.cache.get(key) {
             return Ok(value.is_live_at(now).then_some(value));
         }
@@ -145,11 +170,15 @@ impl Node {
         Ok(Some(value))
     }
 
-    /// Applies one change durably (on a majority, in a cluster), stamped with this node's
-    /// clock. Refused at once (507, nothing written) while the disk that would take it first
+    /// Applies one change durably (on a majority, in a cluster), stamped with the time it is
+    /// ordered at (`write_clock_ms`; by the leader in a cluster). Refused at once (507, nothing written) while the disk that would take it first
     /// is nearly full: this node's when it is alone, the leader's in a cluster.
     pub async fn write(&self, op: Op) -> Result<Outcome, ApiError> {
-        let command = Command { at_ms: now_ms(), op };
+        // Stamped again by the leader in a cluster (`RaftNode::propose`).
+        let command = Command {
+            at_ms: self.write_clock_ms(),
+            op,
+        };
         match &self.replication {
             Replication::Single { writer, .. } => {
                 if self.disk.is_low() {

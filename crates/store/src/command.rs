@@ -9,7 +9,10 @@ use serde::{Deserialize, Serialize};
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Command {
-    /// Unix milliseconds when the command was proposed.
+    /// Unix milliseconds when the command was ordered: stamped by the single node's writer
+    /// path, or by the Raft leader that proposes it (whoever received it from the client). It
+    /// takes effect at `max(at_ms, the state's clock)` (`state_machine.rs`, "The state's
+    /// clock").
     pub at_ms: u64,
     pub op: Op,
 }

@@ -12,6 +12,17 @@ pub(crate) fn index_key(expires_at_ms: u64, key: &str) -> Vec<u8> {
     out
 }
 
+/// The earliest expiry time in the index, if any key has one.
+pub(crate) fn next(index: &Keyspace) -> Result<Option<u64>, StoreError> {
+    let Some(guard) = index.first_key_value() else {
+        return Ok(None);
+    };
+    let entry = guard.key()?;
+    Ok(entry
+        .get(..8)
+        .map(|at| u64::from_be_bytes(at.try_into().expect("8 bytes"))))
+}
+
 pub(crate) fn due(
     index: &Keyspace,
     now_ms: u64,

@@ -2,6 +2,7 @@
 //! fed by a group-commit writer. No network code lives here, so the Raft layer can drive the
 //! same state machine from its log.
 
+mod clock;
 mod command;
 mod disk_space;
 mod error;
@@ -11,6 +12,7 @@ mod record;
 mod snapshot;
 mod state_machine;
 
+pub use clock::{Clock, wall_clock_ms};
 pub use command::{Command, Condition, Op, Outcome};
 pub use disk_space::DiskSpace;
 pub use error::StoreError;

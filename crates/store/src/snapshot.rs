@@ -23,7 +23,7 @@
 //! checksum and trailing bytes. An install first reads the whole stream once to check it, so a
 //! damaged snapshot is refused before anything is touched.
 
-use crate::state_machine::REVISION_KEY;
+use crate::state_machine::{CLOCK_KEY, REVISION_KEY};
 use crate::{StateMachine, StoreError};
 use fjall::{Keyspace, PersistMode, Readable};
 use hakv_api::Revision;
@@ -186,6 +186,8 @@ impl StateMachine {
         }
         last.remove(&self.meta, INSTALLING_KEY);
         last.commit().map_err(StoreError::from_engine)?;
+        let clock = meta.get(CLOCK_KEY).and_then(|bytes| be_u64(bytes)).unwrap_or(0);
+        self.clock.store(clock, Ordering::Release);
         self.publish_revision(installed.revision);
         self.installing.store(false, Ordering::SeqCst);
         Ok(SnapshotImport {

@@ -4,7 +4,18 @@
 //! Layout, one fjall database per node:
 //! - `data`: key bytes → [`Record`];
 //! - `expiry`: `expires_at_ms (BE) ‖ key` → revision, so due keys are found by a range scan;
-//! - `meta`: `revision` → the last revision handed out (u64 BE).
+//! - `meta`: `revision` → the last revision handed out (u64 BE); `clock` → the state's clock
+//!   (u64 BE, Unix ms), see below.
+//!
+//! # The state's clock
+//!
+//! A command's time (`at_ms`) decides expiry: a `ttl` counts from it, and a key whose expiry
+//! time is not after it is absent to it. The time a command takes effect is
+//! `max(at_ms, clock)`, and the clock is then that time: so time never goes backward in the
+//! state, whatever clocks stamped the commands (a skewed member, a clock stepped back, a new
+//! leader behind the old one), and every replica applying the same log computes the same
+//! times. Readers judge expiry by [`StateMachine::clock_ms`] too (in a cluster), so a key
+//! expires at the moment the leader's clock put into the log, on every member alike.
 //!
 //! A batch is committed with `PersistMode::SyncAll` set on the fjall batch, which fsyncs the
 //! journal *before* the batch becomes visible to readers: nobody can read a write that a
@@ -18,6 +29,7 @@ use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
 pub(crate) const REVISION_KEY: &[u8] = b"revision";
+pub(crate) const CLOCK_KEY: &[u8] = b"clock";
 
 /// fjall's memory is bounded by settings, never by data: each keyspace holds one active
 /// memtable and at most four sealed ones waiting to be flushed (fjall halts writes beyond
@@ -91,6 +103,8 @@ pub struct StateMachine {
     /// Set while a snapshot install replaces the state (or was interrupted by a crash):
     /// reads fail with [`StoreError::Installing`] instead of seeing a half-installed state.
     pub(crate) installing: AtomicBool,
+    /// The state's clock: the effective time of the last applied command (module docs).
+    pub(crate) clock: AtomicU64,
 }
 
 impl StateMachine {
@@ -115,6 +129,15 @@ impl StateMachine {
             }
             None => 0,
         };
+        let clock = match meta.get(CLOCK_KEY)? {
+            Some(bytes) => {
+                u64::from_be_bytes(bytes.as_ref().try_into().map_err(|_| StoreError::Corrupt {
+                    key: "meta/clock".into(),
+                    reason: "clock is not 8 bytes",
+                })?)
+            }
+            None => 0,
+        };
         let interrupted = meta.contains_key(crate::snapshot::INSTALLING_KEY)?;
         if interrupted {
             tracing::warn!("a snapshot install was interrupted: reads are refused until it is repeated");
@@ -126,6 +149,7 @@ impl StateMachine {
             meta,
             applied: AtomicU64::new(revision),
             applied_watch: tokio::sync::watch::Sender::new(revision),
+            clock: AtomicU64::new(clock),
             installing: AtomicBool::new(interrupted),
         })
     }
@@ -145,6 +169,12 @@ impl StateMachine {
 
     pub fn revision(&self) -> Revision {
         Revision(self.applied.load(Ordering::Acquire))
+    }
+
+    /// The state's clock in Unix ms: the effective time of the newest applied command. It never
+    /// goes backward (module docs, "The state's clock").
+    pub fn clock_ms(&self) -> u64 {
+        self.clock.load(Ordering::Acquire)
     }
 
     /// The stored record, expired or not; callers decide liveness with their clock.
@@ -213,6 +243,11 @@ impl StateMachine {
 
     /// Keys whose expiry time is at or before `now_ms`, oldest first, with the revision they
     /// expire at (for `Op::Expire`).
+    /// The earliest time a stored key expires, if any key has a TTL.
+    pub fn next_expiry(&self) -> Result<Option<u64>, StoreError> {
+        crate::expiry::next(&self.expiry)
+    }
+
     pub fn due_for_expiry(&self, now_ms: u64, limit: usize) -> Result<Vec<(String, Revision)>, StoreError> {
         crate::expiry::due(&self.expiry, now_ms, limit)
     }
@@ -238,6 +273,8 @@ impl StateMachine {
         before_visible: impl FnOnce(&[Change], Revision),
     ) -> Result<(Vec<Outcome>, Vec<Change>), StoreError> {
         let mut revision = self.revision();
+        let clock_before = self.clock_ms();
+        let mut clock = clock_before;
         // Each key's state before the batch and as the batch leaves it. Only the final state
         // goes into the fjall batch: all items of one fjall batch share a sequence number, so
         // one key must not appear twice in it.
@@ -256,8 +293,11 @@ impl StateMachine {
                     })
                 }
             };
-            let live = state.current.as_ref().filter(|r| r.is_live_at(command.at_ms));
-            let (outcome, next) = decide(command, live, state.current.as_ref(), revision.next());
+            // The command takes effect at its time or the state's clock, whichever is later.
+            let at_ms = command.at_ms.max(clock);
+            clock = at_ms;
+            let live = state.current.as_ref().filter(|r| r.is_live_at(at_ms));
+            let (outcome, next) = decide(command, at_ms, live, state.current.as_ref(), revision.next());
             if let Some(next) = next {
                 revision = revision.next();
                 state.current = next;
@@ -294,15 +334,17 @@ impl StateMachine {
                 record: state.current,
             });
         }
-        if changes.is_empty() && options.meta.is_empty() {
+        if changes.is_empty() && options.meta.is_empty() && clock == clock_before {
             return Ok((outcomes, changes));
         }
         batch.insert(&self.meta, REVISION_KEY, revision.0.to_be_bytes());
+        batch.insert(&self.meta, CLOCK_KEY, clock.to_be_bytes());
         for (key, value) in options.meta {
             batch.insert(&self.meta, *key, value.as_slice());
         }
         before_visible(&changes, revision);
         batch.commit().map_err(StoreError::from_engine)?;
+        self.clock.fetch_max(clock, Ordering::AcqRel);
         self.publish_revision(revision);
         Ok((outcomes, changes))
     }
@@ -325,6 +367,7 @@ impl StateMachine {
 /// `stored` is what is on disk, which an `Expire` needs to see past the expiry.
 fn decide(
     command: &Command,
+    at_ms: u64,
     live: Option<&Record>,
     stored: Option<&Record>,
     revision: Revision,
@@ -342,7 +385,7 @@ fn decide(
             }
             let record = Record {
                 revision,
-                expires_at_ms: ttl_ms.map(|ttl| command.at_ms.saturating_add(ttl)),
+                expires_at_ms: ttl_ms.map(|ttl| at_ms.saturating_add(ttl)),
                 value: value.clone(),
             };
             (
@@ -365,7 +408,7 @@ fn decide(
         Op::Expire {
             revision: expected, ..
         } => match stored {
-            Some(r) if r.revision == *expected && !r.is_live_at(command.at_ms) => {
+            Some(r) if r.revision == *expected && !r.is_live_at(at_ms) => {
                 (Outcome::Deleted { revision }, Some(None))
             }
             _ => (Outcome::Unchanged, None),

@@ -260,3 +260,69 @@ async fn waiting_for_a_revision_ends_when_it_is_applied() {
         .expect("the waiter wakes up once revision 3 is applied")
         .unwrap();
 }
+
+fn put_ttl(key: &str, at_ms: u64, ttl_ms: u64) -> Command {
+    Command {
+        at_ms,
+        op: Op::Put {
+            key: key.into(),
+            value: to_canonical_json(&json!(1)),
+            ttl_ms: Some(ttl_ms),
+            condition: Condition::Always,
+        },
+    }
+}
+
+#[test]
+fn time_in_the_state_never_goes_backward_whatever_the_commands_carry() {
+    const T0: u64 = 1_800_000_000_000;
+    let dir = tempfile::tempdir().unwrap();
+    let sm = open(dir.path());
+    assert_eq!(sm.clock_ms(), 0);
+    apply(&sm, &[put_ttl("a", T0, 1_000)]);
+    assert_eq!(sm.clock_ms(), T0);
+    assert_eq!(sm.next_expiry().unwrap(), Some(T0 + 1_000));
+    // A command stamped an hour earlier (a clock stepped back, a leader behind the last one)
+    // takes effect at the state's clock: its TTL counts from there, and it sees "a" as the
+    // state does, live.
+    let earlier = put_ttl("b", T0 - 3_600_000, 500);
+    let create_a = Command {
+        at_ms: T0 - 3_600_000,
+        op: Op::Put {
+            key: "a".into(),
+            value: to_canonical_json(&json!(2)),
+            ttl_ms: None,
+            condition: Condition::Absent,
+        },
+    };
+    let outcomes = apply(&sm, &[earlier, create_a]);
+    assert_eq!(
+        outcomes[1],
+        Outcome::ConditionFailed {
+            current: Some(Revision(1))
+        }
+    );
+    assert_eq!(sm.get("b").unwrap().unwrap().expires_at_ms, Some(T0 + 500));
+    assert_eq!(sm.clock_ms(), T0);
+    // Once a command's time passes the expiry, the key is gone to every later command, even
+    // one stamped before it.
+    apply(&sm, &[put_ttl("c", T0 + 2_000, 60_000)]);
+    let late = Command {
+        at_ms: T0 - 1_000,
+        op: Op::Delete {
+            key: "a".into(),
+            condition: Condition::Always,
+        },
+    };
+    assert_eq!(apply(&sm, &[late]), vec![Outcome::NotFound]);
+
+    // The clock is durable, and a snapshot carries it.
+    drop(sm);
+    let sm = open(dir.path());
+    assert_eq!(sm.clock_ms(), T0 + 2_000);
+    let other = tempfile::tempdir().unwrap();
+    let copy = open(other.path());
+    copy.import_snapshot(&sm.export_snapshot().unwrap().bytes, &[], |_| {})
+        .unwrap();
+    assert_eq!(copy.clock_ms(), T0 + 2_000);
+}

@@ -14,6 +14,8 @@ pub struct Member {
     pub id: u64,
     pub addr: SocketAddr,
     pub data_dir: PathBuf,
+    /// Environment variables the member's process starts with (e.g. libfaketime's).
+    pub env: Vec<(String, String)>,
     child: Option<Child>,
 }
 
@@ -63,6 +65,7 @@ impl Cluster {
                 id: i as u64 + 1,
                 addr: *addr,
                 data_dir: dir.join(format!("node-{}", i + 1)),
+                env: Vec::new(),
                 child: None,
             })
             .collect();
@@ -75,6 +78,11 @@ impl Cluster {
 
     pub fn member(&self, id: u64) -> &Member {
         &self.members[id as usize - 1]
+    }
+
+    /// Member `id`, to set what it starts with.
+    pub fn member_mut(&mut self, id: u64) -> &mut Member {
+        &mut self.members[id as usize - 1]
     }
 
     pub fn start_member(&mut self, id: u64) {
@@ -99,6 +107,7 @@ impl Cluster {
             .args(["--cluster-token", TOKEN, "--data-dir"])
             .arg(&member.data_dir)
             .args(&extra)
+            .envs(member.env.iter().map(|(k, v)| (k, v)))
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::from(log))

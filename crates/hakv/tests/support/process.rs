@@ -13,16 +13,23 @@ pub struct ServerProcess {
     pub addr: SocketAddr,
     pub data_dir: PathBuf,
     args: Vec<String>,
+    env: Vec<(String, String)>,
 }
 
 impl ServerProcess {
     /// Starts a node on `data_dir` with extra flags, and waits (bounded) until it listens.
     pub fn start(data_dir: &Path, extra: &[&str]) -> ServerProcess {
-        let args: Vec<String> = extra.iter().map(|s| s.to_string()).collect();
-        Self::spawn(data_dir, args)
+        Self::start_with_env(data_dir, extra, &[])
     }
 
-    fn spawn(data_dir: &Path, args: Vec<String>) -> ServerProcess {
+    /// [`start`](Self::start) with extra environment variables (e.g. libfaketime's).
+    pub fn start_with_env(data_dir: &Path, extra: &[&str], env: &[(&str, &str)]) -> ServerProcess {
+        let args: Vec<String> = extra.iter().map(|s| s.to_string()).collect();
+        let env = env.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+        Self::spawn(data_dir, args, env)
+    }
+
+    fn spawn(data_dir: &Path, args: Vec<String>, env: Vec<(String, String)>) -> ServerProcess {
         let log = std::fs::OpenOptions::new()
             .create(true)
             .append(true)
@@ -33,6 +40,7 @@ impl ServerProcess {
             .args(["--listen", "127.0.0.1:0", "--data-dir"])
             .arg(data_dir)
             .args(&args)
+            .envs(env.iter().map(|(k, v)| (k, v)))
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::from(log))
@@ -67,6 +75,7 @@ impl ServerProcess {
             addr,
             data_dir: data_dir.to_path_buf(),
             args,
+            env,
         }
     }
 
@@ -105,7 +114,7 @@ impl ServerProcess {
     /// Starts again on the same data directory with the same flags (a new port).
     pub fn restart(&mut self) {
         self.kill9();
-        let next = Self::spawn(&self.data_dir, self.args.clone());
+        let next = Self::spawn(&self.data_dir, self.args.clone(), self.env.clone());
         // The old child is already reaped, so dropping it signals nothing.
         drop(std::mem::replace(self, next));
     }

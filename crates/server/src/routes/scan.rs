@@ -5,7 +5,6 @@
 
 use super::query::{Consistency, ScanParams, decode_cursor, encode_cursor};
 use crate::ApiError;
-use crate::clock::now_ms;
 use crate::node::{Node, unavailable};
 use axum::extract::State;
 use axum::response::Response;
@@ -23,7 +22,7 @@ pub async fn scan(State(node): State<Arc<Node>>, uri: Uri) -> Result<Response, A
     // Read one more than asked to learn whether another page exists.
     let mut records = node
         .state_machine
-        .scan(&params.prefix, after.as_deref(), limit + 1, now_ms())
+        .scan(&params.prefix, after.as_deref(), limit + 1, node.clock_ms())
         .map_err(unavailable)?;
     let more = records.len() > limit;
     records.truncate(limit);
