@@ -16,6 +16,8 @@ pub struct Member {
     pub data_dir: PathBuf,
     /// Environment variables the member's process starts with (e.g. libfaketime's).
     pub env: Vec<(String, String)>,
+    /// The network namespace the member runs in (`Cluster::prepare_in`), if any.
+    pub netns: Option<String>,
     child: Option<Child>,
 }
 
@@ -52,6 +54,20 @@ impl Cluster {
         let addrs: Vec<SocketAddr> = (0..n)
             .map(|_| TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap())
             .collect();
+        Cluster::with_addrs(dir, addrs, extra)
+    }
+
+    /// [`prepare`](Self::prepare) with member `i` in `net`'s namespace `i`, at its address.
+    pub fn prepare_in(net: &super::Net, dir: &Path, n: u64, extra: &[&str]) -> Cluster {
+        let addrs = (1..=n as u32).map(|i| net.addr(i, 7000)).collect();
+        let mut cluster = Cluster::with_addrs(dir, addrs, extra);
+        for member in &mut cluster.members {
+            member.netns = Some(net.ns(member.id as u32));
+        }
+        cluster
+    }
+
+    fn with_addrs(dir: &Path, addrs: Vec<SocketAddr>, extra: &[&str]) -> Cluster {
         let peers = addrs
             .iter()
             .enumerate()
@@ -66,6 +82,7 @@ impl Cluster {
                 addr: *addr,
                 data_dir: dir.join(format!("node-{}", i + 1)),
                 env: Vec::new(),
+                netns: None,
                 child: None,
             })
             .collect();
@@ -94,7 +111,16 @@ impl Cluster {
             .append(true)
             .open(member.data_dir.with_extension("log"))
             .unwrap();
-        let child = Command::new(env!("CARGO_BIN_EXE_hakv"))
+        // `ip netns exec` execs the command in place: the child's PID is hakv's.
+        let mut command = match &member.netns {
+            Some(ns) => {
+                let mut c = Command::new("ip");
+                c.args(["netns", "exec", ns, env!("CARGO_BIN_EXE_hakv")]);
+                c
+            }
+            None => Command::new(env!("CARGO_BIN_EXE_hakv")),
+        };
+        let child = command
             .arg("serve")
             .args([
                 "--listen",

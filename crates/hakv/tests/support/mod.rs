@@ -2,12 +2,16 @@
 //! that shows responses byte for byte.
 #![allow(dead_code)]
 
+pub mod clients;
 pub mod http;
+pub mod netns;
 pub mod process;
 pub mod tmpfs;
 
 #[allow(unused_imports)]
 pub use http::{Http, Reply};
+#[allow(unused_imports)]
+pub use netns::Net;
 #[allow(unused_imports)]
 pub use process::ServerProcess;
 #[allow(unused_imports)]

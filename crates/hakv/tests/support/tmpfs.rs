@@ -63,7 +63,7 @@ impl Drop for Tmpfs {
     }
 }
 
-fn is_root() -> bool {
+pub fn is_root() -> bool {
     Command::new("id")
         .arg("-u")
         .output()
