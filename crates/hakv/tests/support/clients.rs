@@ -15,27 +15,32 @@ pub const CHECK: CheckOptions = CheckOptions {
     step_budget_per_key: 20_000_000,
 };
 
+/// Operations one client makes before it works on fresh keys: a key's history stays short
+/// enough for the checker however long a run lasts.
+const OPS_PER_KEY_SET: u64 = 3_000;
+
 /// One client: a thread that keeps writing and reading a few keys through one member,
-/// recording every request in `history`, until `stop`. Bounded by `MAX_OPS`.
+/// recording every request in `history`, until `stop` or `max_ops`.
 fn client(
     cluster_addrs: Vec<std::net::SocketAddr>,
     client: u64,
     history: Arc<History>,
     stop: Arc<AtomicBool>,
+    max_ops: u64,
 ) {
-    const MAX_OPS: u64 = 5_000;
-    let keys = [
-        format!("own-{client}"),
-        "shared-a".to_string(),
-        "shared-b".to_string(),
-    ];
     let mut target = client as usize % cluster_addrs.len();
     let mut http: Option<Http> = None;
-    for i in 0..MAX_OPS {
+    for i in 0..max_ops {
         if stop.load(Ordering::Relaxed) {
             return;
         }
-        let key = &keys[(i % 3) as usize];
+        let set = i / OPS_PER_KEY_SET;
+        let base = match i % 3 {
+            0 => format!("own-{client}"),
+            1 => "shared-a".to_string(),
+            _ => "shared-b".to_string(),
+        };
+        let key = &if set == 0 { base } else { format!("{base}-{set}") };
         let op = match i % 4 {
             0 | 2 => Op::Put {
                 value: json!(format!("c{client}-{i}")),
@@ -118,17 +123,29 @@ pub fn assert_progress(history: &History, min_writes: usize, min_reads: usize) {
     );
 }
 
+/// `n` clients, each starting on its own member, at most 5000 operations each.
 pub fn run_clients(
     cluster: &Cluster,
     n: u64,
     history: &Arc<History>,
     stop: &Arc<AtomicBool>,
 ) -> Vec<std::thread::JoinHandle<()>> {
+    run_clients_bounded(cluster, n, history, stop, 5_000)
+}
+
+/// [`run_clients`] with another bound on each client's operations.
+pub fn run_clients_bounded(
+    cluster: &Cluster,
+    n: u64,
+    history: &Arc<History>,
+    stop: &Arc<AtomicBool>,
+    max_ops: u64,
+) -> Vec<std::thread::JoinHandle<()>> {
     let addrs: Vec<_> = cluster.members.iter().map(|m| m.addr).collect();
     (1..=n)
         .map(|c| {
             let (addrs, history, stop) = (addrs.clone(), history.clone(), stop.clone());
-            std::thread::spawn(move || client(addrs, c, history, stop))
+            std::thread::spawn(move || client(addrs, c, history, stop, max_ops))
         })
         .collect()
 }

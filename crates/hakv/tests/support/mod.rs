@@ -3,7 +3,9 @@
 #![allow(dead_code)]
 
 pub mod clients;
+pub mod faketime;
 pub mod http;
+pub mod nemesis;
 pub mod netns;
 pub mod process;
 pub mod tmpfs;
