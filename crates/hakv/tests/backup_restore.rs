@@ -5,22 +5,14 @@
 mod support;
 
 use std::path::Path;
-use std::process::Command;
 use std::time::{Duration, Instant};
 use support::cluster::TOKEN;
 use support::{Cluster, Http, ServerProcess};
 
 /// Runs `hakv ARGS…`; returns (success, stdout, stderr).
 fn hakv(args: &[&str]) -> (bool, String, String) {
-    let output = Command::new(env!("CARGO_BIN_EXE_hakv"))
-        .args(args)
-        .output()
-        .unwrap();
-    (
-        output.status.success(),
-        String::from_utf8_lossy(&output.stdout).into_owned(),
-        String::from_utf8_lossy(&output.stderr).into_owned(),
-    )
+    let run = support::cli::run(args);
+    (run.code == 0, run.stdout, run.stderr)
 }
 
 fn write_keys(http: &mut Http, n: usize) {

@@ -5,34 +5,20 @@
 
 mod support;
 
-use std::io::{BufRead, BufReader};
 use std::net::SocketAddr;
-use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
-use support::{Cluster, Http};
+use support::{Cluster, HakvProcess, Http};
 
-struct Balancer(Child);
-
-impl Drop for Balancer {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-fn start_balancer(backends: &[SocketAddr], log: &std::path::Path) -> (Balancer, SocketAddr) {
-    let mut command = Command::new(env!("CARGO_BIN_EXE_hakv"));
-    command.args([
+fn start_balancer(backends: &[SocketAddr], log: &std::path::Path) -> HakvProcess {
+    let mut args = vec![
         "balance",
         "--listen",
         "127.0.0.1:0",
         "--leader-aware",
         "--algorithm",
         "round-robin",
-    ]);
-    command.args([
         "--health-interval-ms",
         "100",
         "--health-timeout-ms",
@@ -41,27 +27,12 @@ fn start_balancer(backends: &[SocketAddr], log: &std::path::Path) -> (Balancer, 
         "2",
         "--fall",
         "3",
-    ]);
-    for backend in backends {
-        command.args(["--backend", &backend.to_string()]);
+    ];
+    let backends: Vec<String> = backends.iter().map(|b| b.to_string()).collect();
+    for backend in &backends {
+        args.extend(["--backend", backend.as_str()]);
     }
-    let mut child = command
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::from(std::fs::File::create(log).unwrap()))
-        .spawn()
-        .unwrap();
-    let mut line = String::new();
-    BufReader::new(child.stdout.take().unwrap())
-        .read_line(&mut line)
-        .unwrap();
-    let addr = line
-        .trim()
-        .strip_prefix("listening on http://")
-        .expect("balancer address")
-        .parse()
-        .unwrap();
-    (Balancer(child), addr)
+    HakvProcess::spawn(&args, log)
 }
 
 #[test]
@@ -69,7 +40,8 @@ fn killing_the_leader_behind_the_balancer_fails_no_read_and_repeats_no_write() {
     let dir = tempfile::tempdir().unwrap();
     let mut cluster = Cluster::start(dir.path(), 3, &[]);
     let backends: Vec<SocketAddr> = cluster.members.iter().map(|m| m.addr).collect();
-    let (_balancer, front) = start_balancer(&backends, &dir.path().join("balancer.log"));
+    let balancer = start_balancer(&backends, &dir.path().join("balancer.log"));
+    let front = balancer.addr;
 
     let stop = Arc::new(AtomicBool::new(false));
     let (ok, failed) = (Arc::new(AtomicU64::new(0)), Arc::new(AtomicU64::new(0)));

@@ -8,67 +8,23 @@ use bytes::Bytes;
 use http_body_util::{BodyExt, Full};
 use hyper_util::client::legacy::{Client, connect::HttpConnector};
 use hyper_util::rt::TokioExecutor;
-use std::io::{BufRead, BufReader};
+mod support;
+
 use std::net::SocketAddr;
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::SeqCst};
 use std::time::{Duration, Instant};
+
+use support::HakvProcess;
 
 const INTERVAL_MS: u64 = 100;
 const RISE: u64 = 2;
 const FALL: u64 = 3;
 
-/// A child process we started; killed on drop (only this PID).
-struct Proc {
-    child: Child,
-    addr: SocketAddr,
-}
-
-impl Drop for Proc {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-/// Starts `hakv ARGS…` and waits (bounded) for its `listening on http://ADDR` line.
-fn spawn(args: &[&str], log: &Path) -> Proc {
-    let log_file = std::fs::File::create(log).unwrap();
-    let mut child = Command::new(env!("CARGO_BIN_EXE_hakv"))
-        .args(args)
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::from(log_file))
-        .spawn()
-        .expect("spawn hakv");
-    let stdout = child.stdout.take().unwrap();
-    let (tx, rx) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        let mut lines = BufReader::new(stdout).lines();
-        if let Some(Ok(line)) = lines.next() {
-            let _ = tx.send(line);
-        }
-        for _ in lines {}
-    });
-    let Ok(line) = rx.recv_timeout(Duration::from_secs(30)) else {
-        let _ = child.kill();
-        panic!(
-            "{args:?} did not start: {}",
-            std::fs::read_to_string(log).unwrap_or_default()
-        );
-    };
-    let addr = line
-        .strip_prefix("listening on http://")
-        .unwrap_or_else(|| panic!("unexpected first line {line:?}"))
-        .parse()
-        .unwrap();
-    Proc { child, addr }
-}
-
-fn serve(listen: &str, dir: &Path, log: &Path) -> Proc {
-    spawn(
+fn serve(listen: &str, dir: &Path, log: &Path) -> HakvProcess {
+    HakvProcess::spawn(
         &["serve", "--listen", listen, "--data-dir", dir.to_str().unwrap()],
         log,
     )
@@ -146,7 +102,7 @@ async fn killing_a_backend_under_load_fails_no_read_and_repeats_no_write() {
     std::fs::write(&config, "[outlier]\nbase_ejection_ms = 200\n").unwrap();
     let interval = INTERVAL_MS.to_string();
     let (rise, fall) = (RISE.to_string(), FALL.to_string());
-    let lb = spawn(
+    let lb = HakvProcess::spawn(
         &[
             "balance",
             "--listen",
@@ -287,7 +243,7 @@ async fn sighup_reloads_the_config_file_and_sigterm_exits_cleanly() {
     let tmp = tempfile::tempdir().unwrap();
     let config = tmp.path().join("lb.toml");
     std::fs::write(&config, "backends = [\"127.0.0.1:1\"]\nalgorithm = \"p2c\"\n").unwrap();
-    let mut lb = spawn(
+    let mut lb = HakvProcess::spawn(
         &[
             "balance",
             "--listen",

@@ -1,11 +1,11 @@
 //! `hakv bench` against a real `hakv serve`: bounded runs, report fields, prefill, interrupt.
 //! Asserts counts and formulas, never timings.
 
-mod client_support;
+mod support;
 
-use client_support::{Node, closed_port, run};
 use std::io::{BufRead, BufReader};
 use std::process::{Command, Stdio};
+use support::cli::{Node, closed_port, run};
 
 #[test]
 fn closed_loop_report_adds_up() {
@@ -164,6 +164,6 @@ fn interrupt_still_prints_the_report() {
     assert!(r["elapsed_seconds"].as_f64().unwrap() < 60.0);
 }
 
-fn node_bench(node: &Node, args: &[&str]) -> client_support::Run {
+fn node_bench(node: &Node, args: &[&str]) -> support::cli::Run {
     run(&[&["bench", "--target", node.url.as_str()], args].concat())
 }

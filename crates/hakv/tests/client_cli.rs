@@ -1,9 +1,9 @@
 //! `hakv get|put|delete|scan|status` against a real `hakv serve`: outputs and exit codes.
 
-mod client_support;
+mod support;
 
-use client_support::{Node, closed_port, run};
 use serde_json::json;
+use support::cli::{Node, closed_port, run};
 
 #[test]
 fn put_then_get_round_trips_any_key_and_json_value() {

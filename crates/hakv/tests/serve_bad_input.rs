@@ -5,6 +5,7 @@ mod support;
 
 use std::io::Write;
 use std::time::Duration;
+use support::cli::run;
 use support::{Http, ServerProcess};
 
 /// method, path, headers, body, expected status, expected error code
@@ -273,24 +274,14 @@ fn bad_configuration_is_refused_at_start_with_a_reason() {
         (vec!["--max-in-flight", "0"], "max_in_flight"),
         (vec!["--listen", "nowhere"], "invalid socket address"),
     ] {
-        let out = std::process::Command::new(env!("CARGO_BIN_EXE_hakv"))
-            .arg("serve")
-            .arg("--data-dir")
-            .arg(dir.path())
-            .args(&args)
-            .output()
-            .unwrap();
-        assert!(!out.status.success(), "{args:?} was accepted");
-        let stderr = String::from_utf8_lossy(&out.stderr);
-        assert!(stderr.contains(expected), "{args:?}: {stderr}");
+        let data_dir = dir.path().to_str().unwrap();
+        let out = run(&[&["serve", "--data-dir", data_dir][..], &args].concat());
+        assert!(out.code != 0, "{args:?} was accepted");
+        assert!(out.stderr.contains(expected), "{args:?}: {}", out.stderr);
     }
     let config = dir.path().join("bad.toml");
     std::fs::write(&config, "cache_bytez = 5\n").unwrap();
-    let out = std::process::Command::new(env!("CARGO_BIN_EXE_hakv"))
-        .args(["serve", "--config"])
-        .arg(&config)
-        .output()
-        .unwrap();
-    assert_eq!(out.status.code(), Some(2));
-    assert!(String::from_utf8_lossy(&out.stderr).contains("cache_bytez"));
+    let out = run(&["serve", "--config", config.to_str().unwrap()]);
+    assert_eq!(out.code, 2);
+    assert!(out.stderr.contains("cache_bytez"), "{}", out.stderr);
 }

@@ -1,8 +1,16 @@
-//! Test support: real `hakv serve` processes on loopback and a small raw HTTP/1.1 client
-//! that shows responses byte for byte.
+//! The test kit of every end-to-end test: real processes, real sockets, real faults.
+//! - `process`: `hakv serve` (or any subcommand that listens) as a child process;
+//! - `cluster`: a Raft cluster of such processes (on loopback, or in network namespaces);
+//! - `cli`: `hakv` subcommands run to completion;
+//! - `http`: a raw HTTP/1.1 client that shows responses byte for byte;
+//! - `clients`: clients that record histories for the linearizability checker;
+//! - faults: `netns` (partitions), `tmpfs` (full disks), `faketime` (clocks), and `nemesis`,
+//!   which injects them all on a seeded schedule.
 #![allow(dead_code)]
 
+pub mod cli;
 pub mod clients;
+pub mod cluster;
 pub mod faketime;
 pub mod http;
 pub mod nemesis;
@@ -11,13 +19,12 @@ pub mod process;
 pub mod tmpfs;
 
 #[allow(unused_imports)]
+pub use cluster::Cluster;
+#[allow(unused_imports)]
 pub use http::{Http, Reply};
 #[allow(unused_imports)]
 pub use netns::Net;
 #[allow(unused_imports)]
-pub use process::ServerProcess;
+pub use process::{HakvProcess, ServerProcess};
 #[allow(unused_imports)]
 pub use tmpfs::Tmpfs;
-pub mod cluster;
-#[allow(unused_imports)]
-pub use cluster::Cluster;

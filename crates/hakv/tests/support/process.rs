@@ -35,41 +35,14 @@ impl ServerProcess {
             .append(true)
             .open(data_dir.with_extension("log"))
             .expect("open the node's log file");
-        let mut child = Command::new(env!("CARGO_BIN_EXE_hakv"))
+        let mut command = Command::new(env!("CARGO_BIN_EXE_hakv"));
+        command
             .arg("serve")
             .args(["--listen", "127.0.0.1:0", "--data-dir"])
             .arg(data_dir)
             .args(&args)
-            .envs(env.iter().map(|(k, v)| (k, v)))
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::from(log))
-            .spawn()
-            .expect("spawn hakv serve");
-        let stdout = child.stdout.take().expect("piped stdout");
-        let (tx, rx) = mpsc::channel();
-        std::thread::spawn(move || {
-            let mut lines = BufReader::new(stdout).lines();
-            if let Some(Ok(line)) = lines.next() {
-                let _ = tx.send(line);
-            }
-            // Keep draining so the child never blocks on a full pipe.
-            for _ in lines {}
-        });
-        let line = match rx.recv_timeout(Duration::from_secs(30)) {
-            Ok(line) => line,
-            Err(_) => {
-                let _ = child.kill();
-                let _ = child.wait();
-                let log = std::fs::read_to_string(data_dir.with_extension("log")).unwrap_or_default();
-                panic!("hakv serve did not report its address; log:\n{log}");
-            }
-        };
-        let addr = line
-            .strip_prefix("listening on http://")
-            .unwrap_or_else(|| panic!("unexpected first line {line:?}"))
-            .parse()
-            .expect("a socket address");
+            .envs(env.iter().map(|(k, v)| (k, v)));
+        let (child, addr) = spawn_listening(command, log, &data_dir.with_extension("log"));
         ServerProcess {
             child,
             addr,
@@ -125,4 +98,64 @@ impl Drop for ServerProcess {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
+}
+
+/// Any `hakv` subcommand that prints `listening on http://ADDR` once bound (`serve`,
+/// `balance`), as a child process killed (this PID only) when dropped.
+pub struct HakvProcess {
+    pub child: Child,
+    pub addr: SocketAddr,
+}
+
+impl HakvProcess {
+    /// Starts `hakv ARGS…` with its log (stderr) in `log`, and waits (bounded) until it listens.
+    pub fn spawn(args: &[&str], log: &Path) -> HakvProcess {
+        let file = std::fs::File::create(log).expect("create the log file");
+        let mut command = Command::new(env!("CARGO_BIN_EXE_hakv"));
+        command.args(args);
+        let (child, addr) = spawn_listening(command, file, log);
+        HakvProcess { child, addr }
+    }
+}
+
+impl Drop for HakvProcess {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Spawns `command` with stderr to `log` and waits (30 s at most) for its first stdout line,
+/// `listening on http://ADDR`; the rest of stdout is drained so the child never blocks.
+fn spawn_listening(mut command: Command, log: std::fs::File, log_path: &Path) -> (Child, SocketAddr) {
+    let mut child = command
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::from(log))
+        .spawn()
+        .expect("spawn hakv");
+    let stdout = child.stdout.take().expect("piped stdout");
+    let (tx, rx) = mpsc::channel();
+    std::thread::spawn(move || {
+        let mut lines = BufReader::new(stdout).lines();
+        if let Some(Ok(line)) = lines.next() {
+            let _ = tx.send(line);
+        }
+        for _ in lines {}
+    });
+    let line = match rx.recv_timeout(Duration::from_secs(30)) {
+        Ok(line) => line,
+        Err(_) => {
+            let _ = child.kill();
+            let _ = child.wait();
+            let log = std::fs::read_to_string(log_path).unwrap_or_default();
+            panic!("hakv did not report its address; log:\n{log}");
+        }
+    };
+    let addr = line
+        .strip_prefix("listening on http://")
+        .unwrap_or_else(|| panic!("unexpected first line {line:?}"))
+        .parse()
+        .expect("a socket address");
+    (child, addr)
 }

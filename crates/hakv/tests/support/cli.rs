@@ -1,12 +1,8 @@
-//! Helpers for the client and bench tests: a real `hakv serve` child on `127.0.0.1:0` in a
-//! scratch directory, and running `hakv` subcommands against it. Only PIDs started here are
-//! ever signalled.
-#![allow(dead_code)]
+//! Running `hakv` subcommands to completion, alone or against a real `hakv serve` child on
+//! `127.0.0.1:0` in a scratch directory (the CLI tests). Only PIDs started here are ever
+//! signalled.
 
-#[path = "../support/process.rs"]
-mod process;
-
-use process::ServerProcess;
+use super::ServerProcess;
 use std::process::{Command, Output, Stdio};
 
 /// A real `hakv serve` (see `support/process.rs`) in its own temporary directory.
