@@ -125,7 +125,15 @@ fn cluster_up_serves_changes_membership_and_stops_cleanly() {
     assert_eq!(members(&url), 3);
 
     // A fourth member joins, catches up, and serves the data.
-    let token = std::fs::read_to_string(dir.path().join("cluster-token")).unwrap();
+    let token_file = dir.path().join("cluster-token");
+    use std::os::unix::fs::PermissionsExt;
+    let mode = std::fs::metadata(&token_file).unwrap().permissions().mode();
+    assert_eq!(
+        mode & 0o777,
+        0o600,
+        "the cluster secret is readable by its owner only"
+    );
+    let token = std::fs::read_to_string(&token_file).unwrap();
     let token = token.trim();
     let addr4: SocketAddr = format!("127.0.0.1:{}", base + 4).parse().unwrap();
     let member4 = Stopped(

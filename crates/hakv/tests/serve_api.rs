@@ -343,4 +343,50 @@ fn reads_can_wait_for_a_minimum_revision() {
         .request("GET", "/data/ryw", &[("X-Hakv-Min-Revision", "soon")], None)
         .unwrap();
     assert_eq!((bad.status, bad.code().as_str()), (400, "invalid_precondition"));
+    // A revision no write could have had is refused at once, not waited for.
+    let server = ServerProcess::start(&dir.path().join("patient"), &["--request-timeout", "30s"]);
+    let mut http = Http::connect(server.addr).unwrap();
+    let started = std::time::Instant::now();
+    let never = http
+        .request(
+            "GET",
+            "/data/ryw",
+            &[("X-Hakv-Min-Revision", "18446744073709551615")],
+            None,
+        )
+        .unwrap();
+    assert_eq!(
+        (never.status, never.code().as_str()),
+        (400, "invalid_precondition")
+    );
+    assert!(started.elapsed() < Duration::from_secs(20), "it waited instead");
+}
+
+#[test]
+fn a_scan_page_ends_at_about_4_mib_and_the_cursor_walks_the_rest() {
+    let (_dir, _server, mut http) = node();
+    let value = format!("{{\"value\": \"{}\"}}", "x".repeat(1_000_000));
+    for i in 0..12 {
+        let put = http
+            .send_json("PUT", &format!("/data/big/{i:02}"), &value, &[])
+            .unwrap();
+        assert_eq!(put.status, 201);
+    }
+    let mut path = "/data?prefix=big/&limit=1000".to_string();
+    let mut seen = Vec::new();
+    loop {
+        let page = http.get(&path).unwrap();
+        assert_eq!(page.status, 200);
+        assert!(page.body.len() < 6 << 20, "a page of {} bytes", page.body.len());
+        let page = page.json();
+        let items = page["items"].as_array().unwrap();
+        assert!(items.len() <= 5, "{} items of 1 MB in one page", items.len());
+        seen.extend(items.iter().map(|item| item["key"].as_str().unwrap().to_owned()));
+        match page["next_cursor"].as_str() {
+            Some(cursor) => path = format!("/data?prefix=big/&limit=1000&cursor={cursor}"),
+            None => break,
+        }
+    }
+    let expected: Vec<String> = (0..12).map(|i| format!("big/{i:02}")).collect();
+    assert_eq!(seen, expected, "every key once, in order");
 }

@@ -266,6 +266,22 @@ fn a_stalled_request_times_out_instead_of_hanging() {
 }
 
 #[test]
+fn oversized_request_heads_are_refused_with_431() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = ServerProcess::start(&dir.path().join("node"), &[]);
+    let many: String = (0..200).map(|i| format!("X-Filler-{i}: x\r\n")).collect();
+    let huge = format!("X-Filler: {}\r\n", "x".repeat(100 << 10));
+    for extra in [many, huge] {
+        let mut http = Http::connect(server.addr).unwrap();
+        let head = format!("GET /data/k HTTP/1.1\r\nHost: x\r\n{extra}\r\n");
+        let reply = http.raw(head.as_bytes()).unwrap();
+        assert_eq!(reply.status, 431, "{} header bytes", extra.len());
+    }
+    let mut http = Http::connect(server.addr).unwrap();
+    assert_eq!(http.get("/data/k").unwrap().status, 404, "the node still serves");
+}
+
+#[test]
 fn bad_configuration_is_refused_at_start_with_a_reason() {
     let dir = tempfile::tempdir().unwrap();
     for (args, expected) in [

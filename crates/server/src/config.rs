@@ -247,6 +247,18 @@ impl ServeConfig {
                 "a cluster needs a secret of at least 8 characters (--cluster-token or HAKV_CLUSTER_TOKEN)",
             ));
         }
+        // It travels in an HTTP header: visible ASCII only (a control character used to
+        // panic at start, when the header was built).
+        if self
+            .cluster_token
+            .as_deref()
+            .is_some_and(|t| !t.bytes().all(|b| b.is_ascii_graphic()))
+        {
+            return Err(invalid(
+                "cluster_token",
+                "the secret must be visible ASCII characters (no spaces or control characters)",
+            ));
+        }
         if self.heartbeat.is_zero() || self.election_timeout < self.heartbeat * 3 {
             return Err(invalid(
                 "election_timeout",
@@ -489,6 +501,8 @@ mod tests {
             (cluster(None, "long-enough-secret"), "node_id"),
             (cluster(Some(9), "long-enough-secret"), "peers"),
             (cluster(Some(1), "short"), "cluster_token"),
+            (cluster(Some(1), "long-enough\u{7}-secret"), "cluster_token"),
+            (cluster(Some(1), "long enough secret"), "cluster_token"),
             (
                 ServeArgs {
                     max_value_bytes: Some(MAX_CLUSTER_VALUE_BYTES + 1),

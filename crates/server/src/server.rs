@@ -18,6 +18,10 @@ use tokio::task::JoinSet;
 const PURGE_EVERY: Duration = Duration::from_secs(1);
 /// A client must send its request headers within this time (slowloris protection).
 const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(10);
+/// Most headers in one request.
+const MAX_HEADERS: usize = 100;
+/// Largest request head (and per-connection read buffer), in bytes.
+const MAX_HEAD_BYTES: usize = 64 << 10;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ServeError {
@@ -46,9 +50,13 @@ pub async fn run(
     let (stop_tx, stop_rx) = watch::channel(false);
     let mut connections = JoinSet::new();
     let mut http = auto::Builder::new(TokioExecutor::new()).http1_only();
+    // A request head is at most MAX_HEADERS headers and MAX_HEAD_BYTES (hyper answers 431
+    // beyond): every connection's read buffer is bounded, 4096 connections included.
     http.http1()
         .timer(TokioTimer::new())
-        .header_read_timeout(HEADER_READ_TIMEOUT);
+        .header_read_timeout(HEADER_READ_TIMEOUT)
+        .max_headers(MAX_HEADERS)
+        .max_buf_size(MAX_HEAD_BYTES);
     let http = Arc::new(http);
 
     tokio::pin!(shutdown);

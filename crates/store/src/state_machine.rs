@@ -199,6 +199,20 @@ impl StateMachine {
         limit: usize,
         now_ms: u64,
     ) -> Result<Vec<(String, Record)>, StoreError> {
+        Ok(self.scan_bounded(prefix, after, limit, usize::MAX, now_ms)?.0)
+    }
+
+    /// [`scan`](Self::scan) that also stops once the keys and values read reach `max_bytes`
+    /// (after at least one record), so one page's memory is bounded whatever the values'
+    /// sizes. The flag is true when it stopped for the bytes (more may follow).
+    pub fn scan_bounded(
+        &self,
+        prefix: &str,
+        after: Option<&str>,
+        limit: usize,
+        max_bytes: usize,
+        now_ms: u64,
+    ) -> Result<(Vec<(String, Record)>, bool), StoreError> {
         use std::ops::Bound;
         self.refuse_while_installing()?;
         let start = match after {
@@ -206,6 +220,7 @@ impl StateMachine {
             _ => Bound::Included(prefix.as_bytes().to_vec()),
         };
         let mut out = Vec::new();
+        let mut bytes = 0usize;
         for guard in self.data.range::<Vec<u8>, _>((start, Bound::Unbounded)) {
             let (key, value) = guard.into_inner()?;
             if !key.starts_with(prefix.as_bytes()) {
@@ -217,13 +232,17 @@ impl StateMachine {
             })?;
             let record = Record::decode(&key, &value)?;
             if record.is_live_at(now_ms) {
+                bytes += key.len() + record.value.as_bytes().len();
                 out.push((key, record));
                 if out.len() >= limit {
                     break;
                 }
+                if bytes >= max_bytes {
+                    return Ok((out, true));
+                }
             }
         }
-        Ok(out)
+        Ok((out, false))
     }
 
     fn refuse_while_installing(&self) -> Result<(), StoreError> {

@@ -260,7 +260,16 @@ fn cluster_token(dir: &Path) -> anyhow::Result<String> {
         .and_then(|mut f| std::io::Read::read_exact(&mut f, &mut bytes))
         .context("cannot read /dev/urandom for a cluster secret")?;
     let token: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
-    std::fs::write(&path, &token).with_context(|| format!("cannot write {}", path.display()))?;
+    // Readable by its owner only: whoever holds it can act as a cluster member.
+    use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
+    std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(&path)
+        .and_then(|mut file| file.write_all(token.as_bytes()))
+        .with_context(|| format!("cannot write {}", path.display()))?;
     Ok(token)
 }
 

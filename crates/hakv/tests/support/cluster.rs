@@ -156,6 +156,15 @@ impl Cluster {
     }
 
     /// SIGSTOP (`pause = true`) or SIGCONT.
+    /// The running member's process id.
+    pub fn pid(&self, id: u64) -> u32 {
+        self.members[id as usize - 1]
+            .child
+            .as_ref()
+            .expect("running")
+            .id()
+    }
+
     pub fn pause(&self, id: u64, pause: bool) {
         let child = self.members[id as usize - 1].child.as_ref().expect("running");
         let signal = if pause { "-STOP" } else { "-CONT" };

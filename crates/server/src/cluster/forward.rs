@@ -90,6 +90,14 @@ impl Forwarder {
             .body(Full::new(Bytes::from(body)))
             .map_err(|e| ForwardError::NotSent(e.to_string()))?;
         let (status, bytes) = self.exchange(request).await?;
+        // The leader's guard (`internal.rs`) answers 401 and 503 before reading the request:
+        // nothing was done. Anything else but success may come after the leader acted.
+        if matches!(
+            status,
+            http::StatusCode::UNAUTHORIZED | http::StatusCode::SERVICE_UNAVAILABLE
+        ) {
+            return Err(ForwardError::NotSent(format!("the leader refused it: {status}")));
+        }
         if !status.is_success() {
             return Err(ForwardError::Unknown(format!("the leader answered {status}")));
         }

@@ -1,13 +1,19 @@
 //! The internal routes one member calls on another: a batch of forwarded writes and a read
-//! index. Authenticated with the cluster token. Answers carry each outcome or API error in
-//! the body, so the follower relays the leader's answer exactly.
+//! index. Answers carry each outcome or API error in the body, so the follower relays the
+//! leader's answer exactly.
+//!
+//! Every request passes `guard` first, before any body byte is read: the cluster token
+//! (401), a bound on requests in flight (503), and a deadline for the whole request, body
+//! included (408), so that nobody can hold memory or slots with slow or unauthenticated
+//! bodies.
 
 use super::ClusterNode;
 use super::forward_queue::{MAX_BATCH_BYTES, MAX_BATCH_COMMANDS};
 use crate::ApiError;
 use axum::Router;
 use axum::body::Bytes;
-use axum::extract::{DefaultBodyLimit, State};
+use axum::extract::{DefaultBodyLimit, Request, State};
+use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::post;
 use futures_util::future::join_all;
@@ -63,7 +69,15 @@ impl<T> Reply<T> {
 pub struct Internal {
     pub cluster: Arc<ClusterNode>,
     authorization: Vec<u8>,
+    /// Internal requests being served; beyond [`MAX_IN_FLIGHT`], refused.
+    in_flight: Arc<tokio::sync::Semaphore>,
+    /// The whole request, body included, must be served within this.
+    deadline: std::time::Duration,
 }
+
+/// Internal requests served at once. A follower forwards at most a few batches at a time
+/// (`forward_queue`), so this is far above what members need.
+pub const MAX_IN_FLIGHT: usize = 256;
 
 /// Largest forwarded batch body (bincode): a full batch (`forward_queue::MAX_BATCH_BYTES` of
 /// keys and values) plus one largest write, plus each command's few fixed fields.
@@ -72,11 +86,18 @@ pub fn max_propose_body(max_write_body: usize) -> usize {
 }
 
 /// `/internal/*`, merged into the node's router; `max_write_body` is the client API's largest
-/// write body.
-pub fn router(cluster: Arc<ClusterNode>, token: &str, max_write_body: usize) -> Router {
+/// write body; `request_timeout` the client API's (a request here gets a second more).
+pub fn router(
+    cluster: Arc<ClusterNode>,
+    token: &str,
+    max_write_body: usize,
+    request_timeout: std::time::Duration,
+) -> Router {
     let internal = Arc::new(Internal {
         cluster,
         authorization: format!("Bearer {token}").into_bytes(),
+        in_flight: Arc::new(tokio::sync::Semaphore::new(MAX_IN_FLIGHT)),
+        deadline: request_timeout + std::time::Duration::from_secs(1),
     });
     Router::new()
         .route(
@@ -84,7 +105,31 @@ pub fn router(cluster: Arc<ClusterNode>, token: &str, max_write_body: usize) -> 
             post(propose).layer(DefaultBodyLimit::max(max_propose_body(max_write_body))),
         )
         .route(READ_INDEX_PATH, post(read_index))
+        .layer(middleware::from_fn_with_state(internal.clone(), guard))
         .with_state(internal)
+}
+
+/// Token, in-flight bound and deadline, checked before the handler reads any of the body.
+async fn guard(State(internal): State<Arc<Internal>>, request: Request, next: Next) -> Response {
+    if !authorized(&internal, request.headers()) {
+        return refuse();
+    }
+    let Ok(_permit) = internal.in_flight.clone().try_acquire_owned() else {
+        metrics::counter!("hakv_cluster_internal_requests_shed_total").increment(1);
+        return (
+            StatusCode::SERVICE_UNAVAILABLE,
+            "too many internal requests in flight\n",
+        )
+            .into_response();
+    };
+    match tokio::time::timeout(internal.deadline, next.run(request)).await {
+        Ok(response) => response,
+        Err(_) => (
+            StatusCode::REQUEST_TIMEOUT,
+            "the internal request was not received and served in time\n",
+        )
+            .into_response(),
+    }
 }
 
 fn authorized(internal: &Internal, headers: &HeaderMap) -> bool {
@@ -100,10 +145,7 @@ fn refuse() -> Response {
     (StatusCode::UNAUTHORIZED, "cluster token missing or wrong\n").into_response()
 }
 
-async fn propose(State(internal): State<Arc<Internal>>, headers: HeaderMap, body: Bytes) -> Response {
-    if !authorized(&internal, &headers) {
-        return refuse();
-    }
+async fn propose(State(internal): State<Arc<Internal>>, body: Bytes) -> Response {
     internal.cluster.raft().client_activity().touch(); // clients' writes, forwarded
     let commands = match bincode::deserialize::<Vec<Command>>(&body) {
         Ok(commands) => commands,
@@ -119,10 +161,7 @@ async fn propose(State(internal): State<Arc<Internal>>, headers: HeaderMap, body
     axum::Json(replies).into_response()
 }
 
-async fn read_index(State(internal): State<Arc<Internal>>, headers: HeaderMap) -> Response {
-    if !authorized(&internal, &headers) {
-        return refuse();
-    }
+async fn read_index(State(internal): State<Arc<Internal>>) -> Response {
     internal.cluster.raft().client_activity().touch(); // clients' reads, via a follower
     axum::Json(Reply::from_result(internal.cluster.read_index_here().await)).into_response()
 }

@@ -29,6 +29,14 @@ pub async fn key_request(State(node): State<Arc<Node>>, request: Request) -> Res
                 node.read_barrier().await?;
             }
             if let Some(revision) = min_revision(&parts.headers)? {
+                // A revision this far ahead was never handed out (or this member is too far
+                // behind to be worth waiting for): refused at once instead of holding a slot.
+                let applied = node.state_machine.revision().0;
+                if revision.0 > applied.saturating_add(MIN_REVISION_MARGIN) {
+                    return Err(ApiError::InvalidPrecondition(
+                        "X-Hakv-Min-Revision is more than 1000000 revisions beyond this member's",
+                    ));
+                }
                 // Read-your-writes on any replica; the request timeout bounds the wait.
                 node.state_machine.wait_for_revision(revision).await;
             }
@@ -40,6 +48,10 @@ pub async fn key_request(State(node): State<Arc<Node>>, request: Request) -> Res
         _ => Err(method_error(&parts.method)),
     }
 }
+
+/// How far beyond this node's applied revision `X-Hakv-Min-Revision` may be: a follower may lag
+/// the leader by some revisions, never by this many while it serves reads.
+const MIN_REVISION_MARGIN: u64 = 1_000_000;
 
 /// `X-Hakv-Min-Revision: N`: answer only once revision N is applied on this node.
 fn min_revision(headers: &http::HeaderMap) -> Result<Option<Revision>, ApiError> {

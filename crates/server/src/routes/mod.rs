@@ -50,6 +50,7 @@ pub fn app(node: Arc<Node>) -> Router {
                     member.clone(),
                     token,
                     node.config.max_body_bytes(),
+                    node.config.request_timeout,
                 ))
         }
         None => router,

@@ -1,7 +1,8 @@
 //! `GET /data?prefix=&limit=&cursor=`: keys in byte order, one page at a time.
 //!
 //! Pages continue strictly after the last key of the previous page, so a key that exists
-//! for the whole walk is returned exactly once, whatever is written meanwhile.
+//! for the whole walk is returned exactly once, whatever is written meanwhile. A page holds
+//! at most `limit` items and ends early at about 4 MiB of keys and values, with a cursor.
 
 use super::query::{Consistency, ScanParams, decode_cursor, encode_cursor};
 use crate::ApiError;
@@ -12,6 +13,10 @@ use hakv_api::to_canonical_json;
 use http::{StatusCode, Uri};
 use std::sync::Arc;
 
+/// A page ends after the record that brings its keys and values to this many bytes (a single
+/// larger value still makes a page of one).
+pub const PAGE_BYTES: usize = 4 << 20;
+
 pub async fn scan(State(node): State<Arc<Node>>, uri: Uri) -> Result<Response, ApiError> {
     let params = ScanParams::parse(uri.query())?;
     let limit = params.limit.unwrap_or(ScanParams::DEFAULT_LIMIT);
@@ -19,12 +24,19 @@ pub async fn scan(State(node): State<Arc<Node>>, uri: Uri) -> Result<Response, A
     if params.consistency == Consistency::Linearizable {
         node.read_barrier().await?;
     }
-    // Read one more than asked to learn whether another page exists.
-    let mut records = node
+    // Read one more than asked to learn whether another page exists; a page also ends once
+    // it holds about PAGE_BYTES of keys and values (memory per scan is bounded).
+    let (mut records, full) = node
         .state_machine
-        .scan(&params.prefix, after.as_deref(), limit + 1, node.clock_ms())
+        .scan_bounded(
+            &params.prefix,
+            after.as_deref(),
+            limit + 1,
+            PAGE_BYTES,
+            node.clock_ms(),
+        )
         .map_err(unavailable)?;
-    let more = records.len() > limit;
+    let more = full || records.len() > limit;
     records.truncate(limit);
     let next_cursor = if more {
         records.last().map(|(key, _)| encode_cursor(key))
