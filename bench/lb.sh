@@ -39,13 +39,13 @@ start_bg haproxy haproxy -db -f "$D/haproxy.cfg"
 HAPROXY_PID=$LAST_PID
 # anchor-kv has no /ready: health-check /hello instead.
 printf '[health]\npath = "/hello"\n' > "$D/hakv-lb.toml"
-HAKV_LOG=warn start_bg hakv-lb "$HAKV" balance --listen 127.0.0.1:18092 --threads 1 \
+HAKV_LOG=warn start_bg hakv-lb "$HAKV" balance --listen 127.0.0.1:18092 --admin-listen 127.0.0.1:18192 --threads 1 \
   --algorithm round-robin --config "$D/hakv-lb.toml" \
   --backend 127.0.0.1:18081 --backend 127.0.0.1:18082
 HAKV_PID=$LAST_PID
 HAKV_B_PID=""
 if [ -n "${HAKV_B:-}" ]; then
-  HAKV_LOG=warn start_bg hakvb-lb "$HAKV_B" balance --listen 127.0.0.1:18093 --threads 1 \
+  HAKV_LOG=warn start_bg hakvb-lb "$HAKV_B" balance --listen 127.0.0.1:18093 --admin-listen 127.0.0.1:18193 --threads 1 \
     --algorithm round-robin --config "$D/hakv-lb.toml" \
     --backend 127.0.0.1:18081 --backend 127.0.0.1:18082
   HAKV_B_PID=$LAST_PID
@@ -82,7 +82,7 @@ for rep in $(seq "$REPS"); do
     done
   done
 done
-curl -s http://127.0.0.1:18092/lb/status > "$OUT/hakv-lb-status.json"
+curl -s http://127.0.0.1:18192/lb/status > "$OUT/hakv-lb-status.json"
 # Did every proxy reuse backend connections? (new connections = Tcp ActiveOpens; see 05b)
 echo "hakv balance pid $HAKV_PID; status in $OUT/hakv-lb-status.json"
 cleanup

@@ -107,7 +107,9 @@ impl fmt::Display for BackendSpec {
 #[serde(default, deny_unknown_fields)]
 pub struct BalancerConfig {
     pub listen: SocketAddr,
-    /// Where `/lb/*` and `/metrics` are served instead of the main listener, when set.
+    /// Where `/lb/*` and `/metrics` are served (never on the proxy port). Unset: loopback,
+    /// on the port after `listen`'s (an ephemeral one when `listen`'s port is 0); see
+    /// [`admin_addr`](Self::admin_addr). Off loopback it needs `admin_token`.
     pub admin_listen: Option<SocketAddr>,
     /// When set, the admin endpoints that change something (POST, PATCH, DELETE on `/lb/*`)
     /// need `Authorization: Bearer <token>`; status and metrics stay readable.
@@ -303,6 +305,18 @@ fn check(
 }
 
 impl BalancerConfig {
+    /// The admin listener's address: `admin_listen`, or loopback on the port after `listen`'s
+    /// (ephemeral when `listen`'s port is 0 or the last one).
+    pub fn admin_addr(&self) -> SocketAddr {
+        self.admin_listen.unwrap_or_else(|| {
+            let port = match self.listen.port() {
+                0 | u16::MAX => 0,
+                port => port + 1,
+            };
+            SocketAddr::from(([127, 0, 0, 1], port))
+        })
+    }
+
     /// Reads a TOML file; missing fields keep their defaults.
     pub fn from_file(path: &std::path::Path) -> Result<Self, ConfigError> {
         let shown = path.display().to_string();
@@ -338,6 +352,12 @@ impl BalancerConfig {
                 b.weight,
             )?;
         }
+        check(
+            self.admin_addr().ip().is_loopback() || self.admin_token.is_some(),
+            "admin_listen",
+            "a loopback address, or protected by admin_token (HAKV_BALANCE_ADMIN_TOKEN)",
+            self.admin_addr(),
+        )?;
         if let Some(token) = &self.admin_token {
             check(
                 !token.is_empty() && token.bytes().all(|b| b.is_ascii_graphic()),
@@ -493,6 +513,24 @@ mod tests {
         c.health.timeout_ms = c.health.interval_ms + 1;
         let e = c.validate().unwrap_err().to_string();
         assert!(e.starts_with("health.timeout_ms"), "{e}");
+    }
+
+    #[test]
+    fn the_admin_api_is_on_loopback_next_to_the_proxy_unless_protected_by_a_token() {
+        let mut c = BalancerConfig {
+            listen: "0.0.0.0:7380".parse().unwrap(),
+            backends: vec!["127.0.0.1:1".parse().unwrap()],
+            ..BalancerConfig::default()
+        };
+        assert_eq!(c.admin_addr(), "127.0.0.1:7381".parse().unwrap());
+        c.validate().unwrap();
+        c.listen = "127.0.0.1:0".parse().unwrap();
+        assert_eq!(c.admin_addr(), "127.0.0.1:0".parse().unwrap());
+        c.admin_listen = Some("0.0.0.0:9901".parse().unwrap());
+        let e = c.validate().unwrap_err().to_string();
+        assert!(e.starts_with("admin_listen"), "{e}");
+        c.admin_token = Some("s3cret-t0ken".into());
+        c.validate().unwrap();
     }
 
     #[test]

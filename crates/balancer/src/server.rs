@@ -42,9 +42,10 @@ pub enum ServeError {
 /// Which requests a listener answers.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Mode {
-    /// Forwards everything, answering `/lb/*` and `/metrics` itself when `admin` is set.
-    Proxy { admin: bool },
-    /// Only `/lb/*` and `/metrics` (the `admin_listen` address).
+    /// Forwards everything: the proxy port serves only proxied traffic (`/lb/*` and `/metrics`
+    /// included, which go to a backend like any path).
+    Proxy,
+    /// Only `/lb/*` and `/metrics` (the admin listener).
     AdminOnly,
 }
 
@@ -154,15 +155,15 @@ impl Balancer {
                 .map_err(|source| ServeError::Bind { addr, source })
         };
         let listener = bind(self.shared.config.listen).await?;
-        let admin = match self.shared.config.admin_listen {
-            Some(a) => Some(bind(a).await?),
-            None => None,
-        };
+        let admin = bind(self.shared.config.admin_addr()).await?;
         let addr = listener.local_addr().map_err(|source| ServeError::Bind {
             addr: self.shared.config.listen,
             source,
         })?;
-        let admin_addr = admin.as_ref().and_then(|l| l.local_addr().ok());
+        let admin_addr = admin.local_addr().map_err(|source| ServeError::Bind {
+            addr: self.shared.config.admin_addr(),
+            source,
+        })?;
         let (tx, rx) = watch::channel(false);
         let balancer = self.clone();
         let task = tokio::spawn(self.serve(listener, admin, rx));
@@ -180,7 +181,7 @@ impl Balancer {
     pub async fn serve(
         self,
         listener: TcpListener,
-        admin_listener: Option<TcpListener>,
+        admin_listener: TcpListener,
         mut shutdown: watch::Receiver<bool>,
     ) -> Result<(), ServeError> {
         let shared = &self.shared;
@@ -204,20 +205,15 @@ impl Balancer {
         }
         let max_conns = shared.config.limits.max_connections;
         let permits = Arc::new(Semaphore::new(max_conns));
-        let admin_task = admin_listener.map(|l| {
-            tokio::spawn(accept_loop(
-                Arc::clone(shared),
-                l,
-                Mode::AdminOnly,
-                Arc::new(Semaphore::new(64)),
-                shutdown.clone(),
-            ))
-        });
-        let mode = Mode::Proxy {
-            admin: shared.config.admin_listen.is_none(),
-        };
+        let admin_task = tokio::spawn(accept_loop(
+            Arc::clone(shared),
+            admin_listener,
+            Mode::AdminOnly,
+            Arc::new(Semaphore::new(64)),
+            shutdown.clone(),
+        ));
         tokio::select! {
-            _ = accept_loop(Arc::clone(shared), listener, mode, Arc::clone(&permits), shutdown.clone()) => {}
+            _ = accept_loop(Arc::clone(shared), listener, Mode::Proxy, Arc::clone(&permits), shutdown.clone()) => {}
             _ = stopped(&mut shutdown) => {}
         }
         // Every connection holds one permit: all permits back means all connections closed.
@@ -228,9 +224,7 @@ impl Balancer {
         {
             tracing::warn!("drain timeout: closing the remaining connections");
         }
-        if let Some(t) = admin_task {
-            t.abort();
-        }
+        admin_task.abort();
         let _ = stop_tasks.send(true);
         Ok(())
     }
@@ -294,10 +288,9 @@ async fn dispatch(
     client: &ClientAddr,
     mode: Mode,
 ) -> Response<ResponseBody> {
-    let admin_path = is_admin_path(req.uri().path());
     match mode {
-        Mode::Proxy { admin: true } | Mode::AdminOnly if admin_path => admin::handle(shared, req).await,
-        Mode::Proxy { .. } => shared.forward(req, client).await,
+        Mode::AdminOnly if is_admin_path(req.uri().path()) => admin::handle(shared, req).await,
+        Mode::Proxy => shared.forward(req, client).await,
         Mode::AdminOnly => json_response(
             StatusCode::NOT_FOUND,
             &serde_json::json!({"error": "the admin listener serves only /lb/* and /metrics", "code": "not_found"}),
@@ -314,7 +307,7 @@ async fn stopped(shutdown: &mut watch::Receiver<bool>) {
 /// A balancer serving in the background.
 pub struct BalancerHandle {
     pub addr: SocketAddr,
-    pub admin_addr: Option<SocketAddr>,
+    pub admin_addr: SocketAddr,
     pub balancer: Balancer,
     shutdown: watch::Sender<bool>,
     task: JoinHandle<Result<(), ServeError>>,

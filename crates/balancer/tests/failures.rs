@@ -185,7 +185,7 @@ async fn no_backend_and_timeouts_answer_json_errors_that_say_why() {
         let (s, _, _, _) = send(
             &cl,
             "POST",
-            &format!("http://{}/lb/backends/{addr}/drain", lb.addr),
+            &format!("http://{}/lb/backends/{addr}/drain", lb.admin_addr),
             "",
         )
         .await
@@ -297,14 +297,14 @@ async fn when_every_backend_fails_its_health_checks_requests_still_go_through() 
     );
     assert_eq!(lb.balancer.status()["panic_requests"], 4);
     // Draining still counts in panic mode.
-    let drain = format!("http://{}/lb/backends/{}/drain", lb.addr, a.addr);
+    let drain = format!("http://{}/lb/backends/{}/drain", lb.admin_addr, a.addr);
     assert_eq!(send(&cl, "POST", &drain, "").await.unwrap().0, 200);
     for _ in 0..3 {
         assert_eq!(get(&cl, &url).await, (200, "b".to_owned()));
     }
     // One healthy backend ends panic mode: only it gets requests.
     a.set_ready(true);
-    let backend_a = format!("http://{}/lb/backends/{}", lb.addr, a.addr);
+    let backend_a = format!("http://{}/lb/backends/{}", lb.admin_addr, a.addr);
     let (status, _, body, _) = send(&cl, "PATCH", &backend_a, r#"{"draining": false}"#)
         .await
         .unwrap();

@@ -16,7 +16,7 @@ async fn backends_and_weights_change_at_run_time_through_the_admin_api() {
     c.algorithm = Algorithm::WeightedRoundRobin;
     let lb = start(c).await;
     let cl = client();
-    let admin = |p: &str| format!("http://{}{p}", lb.addr);
+    let admin = |p: &str| format!("http://{}{p}", lb.admin_addr);
     let body = format!("{{\"addr\":\"{}\",\"weight\":3}}", b.addr);
     let (s, _, _, _) = send(&cl, "POST", &admin("/lb/backends"), &body).await.unwrap();
     assert_eq!(s, 201);
@@ -52,7 +52,7 @@ async fn with_an_admin_token_changes_need_it_and_status_stays_readable() {
     c.admin_token = Some("adm1n-s3cret".into());
     let lb = start(c).await;
     let cl = client();
-    let drain = format!("http://{}/lb/backends/{}/drain", lb.addr, a.addr);
+    let drain = format!("http://{}/lb/backends/{}/drain", lb.admin_addr, a.addr);
     for headers in [
         &[][..],
         &[("authorization", "Bearer wrong-token")],
@@ -68,7 +68,7 @@ async fn with_an_admin_token_changes_need_it_and_status_stays_readable() {
         false,
         "nothing changed"
     );
-    let (s, _, body, _) = send(&cl, "GET", &format!("http://{}/lb/status", lb.addr), "")
+    let (s, _, body, _) = send(&cl, "GET", &format!("http://{}/lb/status", lb.admin_addr), "")
         .await
         .unwrap();
     assert_eq!(s, 200, "{body}");
@@ -97,7 +97,7 @@ async fn a_drained_backend_finishes_its_in_flight_requests_and_gets_no_new_ones(
     let (s, _, _, _) = send(
         &client(),
         "POST",
-        &format!("http://{}/lb/backends/{}/drain", lb.addr, a.addr),
+        &format!("http://{}/lb/backends/{}/drain", lb.admin_addr, a.addr),
         "",
     )
     .await
@@ -210,7 +210,7 @@ async fn status_and_metrics_describe_each_backend_and_metrics_pass_promtool() {
         );
     }
     let cl = client();
-    let (s, _, text, headers) = send(&cl, "GET", &format!("http://{}/metrics", lb.addr), "")
+    let (s, _, text, headers) = send(&cl, "GET", &format!("http://{}/metrics", lb.admin_addr), "")
         .await
         .unwrap();
     assert_eq!(s, 200);
@@ -228,7 +228,7 @@ async fn status_and_metrics_describe_each_backend_and_metrics_pass_promtool() {
         "{text}"
     );
     assert!(text.contains("hakv_lb_backend_latency_seconds_bucket"));
-    let (s, _, body, _) = send(&cl, "GET", &format!("http://{}/lb/status", lb.addr), "")
+    let (s, _, body, _) = send(&cl, "GET", &format!("http://{}/lb/status", lb.admin_addr), "")
         .await
         .unwrap();
     assert_eq!(s, 200);
@@ -305,5 +305,36 @@ async fn forwarded_headers_reach_the_backend_and_hop_by_hop_ones_do_not() {
     assert!(seen.contains("forwarded: for=127.0.0.1;proto=http"), "{seen}");
     assert!(!seen.contains("x-private"), "{seen}");
     assert!(!seen.contains("te: "), "{seen}");
+    lb.shutdown().await.unwrap();
+}
+
+#[tokio::test]
+async fn the_admin_api_is_unreachable_through_the_proxy_port() {
+    let (a, b) = (TestBackend::start("a").await, TestBackend::start("b").await);
+    let lb = start(config(&[&a])).await;
+    assert_ne!(lb.admin_addr, lb.addr);
+    assert!(lb.admin_addr.ip().is_loopback());
+    let cl = client();
+    // On the proxy port, `/lb/*` is just a path: it goes to a backend, and changes nothing.
+    let body = format!("{{\"addr\":\"{}\"}}", b.addr);
+    let (_, backend, _, _) = send(&cl, "POST", &format!("http://{}/lb/backends", lb.addr), &body)
+        .await
+        .unwrap();
+    assert_eq!(backend, "a", "proxied to the backend");
+    let (_, backend, _, _) = send(&cl, "GET", &format!("http://{}/lb/status", lb.addr), "")
+        .await
+        .unwrap();
+    assert_eq!(backend, "a");
+    let (s, _, status, _) = send(&cl, "GET", &format!("http://{}/lb/status", lb.admin_addr), "")
+        .await
+        .unwrap();
+    assert_eq!(s, 200);
+    let status: serde_json::Value = serde_json::from_str(&status).unwrap();
+    assert_eq!(status["backends"].as_array().unwrap().len(), 1, "{status}");
+    // The admin listener serves nothing else.
+    let (s, _, _, _) = send(&cl, "GET", &format!("http://{}/data/k", lb.admin_addr), "")
+        .await
+        .unwrap();
+    assert_eq!(s, 404);
     lb.shutdown().await.unwrap();
 }

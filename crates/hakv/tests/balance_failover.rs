@@ -127,6 +127,7 @@ async fn killing_a_backend_under_load_fails_no_read_and_repeats_no_write() {
         &tmp.path().join("lb.log"),
     );
     let lb_addr = lb.addr;
+    let lb_admin = lb.admin();
 
     // Continuous load: 4 clients alternating PUT and GET, bounded in time and count.
     let stop = Arc::new(AtomicBool::new(false));
@@ -178,7 +179,7 @@ async fn killing_a_backend_under_load_fails_no_read_and_repeats_no_write() {
 
     // Kill A (SIGKILL, mid-load).
     drop(a);
-    let down = wait_backend(&c, lb_addr, a_addr, Duration::from_secs(10), |b| {
+    let down = wait_backend(&c, lb_admin, a_addr, Duration::from_secs(10), |b| {
         b["healthy"] == false
     })
     .await
@@ -194,17 +195,17 @@ async fn killing_a_backend_under_load_fails_no_read_and_repeats_no_write() {
         &tmp.path().join("a"),
         &tmp.path().join("a2.log"),
     );
-    let up = wait_backend(&c, lb_addr, a_addr, Duration::from_secs(10), |b| {
+    let up = wait_backend(&c, lb_admin, a_addr, Duration::from_secs(10), |b| {
         b["healthy"] == true
     })
     .await
     .expect("A marked up");
     let bound = Duration::from_millis((RISE + 1) * INTERVAL_MS);
     assert!(up <= bound, "marked up after {up:?}, bound {bound:?}");
-    let before = backend(&status(&c, lb_addr).await, a_addr)["requests"]
+    let before = backend(&status(&c, lb_admin).await, a_addr)["requests"]
         .as_u64()
         .unwrap();
-    let traffic = wait_backend(&c, lb_addr, a_addr, Duration::from_secs(10), |b| {
+    let traffic = wait_backend(&c, lb_admin, a_addr, Duration::from_secs(10), |b| {
         b["requests"].as_u64().unwrap() > before + 10
     })
     .await;
@@ -215,7 +216,7 @@ async fn killing_a_backend_under_load_fails_no_read_and_repeats_no_write() {
         l.await.unwrap();
     }
     // The kill did hit traffic (refused or broken attempts on A), and those were retried.
-    let s = status(&c, lb_addr).await;
+    let s = status(&c, lb_admin).await;
     assert!(backend(&s, a_addr)["errors"].as_u64().unwrap() > 0, "{s}");
     assert!(s["retries"].as_u64().unwrap() > 0, "{s}");
     // A write in flight on A when it died may have been applied there: the balancer does not
@@ -254,7 +255,7 @@ async fn sighup_reloads_the_config_file_and_sigterm_exits_cleanly() {
         &tmp.path().join("lb.log"),
     );
     let c = client();
-    let s = status(&c, lb.addr).await;
+    let s = status(&c, lb.admin()).await;
     assert_eq!(
         (s["algorithm"].as_str(), s["backends"].as_array().unwrap().len()),
         (Some("p2c"), 1)
@@ -275,7 +276,7 @@ async fn sighup_reloads_the_config_file_and_sigterm_exits_cleanly() {
     );
     let deadline = Instant::now() + Duration::from_secs(10);
     loop {
-        let s = status(&c, lb.addr).await;
+        let s = status(&c, lb.admin()).await;
         if s["backends"].as_array().unwrap().len() == 2 {
             assert_eq!(s["algorithm"], "least-connections");
             assert_eq!(s["backends"][0]["weight"], 2);
@@ -294,7 +295,10 @@ async fn sighup_reloads_the_config_file_and_sigterm_exits_cleanly() {
             .success()
     );
     tokio::time::sleep(Duration::from_millis(200)).await;
-    assert_eq!(status(&c, lb.addr).await["backends"].as_array().unwrap().len(), 2);
+    assert_eq!(
+        status(&c, lb.admin()).await["backends"].as_array().unwrap().len(),
+        2
+    );
 
     assert!(
         Command::new("kill")

@@ -44,8 +44,10 @@ fn serve(args: BalanceArgs) -> anyhow::Result<()> {
     runtime.block_on(async move {
         let balancer = Balancer::new(config)?;
         let handle = balancer.clone().spawn().await?;
-        // The one stdout line scripts and tests wait for (same shape as `hakv serve`).
+        // The stdout line scripts and tests wait for (same shape as `hakv serve`), then where
+        // the admin API is (never on the proxy port).
         println!("listening on http://{}", handle.addr);
+        println!("admin on http://{}", handle.admin_addr);
         let _ = std::io::stdout().flush();
         tracing::info!(addr = %handle.addr, admin = ?handle.admin_addr, "balancing");
         signals(&args, &balancer).await?;

@@ -142,15 +142,18 @@ async fn up(args: UpArgs) -> anyhow::Result<()> {
             .env("HAKV_CLUSTER_TOKEN", &token);
         members.push(spawn(command, &args.dir, &format!("node-{id}"))?);
     }
+    // The balancer's admin API stays on loopback, on the port after the balancer's.
+    let admin = admin_addr(args.listen);
     let mut balancer = Command::new(&exe);
     balancer.args(["balance", "--listen", &args.listen.to_string(), "--leader-aware"]);
+    balancer.args(["--admin-listen", &admin.to_string()]);
     for addr in &addrs {
         balancer.args(["--backend", &addr.to_string()]);
     }
     members.push(spawn(balancer, &args.dir, "balancer")?);
 
     let outcome = tokio::select! {
-        ready = wait_ready(&addrs, args.listen) => ready,
+        ready = wait_ready(&addrs, admin) => ready,
         _ = shutdown_signal() => Err(anyhow::anyhow!("interrupted before the cluster was ready")),
     };
     if let Err(err) = outcome {
@@ -293,11 +296,21 @@ fn spawn(mut command: Command, dir: &Path, name: &str) -> anyhow::Result<Member>
     })
 }
 
-/// Polls every member's `/ready` and the balancer's `/lb/status` (bounded).
-async fn wait_ready(members: &[SocketAddr], balancer: SocketAddr) -> anyhow::Result<()> {
+/// The balancer's admin address for a balancer listening at `listen` (its default).
+fn admin_addr(listen: SocketAddr) -> SocketAddr {
+    hakv_balancer::BalancerConfig {
+        listen,
+        ..Default::default()
+    }
+    .admin_addr()
+}
+
+/// Polls every member's `/ready` and the balancer's `/lb/status` on its admin listener
+/// (bounded).
+async fn wait_ready(members: &[SocketAddr], balancer_admin: SocketAddr) -> anyhow::Result<()> {
     let deadline = Instant::now() + Duration::from_secs(30);
     let mut urls: Vec<String> = members.iter().map(|a| format!("http://{a}/ready")).collect();
-    urls.push(format!("http://{balancer}/lb/status"));
+    urls.push(format!("http://{balancer_admin}/lb/status"));
     for url in urls {
         loop {
             if http_ok(&url).await {
@@ -347,6 +360,10 @@ fn print_usage(args: &UpArgs, addrs: &[SocketAddr]) {
         println!("  node {}  http://{addr}", i + 1);
     }
     println!("  balancer http://{}  (send clients here)", args.listen);
+    println!(
+        "  balancer admin http://{}  (status, metrics, backends)",
+        admin_addr(args.listen)
+    );
     println!();
     println!("try:");
     println!("  hakv put greeting '\"hello\"' --url http://{}", args.listen);

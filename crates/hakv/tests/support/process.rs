@@ -42,7 +42,7 @@ impl ServerProcess {
             .arg(data_dir)
             .args(&args)
             .envs(env.iter().map(|(k, v)| (k, v)));
-        let (child, addr) = spawn_listening(command, log, &data_dir.with_extension("log"));
+        let (child, addr, _) = spawn_listening(command, log, &data_dir.with_extension("log"));
         ServerProcess {
             child,
             addr,
@@ -105,6 +105,8 @@ impl Drop for ServerProcess {
 pub struct HakvProcess {
     pub child: Child,
     pub addr: SocketAddr,
+    /// `hakv balance`'s admin listener (its second line, `admin on http://ADDR`).
+    pub admin: Option<SocketAddr>,
 }
 
 impl HakvProcess {
@@ -113,8 +115,22 @@ impl HakvProcess {
         let file = std::fs::File::create(log).expect("create the log file");
         let mut command = Command::new(env!("CARGO_BIN_EXE_hakv"));
         command.args(args);
-        let (child, addr) = spawn_listening(command, file, log);
-        HakvProcess { child, addr }
+        let (child, addr, later) = spawn_listening(command, file, log);
+        let admin = (args.first() == Some(&"balance")).then(|| {
+            let line = later
+                .recv_timeout(Duration::from_secs(10))
+                .expect("hakv balance prints its admin address");
+            line.strip_prefix("admin on http://")
+                .unwrap_or_else(|| panic!("unexpected second line {line:?}"))
+                .parse()
+                .expect("a socket address")
+        });
+        HakvProcess { child, addr, admin }
+    }
+
+    /// `hakv balance`'s admin address.
+    pub fn admin(&self) -> SocketAddr {
+        self.admin.expect("a balancer")
     }
 }
 
@@ -126,8 +142,13 @@ impl Drop for HakvProcess {
 }
 
 /// Spawns `command` with stderr to `log` and waits (30 s at most) for its first stdout line,
-/// `listening on http://ADDR`; the rest of stdout is drained so the child never blocks.
-fn spawn_listening(mut command: Command, log: std::fs::File, log_path: &Path) -> (Child, SocketAddr) {
+/// `listening on http://ADDR`; the later lines come through the receiver (stdout is drained
+/// so the child never blocks).
+fn spawn_listening(
+    mut command: Command,
+    log: std::fs::File,
+    log_path: &Path,
+) -> (Child, SocketAddr, mpsc::Receiver<String>) {
     let mut child = command
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
@@ -137,11 +158,9 @@ fn spawn_listening(mut command: Command, log: std::fs::File, log_path: &Path) ->
     let stdout = child.stdout.take().expect("piped stdout");
     let (tx, rx) = mpsc::channel();
     std::thread::spawn(move || {
-        let mut lines = BufReader::new(stdout).lines();
-        if let Some(Ok(line)) = lines.next() {
+        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
             let _ = tx.send(line);
         }
-        for _ in lines {}
     });
     let line = match rx.recv_timeout(Duration::from_secs(30)) {
         Ok(line) => line,
@@ -157,5 +176,5 @@ fn spawn_listening(mut command: Command, log: std::fs::File, log_path: &Path) ->
         .unwrap_or_else(|| panic!("unexpected first line {line:?}"))
         .parse()
         .expect("a socket address");
-    (child, addr)
+    (child, addr, rx)
 }
