@@ -4,7 +4,7 @@
 # injected one at a time while 3 clients record a history that must stay linearizable.
 # Root only. Prints the schedule, fault counts, unavailability windows and the check's verdict.
 #   SECS=1800 SEED=7 bench/nemesis.sh        (defaults: 1800 s, a seed from the clock)
-set -eu
+set -eu -o pipefail
 ROOT="$(cd "$(dirname "$0")/.." && pwd)"
 SECS=${SECS:-1800}; SEED=${SEED:-$(date +%s)}
 [ "$(id -u)" = 0 ] || { echo "the nemesis needs root (network namespaces, tmpfs)" >&2; exit 2; }

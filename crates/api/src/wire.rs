@@ -8,8 +8,10 @@ pub const SET_MESSAGE: &str = "Data set successfully";
 /// The answer to a successful delete.
 pub const DELETE_MESSAGE: &str = "Data deleted successfully";
 
-/// Body of `POST`/`PUT /data/{key}`. Unknown fields are ignored, as the seed program does.
+/// Body of `POST`/`PUT /data/{key}`. Unknown fields are refused (the seed program ignores
+/// them, but then a misspelled `"ttl": 10` would leave a key that never expires, silently).
 #[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct WriteBody {
     /// Required. `Option` so that a missing `value` is told apart from `null` (which is a
     /// value like any other).
@@ -56,8 +58,9 @@ mod tests {
 
     #[test]
     fn write_body_tells_missing_value_from_null() {
-        let missing: WriteBody = serde_json::from_str(r#"{"other": 1}"#).unwrap();
+        let missing: WriteBody = serde_json::from_str(r#"{"ttl_seconds": 1}"#).unwrap();
         assert!(missing.value.is_none());
+        assert!(serde_json::from_str::<WriteBody>(r#"{"value": 1, "ttl": 1}"#).is_err());
         let null: WriteBody = serde_json::from_str(r#"{"value": null}"#).unwrap();
         assert_eq!(null.value, Some(serde_json::Value::Null));
     }

@@ -169,3 +169,29 @@ fn usage_and_connection_errors_have_their_own_codes() {
     assert_eq!(run(&["get"]).code, 2);
     assert_eq!(run(&["put", "k", "v", "--if-match", "1", "--if-absent"]).code, 2);
 }
+
+#[test]
+fn a_reader_that_goes_away_ends_the_client_quietly() {
+    use std::os::unix::process::ExitStatusExt;
+    use std::process::{Command, Stdio};
+    let node = Node::start();
+    for i in 0..50 {
+        assert_eq!(node.hakv(&["put", &format!("k{i}"), "1"]).code, 0);
+    }
+    // `hakv scan | head -0`: the pipe's reader is gone before the first line is written.
+    let mut child = Command::new(env!("CARGO_BIN_EXE_hakv"))
+        .args(["scan", "--url", &node.url])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    drop(child.stdout.take());
+    let out = child.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!stderr.contains("panicked"), "{stderr}");
+    assert!(
+        out.status.code() == Some(0) || out.status.signal() == Some(13),
+        "{:?}: {stderr}",
+        out.status
+    );
+}

@@ -390,3 +390,52 @@ fn a_scan_page_ends_at_about_4_mib_and_the_cursor_walks_the_rest() {
     let expected: Vec<String> = (0..12).map(|i| format!("big/{i:02}")).collect();
     assert_eq!(seen, expected, "every key once, in order");
 }
+
+#[test]
+fn conditional_reads_weak_tags_and_misspelled_fields_follow_http() {
+    let (_dir, _server, mut http) = node();
+    let put = http.send_json("PUT", "/data/c", r#"{"value": 1}"#, &[]).unwrap();
+    let etag = put.header("etag").unwrap().to_owned();
+    // A read whose copy is current: 304, the ETag, no body.
+    for tag in [
+        etag.clone(),
+        format!("W/{etag}"),
+        "*".to_owned(),
+        format!("\"999\", {etag}"),
+    ] {
+        let reply = http
+            .request("GET", "/data/c", &[("If-None-Match", &tag)], None)
+            .unwrap();
+        assert_eq!(reply.status, 304, "{tag}");
+        assert_eq!(reply.header("etag"), Some(etag.as_str()));
+        assert!(reply.body.is_empty());
+    }
+    let stale = http
+        .request("GET", "/data/c", &[("If-None-Match", "\"999\"")], None)
+        .unwrap();
+    assert_eq!(stale.status, 200);
+    // If-Match compares strongly: a weak tag never matches, even the current revision's.
+    let weak = http
+        .send_json(
+            "PUT",
+            "/data/c",
+            r#"{"value": 2}"#,
+            &[("If-Match", &format!("W/{etag}"))],
+        )
+        .unwrap();
+    assert_eq!((weak.status, weak.code().as_str()), (412, "precondition_failed"));
+    // A misspelled field is named, not ignored.
+    let typo = http
+        .send_json("PUT", "/data/c", r#"{"value": 2, "ttl": 10}"#, &[])
+        .unwrap();
+    assert_eq!((typo.status, typo.code().as_str()), (400, "invalid_json"));
+    assert!(typo.text().contains("ttl"), "{}", typo.text());
+    assert_eq!(
+        http.get("/data/c").unwrap().json()["data"],
+        1,
+        "nothing was written"
+    );
+    let limit = http.get("/data?limit=abc").unwrap();
+    assert_eq!(limit.status, 400);
+    assert!(limit.text().contains("limit"), "{}", limit.text());
+}

@@ -90,6 +90,7 @@ pub(crate) fn spawn(judge: Arc<Judge>, network: PeerNetwork) -> JoinHandle<()> {
             }
             last_attempt = Instant::now();
             wait = patience(timeout, &mut rand::rng());
+            let granted_before = judge.granted_to_others.load(Ordering::SeqCst);
             let request = judge.own_request().await;
             if let Err(refusal) = judge.judge(&request).await {
                 tracing::debug!(%refusal, "not campaigning");
@@ -99,6 +100,18 @@ pub(crate) fn spawn(judge: Arc<Judge>, network: PeerNetwork) -> JoinHandle<()> {
             let granted = ask_voters(&network, &metrics, &request, judge.patience.suspect_after).await;
             if !is_quorum(&metrics, &granted) {
                 tracing::info!(term = request.term, ?granted, "pre-vote lost: not campaigning");
+                continue;
+            }
+            // Another member's pre-vote was granted here meanwhile: it noticed the silence at
+            // the same moment. Both campaigning would split the votes (they did, every time,
+            // when a partition silenced the leader for both followers at once), so this one
+            // yields; the random wait before its next try breaks the tie if the other fails.
+            if judge.granted_to_others.load(Ordering::SeqCst) != granted_before {
+                tracing::info!(
+                    term = request.term,
+                    "pre-vote won, but another member's too: yielding"
+                );
+                wait += timeout * rand::rng().random_range(0..=100) / 100;
                 continue;
             }
             tracing::info!(

@@ -143,6 +143,7 @@ impl RaftNode {
                 probe_timeout: config.peer_client.connect_timeout,
             },
             catching_up: identity.catching_up.clone(),
+            granted_to_others: std::sync::atomic::AtomicU64::new(0),
         });
         if judge.is_catching_up() {
             tracing::warn!(

@@ -22,7 +22,7 @@ use openraft::{BasicNode, RaftMetrics, ServerState, Vote};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeSet;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Duration;
 
 /// "Would you vote for `candidate` at `term`, whose log ends at `last_log_id`?"
@@ -78,6 +78,9 @@ pub(crate) struct Judge {
     /// Set while this member catches up after starting with an empty log (`crate::identity`):
     /// it votes only for a candidate with nothing beyond the initial membership.
     pub catching_up: Arc<AtomicBool>,
+    /// Pre-votes granted to other members so far: a member that granted one while running
+    /// its own yields instead of campaigning (see `election_watch`).
+    pub granted_to_others: AtomicU64,
 }
 
 impl Judge {
@@ -132,7 +135,7 @@ impl Judge {
         let silent = self.contact.silent_for();
         let verdict = judge_logs_and_terms(&metrics, request, own_log.as_ref())
             .and_then(|()| judge_silence(silent, metrics.current_leader, &self.patience));
-        match verdict {
+        let verdict = match verdict {
             Err(Refusal::LeaderMayBeSlow) => {
                 let leader = metrics.current_leader.expect("only with a known leader");
                 match address_of(&metrics, leader) {
@@ -141,7 +144,11 @@ impl Judge {
                 }
             }
             other => other,
+        };
+        if verdict.is_ok() && request.candidate != self.id {
+            self.granted_to_others.fetch_add(1, Ordering::SeqCst);
         }
+        verdict
     }
 }
 

@@ -53,6 +53,13 @@ pub fn parse_write_body(bytes: &[u8], max_value: u64) -> Result<WriteRequest, Ap
         return Err(ApiError::MissingValue);
     }
     let body: WriteBody = serde_json::from_slice(bytes).map_err(|err| match err.classify() {
+        // A field other than `value` and `ttl_seconds`: named, so a typo is found at once
+        // (but a body without `value` answers as the seed program does).
+        serde_json::error::Category::Data
+            if err.to_string().starts_with("unknown field") && has_value_field(bytes) =>
+        {
+            ApiError::InvalidJson(err.to_string())
+        }
         // Well-formed JSON of the wrong shape (an array, a string...): the value is missing.
         serde_json::error::Category::Data => ApiError::MissingValue,
         _ => ApiError::InvalidJson(err.to_string()),
@@ -75,6 +82,11 @@ pub fn parse_write_body(bytes: &[u8], max_value: u64) -> Result<WriteRequest, Ap
     Ok(WriteRequest { value, ttl_ms })
 }
 
+/// Whether `bytes` is a JSON object with a `value` field (read only on the error path).
+fn has_value_field(bytes: &[u8]) -> bool {
+    serde_json::from_slice::<serde_json::Value>(bytes).is_ok_and(|v| v.get("value").is_some())
+}
+
 /// The precondition of a write or delete, from `If-Match` or `If-None-Match: *`.
 pub fn condition_from_headers(headers: &HeaderMap) -> Result<Condition, ApiError> {
     let text = |name| -> Result<Option<&str>, ApiError> {
@@ -91,6 +103,13 @@ pub fn condition_from_headers(headers: &HeaderMap) -> Result<Condition, ApiError
             "send either If-Match or If-None-Match, not both",
         )),
         (Some(tag), None) if tag.trim() == "*" => Ok(Condition::Exists),
+        // If-Match compares strongly (RFC 9110, 13.1.1): a weak tag matches nothing. No stored
+        // key has revision 0, so the write fails its precondition (412) like any mismatch.
+        (Some(tag), None) if tag.trim_start().starts_with("W/") => Revision::parse_etag(tag)
+            .map(|_| Condition::Revision(Revision::ZERO))
+            .ok_or(ApiError::InvalidPrecondition(
+                "If-Match must be * or one revision like \"42\"",
+            )),
         (Some(tag), None) => {
             Revision::parse_etag(tag)
                 .map(Condition::Revision)
@@ -143,6 +162,14 @@ mod tests {
     }
 
     #[test]
+    fn unknown_body_fields_are_refused_by_name() {
+        match parse_write_body(br#"{"value": 1, "ttl": 10}"#, 100) {
+            Err(ApiError::InvalidJson(message)) => assert!(message.contains("`ttl`"), "{message}"),
+            other => panic!("{:?}", other.map(|w| w.ttl_ms)),
+        }
+    }
+
+    #[test]
     fn preconditions_parse() {
         let headers = |pairs: &[(&'static str, &str)]| {
             let mut h = HeaderMap::new();
@@ -160,6 +187,10 @@ mod tests {
             condition_from_headers(&headers(&[("if-match", "*")])).unwrap(),
             Condition::Exists
         );
+        // A weak tag never satisfies If-Match: it becomes a condition no key meets.
+        let weak = condition_from_headers(&headers(&[("if-match", "W/\"7\"")])).unwrap();
+        assert_eq!(weak, Condition::Revision(Revision::ZERO));
+        assert!(!weak.holds(Some(Revision(7))) && !weak.holds(None));
         assert_eq!(
             condition_from_headers(&headers(&[("if-none-match", "*")])).unwrap(),
             Condition::Absent

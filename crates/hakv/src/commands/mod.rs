@@ -31,6 +31,9 @@ pub enum Command {
 
 /// Runs a subcommand to completion and turns its outcome into the process exit code.
 pub fn run(command: Command) -> ExitCode {
+    if matches!(command, Command::Bench(_) | Command::Client(_)) {
+        quiet_on_closed_pipe();
+    }
     match command {
         Command::Serve(cmd) => serve::run(cmd),
         Command::Balance(cmd) => balance::run(cmd),
@@ -39,5 +42,16 @@ pub fn run(command: Command) -> ExitCode {
         Command::Backup(cmd) => backup::backup(cmd),
         Command::Restore(cmd) => backup::restore(cmd),
         Command::Client(cmd) => client::run(cmd),
+    }
+}
+
+/// Commands whose output is read by other programs end quietly when the reader goes away
+/// (`hakv scan | head -1`), like other Unix tools: the default action of SIGPIPE, which Rust
+/// turns off (a write to a closed pipe then fails, and `println!` panics). Servers keep it
+/// off: a client closing its socket must not kill them.
+fn quiet_on_closed_pipe() {
+    // SAFETY: setting a signal's disposition to its default, before any thread is started.
+    unsafe {
+        libc::signal(libc::SIGPIPE, libc::SIG_DFL);
     }
 }

@@ -217,11 +217,13 @@ impl Cluster {
         }
     }
 
-    /// The leader id in `GET /cluster` of one member, if it answers.
+    /// The leader id in `GET /cluster` of one member, if it answers (anything but a status
+    /// in JSON, from a member starting or stopping, counts as no answer).
     pub fn leader_seen_by(&self, id: u64) -> Option<u64> {
         let mut http = Http::connect(self.member(id).addr).ok()?;
         let reply = http.get("/cluster").ok()?;
-        reply.json()["leader"]["id"].as_u64()
+        let status: serde_json::Value = serde_json::from_slice(&reply.body).ok()?;
+        status["leader"]["id"].as_u64()
     }
 }
 

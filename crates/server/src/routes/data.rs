@@ -40,7 +40,7 @@ pub async fn key_request(State(node): State<Arc<Node>>, request: Request) -> Res
                 // Read-your-writes on any replica; the request timeout bounds the wait.
                 node.state_machine.wait_for_revision(revision).await;
             }
-            get(&node, &key)
+            get(&node, &key, parts.headers.get(http::header::IF_NONE_MATCH))
         }
         Method::POST => set(&node, &key, &parts.headers, body, SetStyle::Post).await,
         Method::PUT => set(&node, &key, &parts.headers, body, SetStyle::Put).await,
@@ -85,8 +85,20 @@ fn method_error(method: &Method) -> ApiError {
     }
 }
 
-fn get(node: &Node, key: &str) -> Result<Response, ApiError> {
+/// A read; with `If-None-Match` naming the current revision (weakly compared, RFC 9110
+/// 13.1.2) or `*`, 304 with the `ETag` and no body: the client's copy is current.
+fn get(node: &Node, key: &str, if_none_match: Option<&HeaderValue>) -> Result<Response, ApiError> {
     let value = node.read(key)?.ok_or(ApiError::KeyNotFound)?;
+    let current = Revision::parse_etag(value.etag.to_str().unwrap_or_default());
+    let unchanged = if_none_match.and_then(|h| h.to_str().ok()).is_some_and(|tags| {
+        tags.split(',')
+            .any(|tag| tag.trim() == "*" || Revision::parse_etag(tag).is_some_and(|t| Some(t) == current))
+    });
+    if unchanged {
+        let mut response = StatusCode::NOT_MODIFIED.into_response();
+        response.headers_mut().insert(header::ETAG, value.etag.clone());
+        return Ok(response);
+    }
     Ok(json_response(
         StatusCode::OK,
         value.body.clone(),

@@ -34,6 +34,7 @@ impl KeyParams {
 pub struct ScanParams {
     #[serde(default)]
     pub prefix: String,
+    #[serde(default, deserialize_with = "de_limit")]
     pub limit: Option<usize>,
     pub cursor: Option<String>,
     #[serde(default)]
@@ -56,6 +57,18 @@ impl ScanParams {
         }
         Ok(params)
     }
+}
+
+/// `limit` as a whole number, with an error that names the parameter.
+fn de_limit<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<usize>, D::Error> {
+    let text = String::deserialize(d)?;
+    text.parse().map(Some).map_err(|_| {
+        serde::de::Error::custom(format!(
+            "limit must be a whole number from 1 to {}, got `{}`",
+            ScanParams::MAX_LIMIT,
+            text.chars().take(40).collect::<String>()
+        ))
+    })
 }
 
 fn parse<T: for<'de> Deserialize<'de> + Default>(query: Option<&str>) -> Result<T, ApiError> {
@@ -103,7 +116,10 @@ mod tests {
         assert_eq!((scan.prefix.as_str(), scan.limit), ("a/b", Some(5)));
         assert!(ScanParams::parse(Some("limit=0")).is_err());
         assert!(ScanParams::parse(Some("limit=1001")).is_err());
-        assert!(ScanParams::parse(Some("limit=x")).is_err());
+        match ScanParams::parse(Some("limit=x")) {
+            Err(ApiError::InvalidQuery(message)) => assert!(message.contains("limit"), "{message}"),
+            other => panic!("{other:?}"),
+        }
     }
 
     #[test]
