@@ -4,12 +4,12 @@
 
 mod support;
 
-use hakv_testkit::{History, Op, OpResult, check_with};
+use hakv_testkit::{Op, OpResult};
 use serde_json::json;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
-use support::clients::{CHECK, assert_progress, run_clients};
+use support::clients::{Load, assert_linearizable};
 use support::{Cluster, Http};
 
 /// Every member answers a stale read of `key` with `value` (bounded wait for replication).
@@ -39,9 +39,7 @@ fn assert_everywhere(cluster: &Cluster, key: &str, value: &serde_json::Value) {
 fn leader_kills_under_load_lose_nothing_and_stay_linearizable() {
     let dir = tempfile::tempdir().unwrap();
     let mut cluster = Cluster::start(dir.path(), 3, &[]);
-    let history = Arc::new(History::new());
-    let stop = Arc::new(AtomicBool::new(false));
-    let clients = run_clients(&cluster, 4, &history, &stop);
+    let load = Load::start(&cluster, 4);
     for _round in 0..5 {
         std::thread::sleep(Duration::from_millis(400));
         let leader = cluster.leader();
@@ -52,13 +50,8 @@ fn leader_kills_under_load_lose_nothing_and_stay_linearizable() {
         cluster.start_member(leader);
     }
     std::thread::sleep(Duration::from_millis(300));
-    stop.store(true, Ordering::Relaxed);
-    for c in clients {
-        c.join().unwrap();
-    }
-    assert_progress(&history, 100, 50);
-    let report = check_with(&history, &CHECK);
-    assert!(report.is_linearizable(), "{report}");
+    let history = load.stop();
+    assert_linearizable(&history, 100, 50);
 
     // Every acknowledged write is on every member: the last acknowledged value of each
     // client's own key (written only by that client) is what all members hold.
@@ -157,9 +150,7 @@ fn without_a_majority_writes_fail_fast_and_recover_with_it() {
 fn a_paused_leader_neither_loses_nor_contradicts_acknowledged_writes() {
     let dir = tempfile::tempdir().unwrap();
     let cluster = Cluster::start(dir.path(), 3, &[]);
-    let history = Arc::new(History::new());
-    let stop = Arc::new(AtomicBool::new(false));
-    let clients = run_clients(&cluster, 3, &history, &stop);
+    let load = Load::start(&cluster, 3);
     std::thread::sleep(Duration::from_millis(300));
     let leader = cluster.leader();
     cluster.pause(leader, true);
@@ -185,13 +176,8 @@ fn a_paused_leader_neither_loses_nor_contradicts_acknowledged_writes() {
     assert_ne!(new_leader, leader);
     eprintln!("one leader again {:?} after the resume", resumed.elapsed());
     std::thread::sleep(Duration::from_millis(1500));
-    stop.store(true, Ordering::Relaxed);
-    for c in clients {
-        c.join().unwrap();
-    }
-    assert_progress(&history, 30, 15);
-    let report = check_with(&history, &CHECK);
-    assert!(report.is_linearizable(), "{report}");
+    let history = load.stop();
+    assert_linearizable(&history, 30, 15);
 }
 
 #[test]

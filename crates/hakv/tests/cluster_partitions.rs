@@ -5,16 +5,24 @@
 
 mod support;
 
-use hakv_testkit::{History, check_with};
-use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
-use support::clients::{CHECK, assert_progress, run_clients};
+use support::clients::{Load, assert_linearizable};
 use support::{Cluster, Http, Net};
 
 /// The tests here judge elections: they run one at a time, so that two clusters and their
 /// clients do not share the two cores (a starved leader is legitimately replaced).
 static ONE_AT_A_TIME: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+/// 3 members, each in a network namespace of its own, and 3 clients recording a history;
+/// `None` where namespaces cannot be made (not root).
+fn cluster_in_namespaces() -> Option<(Net, tempfile::TempDir, Cluster, Load)> {
+    let net = Net::create(3)?;
+    let dir = tempfile::tempdir().unwrap();
+    let mut cluster = Cluster::prepare_in(&net, dir.path(), 3, &[]);
+    cluster.start_all();
+    let load = Load::start(&cluster, 3);
+    Some((net, dir, cluster, load))
+}
 
 fn cluster_status(cluster: &Cluster, id: u64) -> Option<serde_json::Value> {
     let mut http = Http::connect_with_timeout(cluster.member(id).addr, Duration::from_secs(2)).ok()?;
@@ -37,16 +45,10 @@ fn max_term(cluster: &Cluster) -> u64 {
 #[test]
 fn a_leader_cut_off_from_the_majority_is_replaced_and_nothing_acknowledged_is_lost() {
     let _alone = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
-    let Some(net) = Net::create(3) else {
+    let Some((net, _dir, cluster, load)) = cluster_in_namespaces() else {
         eprintln!("skipped: network namespaces need root, ip and nft");
         return;
     };
-    let dir = tempfile::tempdir().unwrap();
-    let mut cluster = Cluster::prepare_in(&net, dir.path(), 3, &[]);
-    cluster.start_all();
-    let history = Arc::new(History::new());
-    let stop = Arc::new(AtomicBool::new(false));
-    let clients = run_clients(&cluster, 3, &history, &stop);
     std::thread::sleep(Duration::from_millis(500));
 
     let old = cluster.leader();
@@ -96,28 +98,17 @@ fn a_leader_cut_off_from_the_majority_is_replaced_and_nothing_acknowledged_is_lo
     }
     eprintln!("converged {:?} after the heal", healed.elapsed());
     std::thread::sleep(Duration::from_millis(500));
-    stop.store(true, Ordering::Relaxed);
-    for c in clients {
-        c.join().unwrap();
-    }
-    assert_progress(&history, 30, 15);
-    let report = check_with(&history, &CHECK);
-    assert!(report.is_linearizable(), "{report}");
+    let history = load.stop();
+    assert_linearizable(&history, 30, 15);
 }
 
 #[test]
 fn one_way_and_flapping_links_cause_no_term_storm() {
     let _alone = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
-    let Some(net) = Net::create(3) else {
+    let Some((net, _dir, cluster, load)) = cluster_in_namespaces() else {
         eprintln!("skipped: network namespaces need root, ip and nft");
         return;
     };
-    let dir = tempfile::tempdir().unwrap();
-    let mut cluster = Cluster::prepare_in(&net, dir.path(), 3, &[]);
-    cluster.start_all();
-    let history = Arc::new(History::new());
-    let stop = Arc::new(AtomicBool::new(false));
-    let clients = run_clients(&cluster, 3, &history, &stop);
     std::thread::sleep(Duration::from_millis(300));
     let leader = cluster.leader();
     let term_before = term(&cluster, leader);
@@ -156,11 +147,6 @@ fn one_way_and_flapping_links_cause_no_term_storm() {
     );
     assert_eq!(after_flapping, after_one_way, "flapping links changed the term");
 
-    stop.store(true, Ordering::Relaxed);
-    for c in clients {
-        c.join().unwrap();
-    }
-    assert_progress(&history, 30, 15);
-    let report = check_with(&history, &CHECK);
-    assert!(report.is_linearizable(), "{report}");
+    let history = load.stop();
+    assert_linearizable(&history, 30, 15);
 }

@@ -12,10 +12,8 @@ mod support;
 
 use hakv_testkit::{History, Op, OpResult, check_with};
 use std::path::PathBuf;
-use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
-use support::clients::{CHECK, assert_progress, run_clients_bounded};
+use support::clients::{CHECK, Load, assert_progress};
 use support::faketime::{faketime_env, libfaketime, set_offset};
 use support::nemesis::Nemesis;
 use support::{Cluster, Http, Net, Tmpfs};
@@ -91,9 +89,7 @@ fn a_seeded_nemesis_loses_no_acknowledged_write_and_stays_linearizable() {
         clocks.push(clock);
     }
     cluster.start_all();
-    let history = Arc::new(History::new());
-    let stop = Arc::new(AtomicBool::new(false));
-    let clients = run_clients_bounded(&cluster, 3, &history, &stop, 1_000_000);
+    let load = Load::start_bounded(&cluster, 3, 1_000_000);
 
     let mut nemesis = Nemesis::new(&mut cluster, &net, &disks, &clocks, DISK_RESERVE, seed);
     nemesis.run(Duration::from_secs(secs));
@@ -104,10 +100,7 @@ fn a_seeded_nemesis_loses_no_acknowledged_write_and_stays_linearizable() {
     // All healed: one leader again, then the clients stop and every key is read once more.
     let leader = cluster.leader();
     std::thread::sleep(Duration::from_secs(1));
-    stop.store(true, Ordering::Relaxed);
-    for c in clients {
-        c.join().unwrap();
-    }
+    let history = load.stop();
     final_reads(&cluster, leader, &history);
 
     let ops = history.operations();

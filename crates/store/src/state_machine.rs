@@ -120,24 +120,8 @@ impl StateMachine {
         let data = db.keyspace("data", sized(DATA_MEMTABLE_BYTES))?;
         let expiry = db.keyspace("expiry", sized(SMALL_MEMTABLE_BYTES))?;
         let meta = db.keyspace("meta", sized(SMALL_MEMTABLE_BYTES))?;
-        let revision = match meta.get(REVISION_KEY)? {
-            Some(bytes) => {
-                u64::from_be_bytes(bytes.as_ref().try_into().map_err(|_| StoreError::Corrupt {
-                    key: "meta/revision".into(),
-                    reason: "revision is not 8 bytes",
-                })?)
-            }
-            None => 0,
-        };
-        let clock = match meta.get(CLOCK_KEY)? {
-            Some(bytes) => {
-                u64::from_be_bytes(bytes.as_ref().try_into().map_err(|_| StoreError::Corrupt {
-                    key: "meta/clock".into(),
-                    reason: "clock is not 8 bytes",
-                })?)
-            }
-            None => 0,
-        };
+        let revision = meta_u64(&meta, REVISION_KEY, "meta/revision")?;
+        let clock = meta_u64(&meta, CLOCK_KEY, "meta/clock")?;
         let interrupted = meta.contains_key(crate::snapshot::INSTALLING_KEY)?;
         if interrupted {
             tracing::warn!("a snapshot install was interrupted: reads are refused until it is repeated");
@@ -378,6 +362,19 @@ impl StateMachine {
         self.db
             .persist(PersistMode::SyncAll)
             .map_err(StoreError::from_engine)
+    }
+}
+
+/// A u64 (big-endian) kept under `key` in `meta`, 0 when absent.
+fn meta_u64(meta: &Keyspace, key: &[u8], name: &str) -> Result<u64, StoreError> {
+    match meta.get(key)? {
+        Some(bytes) => Ok(u64::from_be_bytes(bytes.as_ref().try_into().map_err(|_| {
+            StoreError::Corrupt {
+                key: name.into(),
+                reason: "not 8 bytes",
+            }
+        })?)),
+        None => Ok(0),
     }
 }
 

@@ -149,3 +149,45 @@ pub fn run_clients_bounded(
         })
         .collect()
 }
+
+/// Clients running against a cluster, all recording into one history.
+pub struct Load {
+    history: Arc<History>,
+    stop: Arc<AtomicBool>,
+    clients: Vec<std::thread::JoinHandle<()>>,
+}
+
+impl Load {
+    /// `n` clients, each starting on its own member, at most 5000 operations each.
+    pub fn start(cluster: &Cluster, n: u64) -> Load {
+        Load::start_bounded(cluster, n, 5_000)
+    }
+
+    /// [`start`](Self::start) with another bound on each client's operations.
+    pub fn start_bounded(cluster: &Cluster, n: u64, max_ops: u64) -> Load {
+        let history = Arc::new(History::new());
+        let stop = Arc::new(AtomicBool::new(false));
+        let clients = run_clients_bounded(cluster, n, &history, &stop, max_ops);
+        Load {
+            history,
+            stop,
+            clients,
+        }
+    }
+
+    /// Stops the clients (each finishes its request in flight) and returns their history.
+    pub fn stop(self) -> Arc<History> {
+        self.stop.store(true, Ordering::Relaxed);
+        for client in self.clients {
+            client.join().unwrap();
+        }
+        self.history
+    }
+}
+
+/// The history did real work (see [`assert_progress`]) and is linearizable.
+pub fn assert_linearizable(history: &History, min_writes: usize, min_reads: usize) {
+    assert_progress(history, min_writes, min_reads);
+    let report = hakv_testkit::check_with(history, &CHECK);
+    assert!(report.is_linearizable(), "{report}");
+}
