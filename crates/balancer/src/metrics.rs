@@ -32,6 +32,17 @@ pub fn render(shared: &Shared) -> String {
     let c = &shared.counters;
     header(
         &mut out,
+        "hakv_build_info",
+        "gauge",
+        "Always 1; the labels say which build runs.",
+    );
+    let _ = writeln!(
+        out,
+        "hakv_build_info{{version=\"{}\"}} 1",
+        env!("CARGO_PKG_VERSION")
+    );
+    header(
+        &mut out,
         "hakv_lb_requests_total",
         "counter",
         "Client requests received (admin requests excluded).",

@@ -47,6 +47,7 @@ fn describe() {
         "Time to answer an HTTP request."
     );
     describe_gauge!("hakv_http_requests_in_flight", "Requests being served now.");
+    describe_gauge!("hakv_build_info", "Always 1; the labels say which build runs.");
     describe_gauge!(
         "hakv_disk_free_bytes",
         Unit::Bytes,
@@ -160,6 +161,7 @@ fn describe() {
 /// The exposition text, with the node's gauges brought up to date first.
 pub fn render(node: &Node) -> String {
     let handle = install();
+    gauge!("hakv_build_info", "version" => env!("CARGO_PKG_VERSION")).set(1.0);
     let cache = node.cache.stats();
     counter!("hakv_cache_hits_total").absolute(cache.hits);
     counter!("hakv_cache_misses_total").absolute(cache.misses);

@@ -14,11 +14,12 @@ pub struct BalanceCommand {
 }
 
 pub fn run(cmd: BalanceCommand) -> ExitCode {
-    let filter = std::env::var("HAKV_LOG").unwrap_or_else(|_| "info".to_string());
-    let _ = tracing_subscriber::fmt()
-        .with_env_filter(tracing_subscriber::EnvFilter::new(filter))
-        .with_writer(std::io::stderr)
-        .try_init();
+    super::runtime::init_tracing();
+    // A bad setting exits 2, as `hakv serve` does (a failure while running exits 1).
+    if let Err(e) = cmd.args.to_config() {
+        eprintln!("hakv balance: {e:#}");
+        return ExitCode::from(2);
+    }
     match serve(cmd.args) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
