@@ -28,22 +28,40 @@ pub fn parse_bytes(text: &str) -> Result<u64, String> {
 
 /// Parses a duration: a number with a unit (us, ms, s, m, h); plain numbers are seconds.
 pub fn parse_duration(text: &str) -> Result<Duration, String> {
-    let (number, unit) = split_number(text)
-        .ok_or_else(|| format!("{:?} is not a duration (try 10s, 500ms, 2m)", text.trim()))?;
-    let text = text.trim();
-    let seconds = match unit {
-        "" | "s" => number,
-        "ms" => number / 1e3,
-        "us" | "µs" => number / 1e6,
-        "m" | "min" => number * 60.0,
-        "h" => number * 3600.0,
-        other => {
-            return Err(format!(
-                "unknown duration unit {other:?} in {text:?} (use ms, s, m or h)"
-            ));
-        }
-    };
-    Duration::try_from_secs_f64(seconds).map_err(|_| format!("{text:?} is out of range"))
+    let trimmed = text.trim();
+    let bad = || format!("{trimmed:?} is not a duration (try 10s, 500ms, 2m, 1m30s)");
+    if trimmed.is_empty() {
+        return Err(bad());
+    }
+    // One or more NUMBER[UNIT] parts, added up: `1m30s`. A bare number is seconds.
+    let mut rest = trimmed;
+    let mut seconds = 0.0;
+    while !rest.is_empty() {
+        let digits = rest
+            .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+            .unwrap_or(rest.len());
+        let number: f64 = rest[..digits].parse().map_err(|_| bad())?;
+        rest = &rest[digits..];
+        let unit_len = rest.find(|c: char| c.is_ascii_digit()).unwrap_or(rest.len());
+        let unit = rest[..unit_len].trim();
+        rest = &rest[unit_len..];
+        let scale = match unit {
+            "" if rest.is_empty() => 1.0,
+            "s" => 1.0,
+            "ms" => 1e-3,
+            "us" | "µs" => 1e-6,
+            "m" | "min" => 60.0,
+            "h" => 3600.0,
+            "" => return Err(bad()),
+            other => {
+                return Err(format!(
+                    "unknown duration unit {other:?} in {trimmed:?} (use ms, s, m or h)"
+                ));
+            }
+        };
+        seconds += number * scale;
+    }
+    Duration::try_from_secs_f64(seconds).map_err(|_| format!("{trimmed:?} is out of range"))
 }
 
 /// Splits `12.5MiB` into `(12.5, "MiB")`; `None` when it does not start with a number.
@@ -74,5 +92,11 @@ mod tests {
         assert_eq!(parse_duration("1.5us"), Ok(Duration::from_nanos(1500)));
         assert!(parse_duration("soon").is_err());
         assert!(parse_duration("-1s").is_err());
+        assert_eq!(parse_duration("1m30s"), Ok(Duration::from_secs(90)));
+        assert_eq!(parse_duration("1h 2m"), Ok(Duration::from_secs(3720)));
+        assert_eq!(parse_duration("1s500ms"), Ok(Duration::from_millis(1500)));
+        assert!(parse_duration("1 30").is_err());
+        assert!(parse_duration("").is_err());
+        assert!(parse_duration("5parsecs").is_err());
     }
 }

@@ -63,8 +63,9 @@ pub enum ClientCommand {
         /// Always store VALUE as a JSON string, even if it parses as JSON.
         #[arg(long)]
         raw_string: bool,
-        /// The key expires this many seconds after the write.
-        #[arg(long, value_name = "SECONDS")]
+        /// The key expires this long after the write: whole seconds, with a unit or not
+        /// (60, 60s, 10m, 1h30m).
+        #[arg(long, value_name = "DURATION", value_parser = parse_ttl)]
         ttl: Option<u64>,
         /// Only write if the key's revision is still REV (compare-and-set).
         #[arg(long, value_name = "REV", conflicts_with = "if_absent")]
@@ -353,6 +354,17 @@ async fn scan(
     }
 }
 
+/// A TTL given as a duration with a unit or as seconds: whole seconds, at least one.
+fn parse_ttl(text: &str) -> Result<u64, String> {
+    let duration = hakv_bench::parse_duration(text)?;
+    if duration.subsec_nanos() != 0 || duration.as_secs() == 0 {
+        return Err(format!(
+            "{text:?}: a TTL is a whole number of seconds, at least 1"
+        ));
+    }
+    Ok(duration.as_secs())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -378,6 +390,9 @@ mod tests {
     #[test]
     fn flags_parse() {
         let cli = Cli::try_parse_from(["hakv", "put", "k", "v", "--ttl", "5", "--if-match", "3"]).unwrap();
+        let minute = Cli::try_parse_from(["hakv", "put", "k", "v", "--ttl", "1m"]).unwrap();
+        assert!(matches!(minute.command, ClientCommand::Put { ttl: Some(60), .. }));
+        assert!(Cli::try_parse_from(["hakv", "put", "k", "v", "--ttl", "1500ms"]).is_err());
         assert!(matches!(
             cli.command,
             ClientCommand::Put {
