@@ -195,3 +195,17 @@ fn a_reader_that_goes_away_ends_the_client_quietly() {
         out.status
     );
 }
+
+#[test]
+fn usage_errors_and_missing_keys_follow_the_documented_exit_codes() {
+    let node = Node::start();
+    let empty = node.hakv(&["get", ""]);
+    assert_eq!(empty.code, 2, "{}", empty.stderr);
+    let missing = node.hakv(&["get", "nothing-here", "--json"]);
+    assert_eq!(missing.code, 1);
+    let body = missing.json();
+    assert_eq!(
+        (body["code"].as_str(), body["retryable"].as_bool()),
+        (Some("key_not_found"), Some(false))
+    );
+}

@@ -41,7 +41,8 @@ pub enum ClientCommand {
     /// Read one key: prints its value as JSON on stdout, its revision on stderr.
     #[command(after_help = EXIT_CODES)]
     Get {
-        /// Any UTF-8; may contain '/'.
+        /// Any UTF-8; may contain '/'; not empty.
+        #[arg(value_parser = non_empty_key)]
         key: String,
         /// Print the revision on stdout, on a line after the value.
         #[arg(long)]
@@ -56,7 +57,8 @@ pub enum ClientCommand {
     /// else as a string.
     #[command(after_help = EXIT_CODES)]
     Put {
-        /// Any UTF-8; may contain '/'.
+        /// Any UTF-8; may contain '/'; not empty.
+        #[arg(value_parser = non_empty_key)]
         key: String,
         /// JSON (42, true, {"a":1}, "\"text\"") or, if it does not parse, a plain string.
         value: String,
@@ -82,6 +84,7 @@ pub enum ClientCommand {
     /// Delete one key.
     #[command(after_help = EXIT_CODES)]
     Delete {
+        #[arg(value_parser = non_empty_key)]
         key: String,
         /// Only delete if the key's revision is still REV.
         #[arg(long, value_name = "REV")]
@@ -158,8 +161,18 @@ fn exit_code(error: &ClientError) -> u8 {
         ClientError::InvalidUrl { .. } => USAGE,
         ClientError::PreconditionFailed { .. } => PRECONDITION_FAILED,
         ClientError::Connect { .. } | ClientError::Timeout { .. } => UNREACHABLE,
+        // The server's own timeout: for a write, the outcome is unknown, as when no answer came.
+        ClientError::Status { status: 504, .. } => UNREACHABLE,
         _ => HTTP_ERROR,
     }
+}
+
+/// A key argument: the API has no empty key, so `hakv get ''` is a usage error (exit 2).
+fn non_empty_key(text: &str) -> Result<String, String> {
+    if text.is_empty() {
+        return Err("a key cannot be empty".into());
+    }
+    Ok(text.to_owned())
 }
 
 /// Errors go to stderr for people; with --json also as an object on stdout for scripts.
@@ -310,7 +323,7 @@ fn not_found(key: &str, json: bool) -> Outcome {
     if json {
         println!(
             "{}",
-            json!({ "error": "Key not found", "code": "key_not_found", "status": 404, "key": key })
+            json!({ "error": "Key not found", "code": "key_not_found", "status": 404, "retryable": false, "key": key })
         );
     }
     Outcome::Fail(NOT_FOUND)
@@ -374,6 +387,18 @@ mod tests {
     struct Cli {
         #[command(subcommand)]
         command: ClientCommand,
+    }
+
+    #[test]
+    fn a_servers_504_exits_like_no_answer() {
+        let status = |status| ClientError::Status {
+            status,
+            code: None,
+            message: String::new(),
+            retry_after: None,
+        };
+        assert_eq!(exit_code(&status(504)), UNREACHABLE);
+        assert_eq!(exit_code(&status(503)), HTTP_ERROR);
     }
 
     #[test]
