@@ -41,6 +41,25 @@ impl Drop for Stopped {
     }
 }
 
+/// The child of `parent` (from /proc: any of its threads may have started it) whose command
+/// line contains `needle`.
+fn child_of(parent: u32, needle: &str) -> Option<u32> {
+    let tasks = std::fs::read_dir(format!("/proc/{parent}/task")).ok()?;
+    let children: Vec<u32> = tasks
+        .flatten()
+        .filter_map(|task| std::fs::read_to_string(task.path().join("children")).ok())
+        .flat_map(|list| {
+            list.split_whitespace()
+                .filter_map(|pid| pid.parse().ok())
+                .collect::<Vec<u32>>()
+        })
+        .collect();
+    children.into_iter().find(|pid| {
+        std::fs::read(format!("/proc/{pid}/cmdline"))
+            .is_ok_and(|cmdline| String::from_utf8_lossy(&cmdline).contains(needle))
+    })
+}
+
 /// The number of members `hakv cluster status --url URL` reports.
 fn members(url: &str) -> usize {
     let status = hakv(&["cluster", "status", "--url", url], &[]);
@@ -68,7 +87,7 @@ fn hakv(args: &[&str], env: &[(&str, &str)]) -> std::process::Output {
 #[test]
 fn cluster_up_serves_changes_membership_and_stops_cleanly() {
     let dir = tempfile::tempdir().unwrap();
-    let base = free_port_run(5);
+    let base = free_port_run(6); // 3 members, a fourth, the balancer and its admin listener
     let balancer: SocketAddr = format!("127.0.0.1:{}", base + 5).parse().unwrap();
     let mut up = Stopped(
         Command::new(env!("CARGO_BIN_EXE_hakv"))
@@ -85,12 +104,19 @@ fn cluster_up_serves_changes_membership_and_stops_cleanly() {
             .arg("--dir")
             .arg(dir.path())
             .stdout(Stdio::piped())
-            .stderr(Stdio::null())
+            .stderr(Stdio::piped())
             .spawn()
             .unwrap(),
     );
     let (tx, rx) = mpsc::channel();
     let stdout = up.0.stdout.take().unwrap();
+    let (err_tx, err_rx) = mpsc::channel();
+    let stderr = up.0.stderr.take().unwrap();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+            let _ = err_tx.send(line);
+        }
+    });
     std::thread::spawn(move || {
         for line in BufReader::new(stdout).lines().map_while(Result::ok) {
             let _ = tx.send(line);
@@ -223,6 +249,40 @@ fn cluster_up_serves_changes_membership_and_stops_cleanly() {
     );
     assert_eq!(members(&url), 3);
     drop(member4);
+
+    // Killing a member (to try failover) leaves the others serving, and `up` says how to
+    // start it again.
+    let node3 = child_of(up.0.id(), "--node-id\u{0}3\u{0}").expect("node 3 runs under cluster up");
+    Command::new("kill")
+        .args(["-KILL", &node3.to_string()])
+        .status()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let line = err_rx
+            .recv_timeout(deadline.saturating_duration_since(Instant::now()))
+            .expect("cluster up said nothing about the killed member");
+        if line.contains("node-3 exited") {
+            assert!(line.contains("the others keep serving"), "{line}");
+            break;
+        }
+    }
+    assert!(up.0.try_wait().unwrap().is_none(), "cluster up is still running");
+    let mut client = Http::connect(balancer).unwrap();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while client
+        .send_json("PUT", "/data/after-kill", r#"{"value": 1}"#, &[])
+        .map(|r| r.status)
+        .unwrap_or(0)
+        != 201
+    {
+        assert!(
+            Instant::now() < deadline,
+            "no write through the balancer after the kill"
+        );
+        client = Http::connect(balancer).unwrap();
+        std::thread::sleep(Duration::from_millis(50));
+    }
 
     // Ctrl-C stops every child and exits cleanly.
     Command::new("kill")

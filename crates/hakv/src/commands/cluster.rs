@@ -102,10 +102,11 @@ pub fn run(cmd: ClusterCommand) -> ExitCode {
     }
 }
 
-/// A child process and what it is called in messages.
+/// A child process, what it is called in messages, and how to start it again by hand.
 struct Member {
     name: String,
     child: Child,
+    restart: String,
 }
 
 async fn up(args: UpArgs) -> anyhow::Result<()> {
@@ -161,9 +162,21 @@ async fn up(args: UpArgs) -> anyhow::Result<()> {
         bail!("{err:#}; see the logs in {}", args.dir.display());
     }
     print_usage(&args, &addrs);
-    tokio::select! {
-        _ = shutdown_signal() => {}
-        exited = first_exit(&mut members) => eprintln!("hakv cluster: {exited}; stopping the others"),
+    // A member that exits (killed to try failover, say) leaves the others serving: say what
+    // happened and how to start it again; stop everything on Ctrl-C or once none is left.
+    let shutdown = shutdown_signal();
+    tokio::pin!(shutdown);
+    while !members.is_empty() {
+        tokio::select! {
+            _ = &mut shutdown => break,
+            (index, exited) = first_exit(&mut members) => {
+                let member = members.remove(index);
+                eprintln!(
+                    "hakv cluster: {exited}; the others keep serving. To start it again:\n  {}",
+                    member.restart
+                );
+            }
+        }
     }
     stop_all(&mut members).await;
     println!("stopped; data kept in {}", args.dir.display());
@@ -283,6 +296,20 @@ fn spawn(mut command: Command, dir: &Path, name: &str) -> anyhow::Result<Member>
         .append(true)
         .open(&log_path)
         .with_context(|| format!("cannot open {}", log_path.display()))?;
+    let std_command = command.as_std();
+    let mut restart = String::new();
+    if std_command.get_envs().any(|(k, _)| k == "HAKV_CLUSTER_TOKEN") {
+        restart.push_str(&format!(
+            "HAKV_CLUSTER_TOKEN=$(cat {}) ",
+            dir.join("cluster-token").display()
+        ));
+    }
+    restart.push_str(&std_command.get_program().to_string_lossy());
+    for arg in std_command.get_args() {
+        restart.push(' ');
+        restart.push_str(&arg.to_string_lossy());
+    }
+    restart.push_str(&format!(" >> {} 2>&1 &", log_path.display()));
     let child = command
         .stdin(Stdio::null())
         .stdout(log.try_clone()?)
@@ -293,6 +320,7 @@ fn spawn(mut command: Command, dir: &Path, name: &str) -> anyhow::Result<Member>
     Ok(Member {
         name: name.to_string(),
         child,
+        restart,
     })
 }
 
@@ -369,11 +397,12 @@ fn print_usage(args: &UpArgs, addrs: &[SocketAddr]) {
     println!("  hakv put greeting '\"hello\"' --url http://{}", args.listen);
     println!("  hakv get greeting --url http://{}", addrs[0]);
     println!("  curl http://{}/cluster", addrs[0]);
-    println!("Ctrl-C stops every member; running it again reuses the data.");
+    println!("Ctrl-C stops every member; running it again reuses the data. A member that is");
+    println!("killed leaves the others serving (try failover: kill the leader's process).");
 }
 
-/// Resolves when any child exits on its own, naming it.
-async fn first_exit(members: &mut [Member]) -> String {
+/// Resolves when any child exits on its own: its index, and a message naming it.
+async fn first_exit(members: &mut [Member]) -> (usize, String) {
     let waits = members.iter_mut().map(|m| {
         Box::pin(async move {
             let status = m.child.wait().await;
@@ -384,7 +413,8 @@ async fn first_exit(members: &mut [Member]) -> String {
             )
         })
     });
-    futures_util::future::select_all(waits).await.0
+    let (message, index, _) = futures_util::future::select_all(waits).await;
+    (index, message)
 }
 
 /// SIGTERM to every child (by its PID), then SIGKILL to any still running after 15 s.
