@@ -10,10 +10,11 @@ use std::sync::mpsc;
 use std::time::{Duration, Instant};
 use support::Http;
 
-/// A base port with `count` free ports after it (probed by binding; loopback only).
-fn free_port_run(count: u16) -> u16 {
+/// A base port with `count` free ports after it (probed by binding; loopback only). Each test
+/// of this file passes its own `lane`, so that two running at once never probe the same run.
+fn free_port_run(count: u16, lane: u16) -> u16 {
     for attempt in 0..200u16 {
-        let base = 20_000 + (std::process::id() as u16 % 500) * 40 + attempt * 7;
+        let base = 20_000 + (std::process::id() as u16 % 250) * 80 + lane * 40 + (attempt * 7) % 33;
         if (1..=count).all(|i| TcpListener::bind(("127.0.0.1", base + i)).is_ok()) {
             return base;
         }
@@ -87,7 +88,7 @@ fn hakv(args: &[&str], env: &[(&str, &str)]) -> std::process::Output {
 #[test]
 fn cluster_up_serves_changes_membership_and_stops_cleanly() {
     let dir = tempfile::tempdir().unwrap();
-    let base = free_port_run(6); // 3 members, a fourth, the balancer and its admin listener
+    let base = free_port_run(6, 0); // 3 members, a fourth, the balancer and its admin listener
     let balancer: SocketAddr = format!("127.0.0.1:{}", base + 5).parse().unwrap();
     let mut up = Stopped(
         Command::new(env!("CARGO_BIN_EXE_hakv"))
@@ -300,4 +301,28 @@ fn cluster_up_serves_changes_membership_and_stops_cleanly() {
     assert!(exit.success(), "{exit}");
     assert!(Http::connect(member1).is_err(), "members are stopped");
     assert!(Http::connect(balancer).is_err(), "the balancer is stopped");
+}
+
+#[test]
+fn cluster_up_fails_at_once_with_the_childs_error_when_a_port_is_taken() {
+    let dir = tempfile::tempdir().unwrap();
+    let base = free_port_run(5, 1);
+    // Something already listens where the balancer should: README's own `serve`, say.
+    let taken = TcpListener::bind(("127.0.0.1", base + 4)).unwrap();
+    let started = Instant::now();
+    let out = Command::new(env!("CARGO_BIN_EXE_hakv"))
+        .args(["cluster", "up", "--nodes", "3", "--base-port", &base.to_string()])
+        .args(["--listen", &taken.local_addr().unwrap().to_string()])
+        .arg("--dir")
+        .arg(dir.path())
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "up succeeded with its port taken");
+    assert!(
+        stderr.contains("balancer") && stderr.contains("in use"),
+        "the child's error is not shown: {stderr}"
+    );
+    // It used to wait for its 30 s readiness deadline; exiting before it is what is checked.
+    assert!(started.elapsed() < Duration::from_secs(25), "{stderr}");
 }

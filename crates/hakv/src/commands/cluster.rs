@@ -153,8 +153,17 @@ async fn up(args: UpArgs) -> anyhow::Result<()> {
     }
     members.push(spawn(balancer, &args.dir, "balancer")?);
 
+    // A child that exits while the others start (a port taken, a bad flag) fails `up` at once,
+    // with the end of its log.
     let outcome = tokio::select! {
         ready = wait_ready(&addrs, admin) => ready,
+        (index, exited) = first_exit(&mut members) => {
+            let log = args.dir.join(format!("{}.log", members[index].name));
+            let text = std::fs::read_to_string(&log).unwrap_or_default();
+            let tail: Vec<&str> = text.lines().rev().take(5).collect();
+            let tail: Vec<&str> = tail.into_iter().rev().collect();
+            Err(anyhow::anyhow!("{exited} while the cluster was starting:\n  {}", tail.join("\n  ")))
+        }
         _ = shutdown_signal() => Err(anyhow::anyhow!("interrupted before the cluster was ready")),
     };
     if let Err(err) = outcome {
