@@ -27,14 +27,17 @@ fn setting(name: &str, default: u64) -> u64 {
         .unwrap_or(default)
 }
 
-/// Windows longer than 200 ms in which no operation succeeded, from the history.
-fn unavailability(history: &History) -> Vec<Duration> {
+/// Windows longer than 200 ms in which no operation succeeded, from the clients' start until
+/// `until_ns` (when they were stopped): a window still open at the end counts too.
+fn unavailability(history: &History, until_ns: u64) -> Vec<Duration> {
     let mut done: Vec<u64> = history
         .operations()
         .iter()
         .filter(|o| !matches!(o.result, OpResult::Unknown | OpResult::Failed))
         .filter_map(|o| o.complete_ns)
         .collect();
+    done.push(0);
+    done.push(until_ns);
     done.sort_unstable();
     done.windows(2)
         .map(|w| Duration::from_nanos(w[1] - w[0]))
@@ -89,7 +92,9 @@ fn a_seeded_nemesis_loses_no_acknowledged_write_and_stays_linearizable() {
         clocks.push(clock);
     }
     cluster.start_all();
-    let load = Load::start_bounded(&cluster, 3, 1_000_000);
+    // The count bound is far above what a client reaches in `secs` (about 700 operations a
+    // second in a release build), so the clients run until the nemesis ends.
+    let load = Load::start_bounded(&cluster, 3, secs * 5_000);
 
     let mut nemesis = Nemesis::new(&mut cluster, &net, &disks, &clocks, DISK_RESERVE, seed);
     nemesis.run(Duration::from_secs(secs));
@@ -101,11 +106,12 @@ fn a_seeded_nemesis_loses_no_acknowledged_write_and_stays_linearizable() {
     let leader = cluster.leader();
     std::thread::sleep(Duration::from_secs(1));
     let history = load.stop();
+    // Measured before the final reads, which come after a pause of their own.
+    let mut gaps = unavailability(&history, history.now_ns());
+    gaps.sort_unstable();
     final_reads(&cluster, leader, &history);
 
     let ops = history.operations();
-    let mut gaps = unavailability(&history);
-    gaps.sort_unstable();
     eprintln!(
         "nemesis seed {seed}, {secs} s: faults {counts:?}; {} operations; {} windows > 200 ms \
          without a successful operation: p50 {:?}, p99 {:?}, max {:?}",
