@@ -11,6 +11,14 @@
 //! the node re-learn the commit index or keep a few extra entries, and the next fsynced append
 //! persists them anyway, since a journal is written in order.
 //!
+//! Purging is cheap for openraft's core, which waits for it: `purge` only records the new
+//! `last_purged` mark, and a thread of the store's own (`LogPurger`) deletes the entries below
+//! it afterwards, in small batches. Deleting a whole snapshot's worth of entries (hundreds of
+//! thousands behind a GB state) in one batch inside the core silenced a leader for long
+//! enough to be replaced. Entries at or below the mark that are still there (not yet deleted,
+//! or left by a crash) are never read: openraft reads nothing at or below `last_purged`, and
+//! the log's end is the later of its last entry and the mark.
+//!
 //! Group commit does not happen here: openraft 0.9's core awaits each append's callback
 //! before it handles the next message, so every `client_write` costs one serialized fsync on
 //! the leader whatever this store does. Sharing fsyncs between proposals has to happen above
@@ -24,8 +32,9 @@ use openraft::{ErrorSubject, ErrorVerb, OptionalSend, RaftLogReader, Vote};
 use std::fmt::Debug;
 use std::ops::{Bound, RangeBounds};
 use std::path::Path;
-use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, mpsc};
+use std::thread::JoinHandle;
 
 const VOTE_KEY: &[u8] = b"vote";
 /// Memtable of the log's entries.
@@ -46,6 +55,7 @@ pub struct LogStore {
     /// Bytes of entries appended since this process opened the log (the snapshot policy
     /// reads it).
     appended: Arc<AtomicU64>,
+    purger: Arc<LogPurger>,
 }
 
 /// The last commit index openraft reported to the log store, readable without a round trip
@@ -84,15 +94,21 @@ impl LogStore {
         let meta = db.keyspace("meta", || {
             KeyspaceCreateOptions::default().max_memtable_size(hakv_store::SMALL_MEMTABLE_BYTES)
         })?;
+        let purger = Arc::new(LogPurger::start(db.clone(), entries.clone())?);
         let store = LogStore {
             db,
             entries,
             meta,
             committed: CommittedIndex::default(),
             appended: Arc::new(AtomicU64::new(0)),
+            purger,
         };
         let committed: Option<Option<LogId>> = store.read_meta(COMMITTED_KEY)?;
         store.committed.set(committed.flatten());
+        // Entries a crash left at or below the mark are deleted like any purge's.
+        if let Some(purged) = store.read_meta::<LogId>(LAST_PURGED_KEY)? {
+            store.purger.delete_upto(purged.index);
+        }
         Ok(store)
     }
 
@@ -270,8 +286,9 @@ impl RaftLogStorage<TypeConfig> for LogStore {
         let last_log_id = self.last_entry_id().map_err(RaftStoreError::reading_logs)?;
         Ok(LogState {
             last_purged_log_id,
-            // With every entry purged, the log still ends where the purge ended.
-            last_log_id: last_log_id.or(last_purged_log_id),
+            // With every entry purged, the log still ends where the purge ended (entries below
+            // the mark may not be deleted yet).
+            last_log_id: last_log_id.max(last_purged_log_id),
         })
     }
 
@@ -339,28 +356,100 @@ impl RaftLogStorage<TypeConfig> for LogStore {
     }
 
     async fn purge(&mut self, log_id: LogId) -> Result<(), StorageError> {
-        let purged = serde_json::to_vec(&log_id)
-            .map_err(|e| RaftStoreError::corrupt("raft log meta", e).writing_logs())?;
-        // Indexes are consecutive, so the keys to remove are known without reading the
-        // entries: reading them (about a GB behind a snapshot of a large state) inside
-        // openraft's core, which waits for the purge, silenced the leader for over a second.
-        let first = match self.entries.first_key_value() {
-            Some(guard) => {
-                let key = guard.key().map_err(|e| RaftStoreError::from(e).writing_logs())?;
-                let key: [u8; 8] = key.as_ref().try_into().map_err(|_| {
-                    RaftStoreError::corrupt("raft log", "an entry key is not 8 bytes").writing_logs()
-                })?;
-                u64::from_be_bytes(key)
-            }
-            None => log_id.index + 1,
-        };
-        // The removal and the new `last_purged` go in one batch, so a crash never leaves a
-        // hole between the purged mark and the first remaining entry.
-        let mut batch = self.db.batch();
-        for index in first..=log_id.index {
-            batch.remove(&self.entries, index_key(index));
-        }
-        batch.insert(&self.meta, LAST_PURGED_KEY, purged);
-        batch.commit().map_err(|e| RaftStoreError::from(e).writing_logs())
+        // The mark first: from here on nothing at or below it is read, and the purger deletes
+        // in index order, so a crash at any point leaves no hole above the mark.
+        self.write_meta(LAST_PURGED_KEY, &log_id, false)
+            .await
+            .map_err(RaftStoreError::writing_logs)?;
+        self.purger.delete_upto(log_id.index);
+        Ok(())
     }
+}
+
+/// Entries deleted per batch by the purger: small enough that the log's appends, which share
+/// the journal, never queue behind a long one.
+const PURGE_BATCH: u64 = 4096;
+
+/// The thread that deletes purged entries (see the module's doc). It stops after the batch
+/// at hand when the last handle to the log is dropped.
+struct LogPurger {
+    upto: Option<mpsc::Sender<u64>>,
+    stop: Arc<AtomicBool>,
+    thread: Option<JoinHandle<()>>,
+}
+
+impl LogPurger {
+    fn start(db: Database, entries: Keyspace) -> Result<LogPurger, RaftStoreError> {
+        let (tx, rx) = mpsc::channel::<u64>();
+        let stop = Arc::new(AtomicBool::new(false));
+        let stopping = stop.clone();
+        let thread = std::thread::Builder::new()
+            .name("raft-log-purge".into())
+            .spawn(move || {
+                while let Ok(upto) = rx.recv() {
+                    // Only the latest mark matters.
+                    let upto = rx.try_iter().fold(upto, u64::max);
+                    if let Err(e) = delete_entries_upto(&db, &entries, upto, &stopping) {
+                        // Harmless for correctness (the entries are below the mark and never
+                        // read); the next purge, or the next start, tries again.
+                        tracing::warn!(error = %e, upto, "deleting purged raft log entries");
+                    }
+                }
+            })?;
+        Ok(LogPurger {
+            upto: Some(tx),
+            stop,
+            thread: Some(thread),
+        })
+    }
+
+    fn delete_upto(&self, index: u64) {
+        if let Some(tx) = &self.upto {
+            // The thread outlives every sender, so this cannot fail.
+            let _ = tx.send(index);
+        }
+    }
+}
+
+impl Drop for LogPurger {
+    fn drop(&mut self) {
+        // Closing the channel ends the thread's loop; joining releases its database handle
+        // before whoever dropped the log opens it again. What is left is deleted at the next
+        // start.
+        self.stop.store(true, Ordering::Relaxed);
+        self.upto.take();
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+    }
+}
+
+/// Deletes every entry at or below `upto`, in index order and in batches of [`PURGE_BATCH`],
+/// until done or `stop` is set. Indexes are consecutive, so the keys are known without
+/// reading the entries.
+fn delete_entries_upto(
+    db: &Database,
+    entries: &Keyspace,
+    upto: u64,
+    stop: &AtomicBool,
+) -> Result<(), RaftStoreError> {
+    let Some(first) = entries.first_key_value() else {
+        return Ok(());
+    };
+    let key = first.key()?;
+    let key: [u8; 8] = key
+        .as_ref()
+        .try_into()
+        .map_err(|_| RaftStoreError::corrupt("raft log", "an entry key is not 8 bytes"))?;
+    let mut next = u64::from_be_bytes(key);
+    while next <= upto && !stop.load(Ordering::Relaxed) {
+        let last = upto.min(next.saturating_add(PURGE_BATCH - 1));
+        let mut batch = db.batch();
+        for index in next..=last {
+            batch.remove(entries, index_key(index));
+        }
+        batch.commit()?;
+        next = last + 1;
+    }
+    Ok(())
 }

@@ -225,9 +225,18 @@ async fn log_and_vote_survive_reopen() {
     let state = log.get_log_state().await.unwrap();
     assert_eq!(state.last_purged_log_id, Some(log_id(1, 2)));
     assert_eq!(state.last_log_id, Some(log_id(1, 4)));
-    let entries = log.try_get_log_entries(0..100).await.unwrap();
-    let indexes: Vec<u64> = entries.iter().map(|e| e.log_id.index).collect();
+    // Purged entries are deleted by the store's own thread, after `purge` returns.
+    let mut indexes: Vec<u64> = Vec::new();
+    for _ in 0..500 {
+        let entries = log.try_get_log_entries(0..100).await.unwrap();
+        indexes = entries.iter().map(|e| e.log_id.index).collect();
+        if indexes == [3, 4] {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
     assert_eq!(indexes, [3, 4]);
+    let entries = log.try_get_log_entries(3..100).await.unwrap();
     match (&entries[0].payload, put("k", 3, Condition::Always)) {
         (EntryPayload::Normal(stored), EntryPayload::Normal(appended)) => assert_eq!(stored, &appended),
         other => panic!("entry 3 changed on disk: {other:?}"),
@@ -260,4 +269,40 @@ async fn a_snapshot_in_an_older_format_is_rebuilt_at_open() {
     let rebuilt = std::fs::read(&current).unwrap();
     let header = 4 + u32::from_be_bytes(rebuilt[..4].try_into().unwrap()) as usize;
     assert_eq!(&rebuilt[header..header + 9], b"HAKVSNAP\x02");
+}
+
+/// `purge` only sets the mark (openraft's core waits for it); the entries go afterwards, and
+/// the log's end never falls below the mark while they do.
+#[tokio::test]
+async fn a_purge_answers_at_once_and_its_entries_go_afterwards() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut log = LogStore::open(dir.path()).unwrap();
+    for first in (1..=20_000).step_by(1000) {
+        log.blocking_append(
+            (first..first + 1000).map(|i| entry(1, i, put("k", i as i64, Condition::Always))),
+        )
+        .await
+        .unwrap();
+    }
+    log.purge(log_id(1, 20_000)).await.unwrap();
+    let state = log.get_log_state().await.unwrap();
+    assert_eq!(state.last_purged_log_id, Some(log_id(1, 20_000)));
+    assert_eq!(state.last_log_id, Some(log_id(1, 20_000)));
+    let mut left = usize::MAX;
+    for _ in 0..500 {
+        left = log.try_get_log_entries(0..=20_000).await.unwrap().len();
+        if left == 0 {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
+    assert_eq!(left, 0, "purged entries still stored");
+    // The log goes on after the mark.
+    log.blocking_append([entry(2, 20_001, EntryPayload::Blank)])
+        .await
+        .unwrap();
+    assert_eq!(
+        log.get_log_state().await.unwrap().last_log_id,
+        Some(log_id(2, 20_001))
+    );
 }
