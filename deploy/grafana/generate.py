@@ -95,9 +95,10 @@ cluster = dashboard("hakv-cluster", "hakv cluster", [
         (f'hakv_storage_disk_bytes{{{SEL}}}', "store {{instance}}"),
         (f'hakv_disk_writes_refused{{{SEL}}}', "writes refused {{instance}}"),
     ], "bytes", 12, 24),
-    panel(11, "Proposal latency (leader: queued, committed and applied)", [
+    panel(11, "Proposal latency (leader: queued, committed and applied) and log fsync", [
         (f'histogram_quantile(0.99, sum by (le) (rate(hakv_raft_proposal_duration_seconds_bucket{{{SEL}}}[{RATE}])))', "p99"),
         (f'histogram_quantile(0.5, sum by (le) (rate(hakv_raft_proposal_duration_seconds_bucket{{{SEL}}}[{RATE}])))', "p50"),
+        (f'histogram_quantile(0.99, sum by (le, instance) (rate(hakv_raft_log_append_seconds_bucket{{{SEL}}}[{RATE}])))', "log append p99 {{instance}}"),
     ], "s", 0, 32),
     panel(12, "Commands per log entry (batch size)", [
         (f'sum(rate(hakv_raft_batch_commands_sum{{{SEL}}}[{RATE}])) / sum(rate(hakv_raft_batch_commands_count{{{SEL}}}[{RATE}]))', "mean"),

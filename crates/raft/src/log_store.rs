@@ -334,9 +334,11 @@ impl RaftLogStorage<TypeConfig> for LogStore {
             batch.insert(&self.entries, index_key(entry.log_id.index), bytes);
         }
         self.appended.fetch_add(appended, Ordering::Relaxed);
+        let started = std::time::Instant::now();
         blocking(move || Ok(batch.commit()?))
             .await
             .map_err(RaftStoreError::writing_logs)?;
+        record_append(started.elapsed(), appended);
         // Only now, with the entries fsynced, may openraft count them as stored here.
         callback.log_io_completed(Ok(()));
         Ok(())
@@ -363,6 +365,21 @@ impl RaftLogStorage<TypeConfig> for LogStore {
             .map_err(RaftStoreError::writing_logs)?;
         self.purger.delete_upto(log_id.index);
         Ok(())
+    }
+}
+
+/// An append this slow is logged: openraft's core waits for every append, so a leader is
+/// silent for as long (the first thing to look at when followers replaced a leader).
+const SLOW_APPEND: std::time::Duration = std::time::Duration::from_millis(300);
+
+fn record_append(took: std::time::Duration, bytes: u64) {
+    metrics::histogram!("hakv_raft_log_append_seconds").record(took.as_secs_f64());
+    if took >= SLOW_APPEND {
+        tracing::warn!(
+            took_ms = took.as_millis() as u64,
+            bytes,
+            "slow raft log append (write and fsync)"
+        );
     }
 }
 

@@ -139,6 +139,11 @@ fn describe() {
     );
     describe_histogram!("hakv_raft_batch_commands", "Commands per Raft log entry.");
     describe_histogram!(
+        "hakv_raft_log_append_seconds",
+        Unit::Seconds,
+        "Write and fsync of one Raft log append (openraft's core waits for it)."
+    );
+    describe_histogram!(
         "hakv_raft_proposal_duration_seconds",
         Unit::Seconds,
         "Time from proposal to applied outcome."
