@@ -2,7 +2,7 @@
 
 mod commands;
 
-use clap::Parser;
+use clap::{CommandFactory, Parser};
 use std::process::ExitCode;
 
 /// hakv: a highly available, high-throughput key-value service.
@@ -11,6 +11,11 @@ use std::process::ExitCode;
 struct Cli {
     #[command(subcommand)]
     command: commands::Command,
+}
+
+/// The whole command-line definition (for completions and man pages).
+fn cli() -> clap::Command {
+    Cli::command()
 }
 
 fn main() -> ExitCode {

@@ -5,6 +5,7 @@ mod balance;
 mod bench;
 mod client;
 mod cluster;
+mod generate;
 pub mod runtime;
 mod serve;
 
@@ -27,6 +28,10 @@ pub enum Command {
     Restore(backup::RestoreCommand),
     #[command(flatten)]
     Client(client::ClientCommand),
+    /// Print a shell completion script (bash, zsh, fish, elvish, powershell).
+    Completions(generate::CompletionsCommand),
+    /// Write man pages for hakv and every subcommand into a directory.
+    Man(generate::ManCommand),
 }
 
 /// Runs a subcommand to completion and turns its outcome into the process exit code.
@@ -42,6 +47,8 @@ pub fn run(command: Command) -> ExitCode {
         Command::Backup(cmd) => backup::backup(cmd),
         Command::Restore(cmd) => backup::restore(cmd),
         Command::Client(cmd) => client::run(cmd),
+        Command::Completions(cmd) => generate::completions(cmd, crate::cli()),
+        Command::Man(cmd) => generate::man_pages(cmd, crate::cli()),
     }
 }
 
