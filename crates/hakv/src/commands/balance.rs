@@ -11,10 +11,12 @@ use std::process::ExitCode;
 pub struct BalanceCommand {
     #[command(flatten)]
     args: BalanceArgs,
+    #[command(flatten)]
+    log: super::runtime::LogArgs,
 }
 
 pub fn run(cmd: BalanceCommand) -> ExitCode {
-    super::runtime::init_tracing();
+    super::runtime::init_tracing(cmd.log.log_format);
     // A bad setting exits 2, as `hakv serve` does (a failure while running exits 1).
     if let Err(e) = cmd.args.to_config() {
         eprintln!("hakv balance: {e:#}");
@@ -45,33 +47,50 @@ fn serve(args: BalanceArgs) -> anyhow::Result<()> {
     runtime.block_on(async move {
         let balancer = Balancer::new(config)?;
         let handle = balancer.clone().spawn().await?;
+        // Handlers first: a signal right after the listening line must not kill the process.
+        let mut signals = Signals::install()?;
         // The stdout line scripts and tests wait for (same shape as `hakv serve`), then where
         // the admin API is (never on the proxy port).
         println!("listening on http://{}", handle.addr);
         println!("admin on http://{}", handle.admin_addr);
         let _ = std::io::stdout().flush();
         tracing::info!(addr = %handle.addr, admin = ?handle.admin_addr, "balancing");
-        signals(&args, &balancer).await?;
+        signals.serve(&args, &balancer).await;
         tracing::info!("draining");
         handle.shutdown().await?;
         Ok(())
     })
 }
 
-/// Returns on SIGTERM or Ctrl-C; reloads the configuration on each SIGHUP.
-async fn signals(args: &BalanceArgs, balancer: &Balancer) -> anyhow::Result<()> {
-    use tokio::signal::unix::{SignalKind, signal};
-    let mut term = signal(SignalKind::terminate()).context("SIGTERM handler")?;
-    let mut hup = signal(SignalKind::hangup()).context("SIGHUP handler")?;
-    loop {
-        tokio::select! {
-            _ = tokio::signal::ctrl_c() => return Ok(()),
-            _ = term.recv() => return Ok(()),
-            _ = hup.recv() => {
-                // A bad file is logged and ignored: the running configuration stays.
-                match args.to_config().and_then(|c| balancer.reload(&c)) {
-                    Ok(()) => {}
-                    Err(e) => tracing::error!("reload refused: {e}"),
+/// The balancer's signal handlers: SIGTERM and Ctrl-C stop it, SIGHUP reloads `--config`.
+struct Signals {
+    interrupt: tokio::signal::unix::Signal,
+    terminate: tokio::signal::unix::Signal,
+    hangup: tokio::signal::unix::Signal,
+}
+
+impl Signals {
+    fn install() -> anyhow::Result<Signals> {
+        use tokio::signal::unix::{SignalKind, signal};
+        Ok(Signals {
+            interrupt: signal(SignalKind::interrupt()).context("SIGINT handler")?,
+            terminate: signal(SignalKind::terminate()).context("SIGTERM handler")?,
+            hangup: signal(SignalKind::hangup()).context("SIGHUP handler")?,
+        })
+    }
+
+    /// Returns on SIGTERM or Ctrl-C; reloads the configuration on each SIGHUP.
+    async fn serve(&mut self, args: &BalanceArgs, balancer: &Balancer) {
+        loop {
+            tokio::select! {
+                _ = self.interrupt.recv() => return,
+                _ = self.terminate.recv() => return,
+                _ = self.hangup.recv() => {
+                    // A bad file is logged and ignored: the running configuration stays.
+                    match args.to_config().and_then(|c| balancer.reload(&c)) {
+                        Ok(()) => {}
+                        Err(e) => tracing::error!("reload refused: {e}"),
+                    }
                 }
             }
         }

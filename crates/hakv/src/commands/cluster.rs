@@ -3,7 +3,7 @@
 //! one folder. Running it again on the same folder reuses the data (and the cluster secret).
 //! Ctrl-C or SIGTERM stops every child (SIGTERM, then SIGKILL after a grace period).
 
-use super::runtime::{init_tracing, shutdown_signal};
+use super::runtime::{LogFormat, init_tracing, shutdown_signal};
 use anyhow::{Context, bail};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -69,7 +69,8 @@ pub struct UpArgs {
 }
 
 pub fn run(cmd: ClusterCommand) -> ExitCode {
-    init_tracing();
+    // `cluster up`'s children log as HAKV_LOG_FORMAT says; its own few lines stay text.
+    init_tracing(LogFormat::Text);
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()

@@ -4,10 +4,30 @@
 /// openraft's chatter at `warn`.
 const DEFAULT_FILTER: &str = "info,fjall=warn,lsm_tree=warn,openraft=warn";
 
-/// Logs to stderr (in colour only on a terminal); `HAKV_LOG` (or `RUST_LOG`) sets the filter.
-/// A filter that names no level (`HAKV_LOG=verbose`, which `tracing` would take as a target
-/// and so log nothing else) is refused with a warning, and the default is used.
-pub fn init_tracing() {
+/// How log lines are written.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, clap::ValueEnum)]
+pub enum LogFormat {
+    /// One human-readable line per event.
+    #[default]
+    Text,
+    /// One JSON object per line (`timestamp`, `level`, `target`, `fields`, and the spans'
+    /// fields), for log shippers such as Filebeat, Fluent Bit or Promtail.
+    Json,
+}
+
+/// The logging flags of the long-running subcommands.
+#[derive(Debug, Clone, clap::Args)]
+pub struct LogArgs {
+    /// Log line format on stderr.
+    #[arg(long, value_enum, default_value_t = LogFormat::Text, env = "HAKV_LOG_FORMAT")]
+    pub log_format: LogFormat,
+}
+
+/// Logs to stderr, as text (in colour only on a terminal) or JSON lines; `HAKV_LOG` (or
+/// `RUST_LOG`) sets the filter. A filter that names no level (`HAKV_LOG=verbose`, which
+/// `tracing` would take as a target and so log nothing else) is refused with a warning, and
+/// the default is used.
+pub fn init_tracing(format: LogFormat) {
     use std::io::IsTerminal;
     let given = std::env::var("HAKV_LOG")
         .or_else(|_| std::env::var("RUST_LOG"))
@@ -23,11 +43,13 @@ pub fn init_tracing() {
         }
         None => DEFAULT_FILTER.to_owned(),
     };
-    let _ = tracing_subscriber::fmt()
+    let builder = tracing_subscriber::fmt()
         .with_env_filter(tracing_subscriber::EnvFilter::new(filter))
-        .with_writer(std::io::stderr)
-        .with_ansi(std::io::stderr().is_terminal())
-        .try_init();
+        .with_writer(std::io::stderr);
+    let _ = match format {
+        LogFormat::Text => builder.with_ansi(std::io::stderr().is_terminal()).try_init(),
+        LogFormat::Json => builder.json().with_ansi(false).try_init(),
+    };
 }
 
 /// Whether every comma-separated directive is a level or `target=level`.
@@ -40,25 +62,35 @@ fn is_level_filter(filter: &str) -> bool {
         })
 }
 
-/// Completes on the first Ctrl-C (SIGINT) or SIGTERM.
-pub async fn shutdown_signal() {
-    let ctrl_c = async {
-        let _ = tokio::signal::ctrl_c().await;
-    };
+/// Completes on the first Ctrl-C (SIGINT) or SIGTERM. The handlers are in place when this
+/// returns (not only once the future is first polled), so a signal that arrives right after a
+/// server said it listens still shuts it down cleanly instead of killing it. Call it inside
+/// the runtime.
+pub fn shutdown_signal() -> impl std::future::Future<Output = ()> {
     #[cfg(unix)]
-    let terminate = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut signal) => {
-                signal.recv().await;
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        let interrupt = signal(SignalKind::interrupt()).ok();
+        let terminate = signal(SignalKind::terminate()).ok();
+        async move {
+            let received = |stream: Option<tokio::signal::unix::Signal>| async move {
+                match stream {
+                    Some(mut stream) => {
+                        stream.recv().await;
+                    }
+                    None => std::future::pending::<()>().await,
+                }
+            };
+            tokio::select! {
+                _ = received(interrupt) => tracing::info!("received Ctrl-C"),
+                _ = received(terminate) => tracing::info!("received SIGTERM"),
             }
-            Err(_) => std::future::pending::<()>().await,
         }
-    };
+    }
     #[cfg(not(unix))]
-    let terminate = std::future::pending::<()>();
-    tokio::select! {
-        _ = ctrl_c => tracing::info!("received Ctrl-C"),
-        _ = terminate => tracing::info!("received SIGTERM"),
+    async {
+        let _ = tokio::signal::ctrl_c().await;
+        tracing::info!("received Ctrl-C");
     }
 }
 

@@ -1,6 +1,6 @@
 //! `hakv serve`: one node on a listener until SIGTERM or Ctrl-C.
 
-use super::runtime::{init_tracing, shutdown_signal};
+use super::runtime::{LogArgs, init_tracing, shutdown_signal};
 use hakv_server::{ServeArgs, ServeConfig};
 use std::process::ExitCode;
 
@@ -8,10 +8,12 @@ use std::process::ExitCode;
 pub struct ServeCommand {
     #[command(flatten)]
     args: ServeArgs,
+    #[command(flatten)]
+    log: LogArgs,
 }
 
 pub fn run(cmd: ServeCommand) -> ExitCode {
-    init_tracing();
+    init_tracing(cmd.log.log_format);
     let config = match ServeConfig::load(&cmd.args) {
         Ok(config) => config,
         Err(err) => {
@@ -38,9 +40,10 @@ async fn serve(config: ServeConfig) -> anyhow::Result<()> {
         .await
         .with_context(|| format!("cannot listen on {}", config.listen))?;
     let addr = listener.local_addr()?;
+    let shutdown = shutdown_signal();
     tracing::info!(%addr, data_dir = %config.data_dir.display(), cache = %config.cache_policy, "hakv serve starting");
     // Scripts and tests read this line to learn the port (`--listen 127.0.0.1:0`).
     println!("listening on http://{addr}");
-    hakv_server::run(listener, config, shutdown_signal()).await?;
+    hakv_server::run(listener, config, shutdown).await?;
     Ok(())
 }
