@@ -266,9 +266,36 @@ fn operational_endpoints_answer() {
         "hakv_storage_keys",
         "hakv_storage_disk_bytes",
         "hakv_http_requests_in_flight",
+        "process_resident_memory_bytes",
+        "process_cpu_seconds_total",
+        "process_open_fds",
     ] {
         assert!(text.contains(name), "missing {name} in\n{text}");
     }
+    // Families in name order, the same on every scrape.
+    let families = |text: &str| -> Vec<String> {
+        text.lines()
+            .filter_map(|l| l.strip_prefix("# TYPE "))
+            .map(|l| l.split(' ').next().unwrap().to_owned())
+            .collect()
+    };
+    let order = families(&text);
+    let mut sorted = order.clone();
+    sorted.sort();
+    assert_eq!(order, sorted);
+    assert_eq!(families(&http.get("/metrics").unwrap().text()), order);
+    // What the data directory occupies, as du counts it: a few KiB here, not the journal's
+    // preallocated 64 MiB.
+    let disk: f64 = text
+        .lines()
+        .find_map(|l| l.strip_prefix("hakv_storage_disk_bytes "))
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!(
+        disk > 0.0 && disk < 16.0 * 1024.0 * 1024.0,
+        "hakv_storage_disk_bytes {disk}"
+    );
     // The exposition must satisfy Prometheus' own linter (Debian package `prometheus`).
     let mut promtool = std::process::Command::new("promtool")
         .args(["check", "metrics"])

@@ -7,6 +7,7 @@ mod cluster;
 mod config;
 mod error;
 mod expiry_task;
+mod exposition;
 mod key;
 mod limits;
 mod node;

@@ -1,6 +1,7 @@
 //! Prometheus metrics: the process-wide recorder, request metrics, and the gauges read from
 //! the node (cache, store, queues) each time `/metrics` is scraped.
 
+use crate::exposition;
 use crate::node::Node;
 use metrics::{Unit, counter, describe_counter, describe_gauge, describe_histogram, gauge};
 use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
@@ -95,7 +96,7 @@ fn describe() {
     describe_gauge!(
         "hakv_storage_disk_bytes",
         Unit::Bytes,
-        "Bytes the store uses on disk."
+        "Bytes the data directory occupies on disk (state, Raft log, snapshot), as du counts."
     );
     describe_gauge!("hakv_storage_revision", "The newest applied revision.");
     describe_counter!(
@@ -176,7 +177,7 @@ pub fn render(node: &Node) -> String {
     gauge!("hakv_cache_capacity_bytes").set(cache.capacity_bytes as f64);
     let store = node.state_machine.stats();
     gauge!("hakv_storage_keys").set(store.approximate_keys as f64);
-    gauge!("hakv_storage_disk_bytes").set(store.disk_bytes as f64);
+    gauge!("hakv_storage_disk_bytes").set(exposition::disk_usage(&node.config.data_dir) as f64);
     gauge!("hakv_storage_revision").set(store.revision.0 as f64);
     gauge!("hakv_storage_write_queue_depth").set(node.write_queue_depth() as f64);
     let disk = &node.disk;
@@ -201,7 +202,9 @@ pub fn render(node: &Node) -> String {
     }
     gauge!("hakv_http_requests_in_flight").set(node.in_flight.load(Ordering::Relaxed) as f64);
     handle.run_upkeep();
-    handle.render()
+    let mut text = handle.render();
+    text.push_str(&exposition::process_metrics());
+    exposition::sort_families(&text)
 }
 
 /// Drains histogram buffers now and then, so memory stays bounded between scrapes.

@@ -54,7 +54,6 @@ pub struct StoreConfig {
 #[derive(Debug, Clone, Copy)]
 pub struct StoreStats {
     pub approximate_keys: u64,
-    pub disk_bytes: u64,
     pub revision: Revision,
 }
 
@@ -239,7 +238,6 @@ impl StateMachine {
     pub fn stats(&self) -> StoreStats {
         StoreStats {
             approximate_keys: self.data.approximate_len() as u64,
-            disk_bytes: self.db.disk_space().unwrap_or(0),
             revision: self.revision(),
         }
     }
