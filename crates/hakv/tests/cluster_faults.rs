@@ -238,7 +238,7 @@ fn a_wiped_member_catches_up_by_snapshot_and_serves_linearizable_reads() {
     let leader = cluster.leader();
     let victim = (1..=3).find(|id| *id != leader).unwrap();
     cluster.kill(victim);
-    std::fs::remove_dir_all(&cluster.member(victim).data_dir).unwrap();
+    cluster.wipe(victim);
     let mut http = Http::connect(cluster.member(leader).addr).unwrap();
     for i in 0..300 {
         assert_eq!(
@@ -390,4 +390,30 @@ fn a_large_value_written_through_a_follower_arrives_whole() {
         .get("/data/big")
         .unwrap();
     assert_eq!(read.json()["data"].as_str(), Some(value.as_str()));
+}
+
+#[test]
+fn a_follower_down_costs_the_leader_one_warning_not_a_line_per_heartbeat() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut cluster = Cluster::start(dir.path(), 3, &[]);
+    let leader = cluster.leader();
+    let follower = (1..=3).find(|id| *id != leader).unwrap();
+    let log_path = cluster.member(leader).data_dir.with_extension("log");
+    let before = std::fs::read_to_string(&log_path).unwrap().len();
+    cluster.kill(follower);
+    // About 50 heartbeats fail meanwhile.
+    std::thread::sleep(Duration::from_millis(2_500));
+    cluster.start_member(follower);
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let log = loop {
+        let log = std::fs::read_to_string(&log_path).unwrap()[before..].to_owned();
+        if log.contains("a peer answers again") {
+            break log;
+        }
+        assert!(Instant::now() < deadline, "no recovery logged:\n{log}");
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    let warnings = log.lines().filter(|l| l.contains("calls to a peer fail")).count();
+    assert_eq!(warnings, 1, "{log}");
+    assert!(!log.contains("openraft::replication"), "{log}");
 }

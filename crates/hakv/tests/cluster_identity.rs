@@ -57,7 +57,7 @@ fn a_wiped_member_rejoins_under_load_without_an_election() {
         std::thread::sleep(Duration::from_millis(10));
     }
     cluster.kill(victim);
-    std::fs::remove_dir_all(&cluster.member(victim).data_dir).unwrap();
+    cluster.wipe(victim);
     std::thread::sleep(Duration::from_millis(500)); // longer than an election timeout
     cluster.start_member(victim);
 

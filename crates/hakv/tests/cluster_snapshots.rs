@@ -39,7 +39,7 @@ fn a_member_killed_while_receiving_a_snapshot_catches_up_after_a_restart() {
     let victim = (1..=3).find(|id| *id != leader).unwrap();
     let data_dir = cluster.member(victim).data_dir.clone();
     cluster.kill(victim);
-    std::fs::remove_dir_all(&data_dir).unwrap();
+    cluster.wipe(victim);
     let mut http = Http::connect(cluster.member(leader).addr).unwrap();
     let value = "v".repeat(1000);
     for i in 0..1300 {

@@ -28,6 +28,7 @@ mod membership;
 mod node;
 pub mod peer_client;
 pub mod peer_server;
+mod peer_trouble;
 mod pre_vote;
 mod proposer;
 mod read_barrier;

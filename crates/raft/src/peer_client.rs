@@ -11,6 +11,7 @@ use crate::config::PeerClientConfig;
 use crate::peer_server::{
     APPEND_PATH, CAMPAIGN_PATH, IDENTITY_PATH, PRE_VOTE_PATH, PeerIdentity, SNAPSHOT_PATH, VOTE_PATH,
 };
+use crate::peer_trouble::PeerTrouble;
 use crate::pre_vote::{PreVoteRequest, PreVoteResponse};
 use crate::snapshot_transfer::{self, MAX_FRAME, SnapshotHeader};
 use crate::{NodeId, TypeConfig};
@@ -104,6 +105,7 @@ impl PeerNetwork {
             network: self.clone(),
             target,
             base: format!("http://{addr}"),
+            trouble: PeerTrouble::default(),
         }
     }
 
@@ -149,11 +151,7 @@ impl RaftNetworkFactory<TypeConfig> for PeerNetwork {
     type Network = PeerConnection;
 
     async fn new_client(&mut self, target: NodeId, node: &BasicNode) -> PeerConnection {
-        PeerConnection {
-            network: self.clone(),
-            target,
-            base: format!("http://{}", node.addr),
-        }
+        self.to(target, &node.addr)
     }
 }
 
@@ -162,6 +160,7 @@ pub struct PeerConnection {
     network: PeerNetwork,
     target: NodeId,
     base: String,
+    trouble: PeerTrouble,
 }
 
 impl PeerConnection {
@@ -192,13 +191,14 @@ impl PeerConnection {
         let answer = match tokio::time::timeout(timeout, self.post(path, body, content_type)).await {
             Ok(answer) => answer,
             Err(_) => {
-                count_error(action);
-                return Err(RPCError::Timeout(Timeout {
+                let timeout = Timeout {
                     action,
                     id: self.network.node_id,
                     target: self.target,
                     timeout,
-                }));
+                };
+                self.trouble.failed(self.target, action, &timeout);
+                return Err(RPCError::Timeout(timeout));
             }
         };
         let decoded = answer.and_then(|bytes| {
@@ -206,6 +206,9 @@ impl PeerConnection {
                 &bytes,
             )?)
         });
+        if decoded.is_ok() {
+            self.trouble.answered(self.target);
+        }
         match decoded {
             Ok(Ok(response)) => Ok(response),
             Ok(Err(remote)) => Err(RPCError::RemoteError(RemoteError::new(self.target, remote))),
@@ -217,15 +220,11 @@ impl PeerConnection {
                 entries / 2,
             ))),
             Err(e) => {
-                count_error(action);
+                self.trouble.failed(self.target, action, &e);
                 Err(transport_error(e))
             }
         }
     }
-}
-
-fn count_error(action: RPCTypes) {
-    metrics::counter!("hakv_raft_peer_rpc_errors_total", "rpc" => action.to_string()).increment(1);
 }
 
 fn transport_error<E: std::error::Error>(e: PeerError) -> RpcError<E> {
@@ -304,8 +303,7 @@ impl RaftNetwork<TypeConfig> for PeerConnection {
             Ok(Ok(response)) => Ok(response),
             Ok(Err(fatal)) => Err(StreamingError::RemoteError(RemoteError::new(self.target, fatal))),
             Err(e) => {
-                count_error(RPCTypes::InstallSnapshot);
-                tracing::warn!(target = self.target, error = %e, "sending a snapshot failed");
+                self.trouble.failed(self.target, RPCTypes::InstallSnapshot, &e);
                 Err(match e {
                     PeerError::Connect(_) => StreamingError::Unreachable(Unreachable::new(&e)),
                     other => StreamingError::Network(NetworkError::new(&other)),

@@ -1,8 +1,11 @@
 //! What every long-running subcommand shares: logging setup and the shutdown signal.
 
 /// The filter when `HAKV_LOG` and `RUST_LOG` are unset: `info`, the storage engine's and
-/// openraft's chatter at `warn`.
-const DEFAULT_FILTER: &str = "info,fjall=warn,lsm_tree=warn,openraft=warn";
+/// openraft's chatter at `warn`, and openraft's per-call replication errors off (three lines
+/// per failed append, 20 a second while a follower is down; hakv logs a peer's trouble once
+/// per 10 s itself, and counts every failure in `hakv_raft_peer_rpc_errors_total`).
+const DEFAULT_FILTER: &str = "info,fjall=warn,lsm_tree=warn,openraft=warn,\
+                              openraft::replication=off,openraft::engine::handler::replication_handler=off";
 
 /// How log lines are written.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, clap::ValueEnum)]

@@ -1,6 +1,6 @@
 //! A Raft cluster of real `hakv serve` processes on loopback: start, kill -9, pause
-//! (SIGSTOP/SIGCONT), wipe and restart members, and find the leader. Only PIDs started
-//! here are ever signalled.
+//! (SIGSTOP/SIGCONT), wipe and restart members, change the membership, and find the leader.
+//! Only PIDs started here are ever signalled.
 
 use super::http::Http;
 use std::net::{SocketAddr, TcpListener};
@@ -155,7 +155,66 @@ impl Cluster {
         }
     }
 
-    /// SIGSTOP (`pause = true`) or SIGCONT.
+    /// Deletes what a stopped member's data directory holds (the directory stays: it may be
+    /// a mount point), as a disk replaced under a member.
+    pub fn wipe(&self, id: u64) {
+        let member = self.member(id);
+        assert!(member.child.is_none(), "member {id} is running");
+        for entry in std::fs::read_dir(&member.data_dir).unwrap() {
+            let path = entry.unwrap().path();
+            if path.is_dir() {
+                std::fs::remove_dir_all(&path).unwrap();
+            } else {
+                std::fs::remove_file(&path).unwrap();
+            }
+        }
+    }
+
+    /// Sends a membership change (`POST` to add member `id`, `DELETE` to remove it) to the
+    /// leader that member `via` knows of, and retries (no leader, a leader that lost its
+    /// place, a handover that did not finish, a member not yet listening) until the change is
+    /// made or `within` has passed. Ok once it is made (an earlier attempt whose
+    /// answer was lost counts: the member is then already there, or already gone); on
+    /// failure, the last answer.
+    pub fn change_membership(&self, via: u64, method: &str, id: u64, within: Duration) -> Result<(), String> {
+        let auth = format!("Bearer {TOKEN}");
+        let deadline = Instant::now() + within;
+        let mut last = String::from("no leader known");
+        loop {
+            if let Some(leader) = self.leader_seen_by(via)
+                && let Ok(mut http) = Http::connect(self.member(leader).addr)
+            {
+                let reply = match method {
+                    "POST" => {
+                        let body = format!(r#"{{"id": {id}, "addr": "{}"}}"#, self.member(id).addr);
+                        http.send_json("POST", "/cluster/members", &body, &[("Authorization", &auth)])
+                    }
+                    _ => http.request(
+                        method,
+                        &format!("/cluster/members/{id}"),
+                        &[("Authorization", &auth)],
+                        None,
+                    ),
+                };
+                match reply {
+                    Ok(reply) if reply.status == 200 => return Ok(()),
+                    Ok(reply)
+                        if (method, reply.status) == ("POST", 409)
+                            || (method, reply.status) == ("DELETE", 404) =>
+                    {
+                        return Ok(());
+                    }
+                    Ok(reply) => last = format!("{} from member {leader}: {}", reply.status, reply.text()),
+                    Err(e) => last = format!("member {leader}: {e}"),
+                }
+            }
+            if Instant::now() >= deadline {
+                return Err(last);
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+
     /// The running member's process id.
     pub fn pid(&self, id: u64) -> u32 {
         self.members[id as usize - 1]
@@ -165,6 +224,7 @@ impl Cluster {
             .id()
     }
 
+    /// SIGSTOP (`pause = true`) or SIGCONT.
     pub fn pause(&self, id: u64, pause: bool) {
         let child = self.members[id as usize - 1].child.as_ref().expect("running");
         let signal = if pause { "-STOP" } else { "-CONT" };
