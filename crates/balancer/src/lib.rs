@@ -15,6 +15,7 @@ pub mod config;
 pub mod error;
 pub mod headers;
 pub mod health;
+pub mod independent;
 pub mod leader;
 pub mod metrics;
 pub mod outlier;

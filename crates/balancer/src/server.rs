@@ -195,6 +195,10 @@ impl Balancer {
             }
             .run(tasks_rx.clone()),
         );
+        {
+            let (pool, timeout) = (Arc::clone(&shared.pool), ms(shared.config.health.timeout_ms));
+            tokio::spawn(async move { crate::independent::warn_if_independent(&pool, timeout).await });
+        }
         if let Some(leader) = &shared.leader {
             tokio::spawn(Arc::clone(leader).run(
                 Arc::clone(&shared.pool),

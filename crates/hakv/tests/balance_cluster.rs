@@ -9,7 +9,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
-use support::{Cluster, HakvProcess, Http};
+use support::{Cluster, HakvProcess, Http, ServerProcess};
 
 fn start_balancer(backends: &[SocketAddr], log: &std::path::Path) -> HakvProcess {
     let mut args = vec![
@@ -125,4 +125,29 @@ fn killing_the_leader_behind_the_balancer_fails_no_read_and_repeats_no_write() {
         "too many writes with unknown outcome: {failures:?}"
     );
     assert!(ok.load(Ordering::Relaxed) >= 1000);
+    // Members of one cluster are not taken for independent single nodes.
+    let log = std::fs::read_to_string(dir.path().join("balancer.log")).unwrap();
+    assert!(!log.contains("independent single nodes"), "{log}");
+}
+
+#[test]
+fn independent_single_nodes_behind_the_balancer_are_named_in_a_warning() {
+    let dir = tempfile::tempdir().unwrap();
+    let a = ServerProcess::start(&dir.path().join("a"), &[]);
+    let b = ServerProcess::start(&dir.path().join("b"), &[]);
+    let log = dir.path().join("balancer.log");
+    let _balancer = start_balancer(&[a.addr, b.addr], &log);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let text = std::fs::read_to_string(&log).unwrap_or_default();
+        if text.contains("independent single nodes") {
+            assert!(
+                text.contains(&a.addr.to_string()) && text.contains(&b.addr.to_string()),
+                "{text}"
+            );
+            break;
+        }
+        assert!(Instant::now() < deadline, "no warning:\n{text}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
 }

@@ -1,0 +1,41 @@
+//! A check at start: backends that are independent single nodes (`GET /cluster` answers
+//! `"mode": "single"`) each hold only the keys written to them, so behind one balancer a read
+//! can miss a write that went to another. That is a valid setup only for stateless tests, and
+//! a common mistake when trying hakv, so the balancer says so in its log.
+
+use crate::pool::Pool;
+use bytes::Bytes;
+use http_body_util::{BodyExt, Empty, Limited};
+use hyper_util::client::legacy::{Client, connect::HttpConnector};
+use hyper_util::rt::TokioExecutor;
+use std::time::Duration;
+
+/// Asks every backend once and warns if two or more are single nodes.
+pub async fn warn_if_independent(pool: &Pool, timeout: Duration) {
+    let client: Client<_, Empty<Bytes>> = Client::builder(TokioExecutor::new()).build(HttpConnector::new());
+    let set = pool.load();
+    let mut singles = Vec::new();
+    for backend in set.backends.iter() {
+        let Ok(uri) = format!("http://{}/cluster", backend.addr()).parse::<http::Uri>() else {
+            continue;
+        };
+        let fetch = async {
+            let resp = client.get(uri).await.ok()?;
+            let body = Limited::new(resp.into_body(), 1 << 20).collect().await.ok()?;
+            serde_json::from_slice::<serde_json::Value>(&body.to_bytes()).ok()
+        };
+        if let Ok(Some(status)) = tokio::time::timeout(timeout, fetch).await
+            && status["mode"] == "single"
+        {
+            singles.push(backend.addr().to_string());
+        }
+    }
+    if singles.len() >= 2 {
+        tracing::warn!(
+            backends = %singles.join(", "),
+            "these backends are independent single nodes: each holds only the keys written to \
+             it, so a read can miss a write another one took; put the members of one cluster \
+             behind the balancer (hakv cluster up starts one)"
+        );
+    }
+}
