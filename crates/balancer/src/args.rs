@@ -157,4 +157,21 @@ mod tests {
         let cli = Cli::try_parse_from(["x"]).unwrap();
         assert!(matches!(cli.args.to_config(), Err(ConfigError::NoBackends)));
     }
+
+    #[test]
+    fn a_setting_out_of_range_is_named_by_its_key_and_its_flag() {
+        let cli =
+            Cli::try_parse_from(["x", "--backend", "127.0.0.1:1", "--health-timeout-ms", "5000"]).unwrap();
+        let e = cli.args.to_config().unwrap_err().to_string();
+        assert!(
+            e.starts_with("health.timeout_ms (--health-timeout-ms) must be"),
+            "{e}"
+        );
+        let cli = Cli::try_parse_from(["x", "--backend", "127.0.0.1:1", "--max-attempts", "0"]).unwrap();
+        let e = cli.args.to_config().unwrap_err().to_string();
+        assert!(
+            e.starts_with("retry.max_attempts (--max-attempts) must be"),
+            "{e}"
+        );
+    }
 }

@@ -31,7 +31,7 @@ pub enum ConfigError {
         "unknown algorithm `{0}`: use round-robin, weighted-round-robin, least-connections, p2c or key-hash"
     )]
     UnknownAlgorithm(String),
-    #[error("{name} must be {rule}, got {value}")]
+    #[error("{} must be {rule}, got {value}", setting(name))]
     OutOfRange {
         name: &'static str,
         rule: &'static str,
@@ -285,6 +285,29 @@ impl Default for LimitConfig {
             max_idle_per_backend: 256,
         }
     }
+}
+
+/// A setting's file key with the flag that also sets it, so a message names what was typed
+/// whichever way it was given: `health.timeout_ms (--health-timeout-ms)`.
+fn setting(key: &str) -> String {
+    let flag = match key {
+        "admin_listen" => "--admin-listen",
+        "admin_token" => "--admin-token",
+        "backends" => "--backend",
+        "health.interval_ms" => "--health-interval-ms",
+        "health.timeout_ms" => "--health-timeout-ms",
+        "health.rise" => "--rise",
+        "health.fall" => "--fall",
+        "retry.max_attempts" => "--max-attempts",
+        "retry.budget_ratio" => "--retry-budget",
+        "timeouts.attempt_ms" => "--attempt-timeout-ms",
+        "timeouts.total_ms" => "--total-timeout-ms",
+        "limits.max_connections" => "--max-connections",
+        "limits.max_in_flight" => "--max-in-flight",
+        "threads" => "--threads",
+        _ => return key.to_owned(),
+    };
+    format!("{key} ({flag})")
 }
 
 fn check(
