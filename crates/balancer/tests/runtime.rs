@@ -263,22 +263,26 @@ async fn forwarded_headers_reach_the_backend_and_hop_by_hop_ones_do_not() {
     // A backend that echoes the request headers it received.
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
+    // Every connection is served: the balancer also asks `/cluster` once at start.
     tokio::spawn(async move {
-        let (stream, _) = listener.accept().await.unwrap();
-        let svc = hyper::service::service_fn(|req: http::Request<hyper::body::Incoming>| async move {
-            let mut lines: Vec<String> = req
-                .headers()
-                .iter()
-                .map(|(k, v)| format!("{k}: {}", v.to_str().unwrap_or("?")))
-                .collect();
-            lines.sort();
-            Ok::<_, std::convert::Infallible>(http::Response::new(http_body_util::Full::new(
-                bytes::Bytes::from(lines.join("\n")),
-            )))
-        });
-        let _ = hyper::server::conn::http1::Builder::new()
-            .serve_connection(hyper_util::rt::TokioIo::new(stream), svc)
-            .await;
+        loop {
+            let (stream, _) = listener.accept().await.unwrap();
+            let svc = hyper::service::service_fn(|req: http::Request<hyper::body::Incoming>| async move {
+                let mut lines: Vec<String> = req
+                    .headers()
+                    .iter()
+                    .map(|(k, v)| format!("{k}: {}", v.to_str().unwrap_or("?")))
+                    .collect();
+                lines.sort();
+                Ok::<_, std::convert::Infallible>(http::Response::new(http_body_util::Full::new(
+                    bytes::Bytes::from(lines.join("\n")),
+                )))
+            });
+            tokio::spawn(
+                hyper::server::conn::http1::Builder::new()
+                    .serve_connection(hyper_util::rt::TokioIo::new(stream), svc),
+            );
+        }
     });
     let mut c = hakv_balancer::BalancerConfig {
         listen: "127.0.0.1:0".parse().unwrap(),
