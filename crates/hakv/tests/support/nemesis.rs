@@ -5,7 +5,10 @@
 //!
 //! Faults: a member cut off from the others (both ways), the followers' answers to the leader
 //! dropped (one way), `kill -9` and restart, SIGSTOP and SIGCONT, a full disk (its tmpfs
-//! filled to below the reserve), and a clock skewed ±10 minutes or stepped back an hour.
+//! filled to below the reserve), a clock skewed ±10 minutes or stepped back an hour, and a
+//! member replaced: removed from the cluster (the leader too, which hands over first), its
+//! disk wiped, started again empty with its usual flags, and added back (it catches up as a
+//! learner and is promoted).
 
 use super::faketime::set_offset;
 use super::{Cluster, Net, Tmpfs};
@@ -13,6 +16,9 @@ use std::collections::BTreeMap;
 use std::fmt;
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
+
+/// How long a membership change may take (a handover, a snapshot to a wiped member).
+const MEMBERSHIP_WAIT: Duration = Duration::from_secs(60);
 
 /// SplitMix64: small, seeded, good enough to pick faults.
 pub struct Rng(u64);
@@ -50,6 +56,10 @@ pub enum Fault {
     DiskFull(u64),
     /// The member's wall clock is moved by this many seconds.
     Clock(u64, i64),
+    /// Removed, wiped and restarted empty; added back when healed. With a second member, the
+    /// removal starts while that one is cut off from the others, and is completed after the
+    /// cut heals (the change needs a majority of the old and of the new configuration).
+    Replace(u64, Option<u64>),
 }
 
 impl Fault {
@@ -61,6 +71,8 @@ impl Fault {
             Fault::Pause(_) => "SIGSTOP / SIGCONT",
             Fault::DiskFull(_) => "disk full",
             Fault::Clock(_, _) => "clock skew or step",
+            Fault::Replace(_, None) => "member removed, wiped, added back",
+            Fault::Replace(_, Some(_)) => "member removed during a partition, wiped, added back",
         }
     }
 }
@@ -131,12 +143,17 @@ impl<'a> Nemesis<'a> {
         } else {
             any
         };
-        match self.rng.below(6) {
+        match self.rng.below(7) {
             0 => Fault::Isolate(victim),
             1 => Fault::AnswersLost(self.cluster.leader_seen_by(any).unwrap_or(victim)),
             2 => Fault::Kill(victim),
             3 => Fault::Pause(victim),
             4 => Fault::DiskFull(victim),
+            5 => {
+                let others = self.others(victim);
+                let cut = others[self.rng.below(others.len() as u64) as usize];
+                Fault::Replace(victim, (self.rng.below(2) == 0).then_some(cut))
+            }
             _ => Fault::Clock(victim, [600, -600, -3_600][self.rng.below(3) as usize]),
         }
     }
@@ -153,6 +170,28 @@ impl<'a> Nemesis<'a> {
             Fault::Pause(id) => self.cluster.pause(id, true),
             Fault::DiskFull(id) => self.disks[id as usize - 1].fill_leaving(self.disk_reserve / 2),
             Fault::Clock(id, seconds) => set_offset(&self.clocks[id as usize - 1], &format!("{seconds:+}")),
+            Fault::Replace(id, cut) => {
+                // Asked through a member that stays connected.
+                let via = self.others(id).into_iter().find(|o| Some(*o) != cut).unwrap();
+                if let Some(cut) = cut {
+                    // The removal is asked for while `cut` is away, and the cut heals 2 s later
+                    // whether or not the request has been answered: it cannot commit meanwhile
+                    // (the new configuration's majority needs `cut`), and with it no write can.
+                    self.net.isolate(cut as u32);
+                    let cluster = &*self.cluster;
+                    std::thread::scope(|scope| {
+                        scope.spawn(|| cluster.change_membership(via, "DELETE", id, Duration::ZERO));
+                        std::thread::sleep(Duration::from_secs(2));
+                        self.net.heal();
+                    });
+                }
+                if let Err(last) = self.cluster.change_membership(via, "DELETE", id, MEMBERSHIP_WAIT) {
+                    panic!("removing member {id}: {last}\n{self}");
+                }
+                self.cluster.kill(id);
+                self.cluster.wipe(id);
+                self.cluster.start_member(id);
+            }
         }
     }
 
@@ -163,6 +202,12 @@ impl<'a> Nemesis<'a> {
             Fault::Pause(id) => self.cluster.pause(id, false),
             Fault::DiskFull(id) => self.disks[id as usize - 1].free(),
             Fault::Clock(id, _) => set_offset(&self.clocks[id as usize - 1], "+0"),
+            Fault::Replace(id, _) => {
+                let via = self.others(id)[0];
+                if let Err(last) = self.cluster.change_membership(via, "POST", id, MEMBERSHIP_WAIT) {
+                    panic!("adding member {id} back: {last}\n{self}");
+                }
+            }
         }
     }
 
