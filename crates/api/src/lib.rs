@@ -1,6 +1,7 @@
 //! Wire types shared by the server, the client and the balancer: revisions, error codes,
 //! request and response bodies, and the seed-compatible JSON encoding.
 
+mod address;
 mod base_url;
 mod canonical_json;
 mod error_code;
@@ -10,6 +11,7 @@ mod text_position;
 pub mod units;
 mod wire;
 
+pub use address::resolve_addr;
 pub use base_url::{BaseUrl, parse_base_url};
 pub use canonical_json::{CanonicalJson, to_canonical_json};
 pub use error_code::ErrorCode;

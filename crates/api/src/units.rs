@@ -26,6 +26,16 @@ pub fn parse_bytes(text: &str) -> Result<u64, String> {
     Ok((number * multiplier as f64) as u64)
 }
 
+/// Parses a setting in milliseconds (the balancer's `…_ms` flags): a plain number is
+/// milliseconds, and a duration with a unit (`1s`, `1m30s`) is taken as well.
+pub fn parse_millis(text: &str) -> Result<u64, String> {
+    let trimmed = text.trim();
+    if let Ok(millis) = trimmed.parse::<u64>() {
+        return Ok(millis);
+    }
+    parse_duration(trimmed).map(|d| d.as_millis() as u64)
+}
+
 /// Parses a duration: a number with a unit (us, ms, s, m, h); plain numbers are seconds.
 pub fn parse_duration(text: &str) -> Result<Duration, String> {
     let trimmed = text.trim();
@@ -77,6 +87,15 @@ fn split_number(text: &str) -> Option<(f64, &str)> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn millisecond_settings_take_plain_numbers_and_durations() {
+        assert_eq!(parse_millis("250"), Ok(250));
+        assert_eq!(parse_millis("1s"), Ok(1000));
+        assert_eq!(parse_millis("1m30s"), Ok(90_000));
+        assert_eq!(parse_millis("20ms"), Ok(20));
+        assert!(parse_millis("soon").is_err());
+    }
 
     #[test]
     fn sizes_and_durations_parse_with_units() {

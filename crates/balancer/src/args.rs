@@ -13,10 +13,10 @@ pub struct BalanceArgs {
     #[arg(long, env = "HAKV_BALANCE_CONFIG")]
     pub config: Option<PathBuf>,
     /// Address to accept clients on [default: 127.0.0.1:7380].
-    #[arg(long, env = "HAKV_BALANCE_LISTEN")]
+    #[arg(long, env = "HAKV_BALANCE_LISTEN", value_parser = hakv_api::resolve_addr)]
     pub listen: Option<SocketAddr>,
     /// Serve /lb/* and /metrics only on this address instead of the main one.
-    #[arg(long, env = "HAKV_BALANCE_ADMIN_LISTEN")]
+    #[arg(long, env = "HAKV_BALANCE_ADMIN_LISTEN", value_parser = hakv_api::resolve_addr)]
     pub admin_listen: Option<SocketAddr>,
     /// Require `Authorization: Bearer TOKEN` for admin changes (POST, PATCH, DELETE on /lb/*).
     /// Prefer the variable: a flag shows in the process list.
@@ -31,11 +31,11 @@ pub struct BalanceArgs {
     /// Worker threads; 0 = one per core, 1 = single-threaded [default: 0].
     #[arg(long, env = "HAKV_BALANCE_THREADS")]
     pub threads: Option<usize>,
-    /// Health check period in milliseconds [default: 1000].
-    #[arg(long, env = "HAKV_BALANCE_HEALTH_INTERVAL_MS")]
+    /// Health check period in milliseconds, or a duration (1s) [default: 1000].
+    #[arg(long, env = "HAKV_BALANCE_HEALTH_INTERVAL_MS", value_parser = hakv_api::units::parse_millis)]
     pub health_interval_ms: Option<u64>,
-    /// Health check timeout in milliseconds [default: 500].
-    #[arg(long, env = "HAKV_BALANCE_HEALTH_TIMEOUT_MS")]
+    /// Health check timeout in milliseconds, or a duration [default: 500].
+    #[arg(long, env = "HAKV_BALANCE_HEALTH_TIMEOUT_MS", value_parser = hakv_api::units::parse_millis)]
     pub health_timeout_ms: Option<u64>,
     /// Good probes in a row to mark a backend up [default: 2].
     #[arg(long, env = "HAKV_BALANCE_RISE")]
@@ -49,11 +49,11 @@ pub struct BalanceArgs {
     /// Retries allowed as a fraction of requests [default: 0.2].
     #[arg(long, env = "HAKV_BALANCE_RETRY_BUDGET")]
     pub retry_budget: Option<f64>,
-    /// Per-attempt timeout to response headers, in milliseconds [default: 5000].
-    #[arg(long, env = "HAKV_BALANCE_ATTEMPT_TIMEOUT_MS")]
+    /// Per-attempt timeout to response headers, in milliseconds, or a duration [default: 5000].
+    #[arg(long, env = "HAKV_BALANCE_ATTEMPT_TIMEOUT_MS", value_parser = hakv_api::units::parse_millis)]
     pub attempt_timeout_ms: Option<u64>,
-    /// Timeout over all attempts, in milliseconds [default: 15000].
-    #[arg(long, env = "HAKV_BALANCE_TOTAL_TIMEOUT_MS")]
+    /// Timeout over all attempts, in milliseconds, or a duration [default: 15000].
+    #[arg(long, env = "HAKV_BALANCE_TOTAL_TIMEOUT_MS", value_parser = hakv_api::units::parse_millis)]
     pub total_timeout_ms: Option<u64>,
     /// Client connections at most [default: 10000].
     #[arg(long, env = "HAKV_BALANCE_MAX_CONNECTIONS")]
@@ -62,7 +62,7 @@ pub struct BalanceArgs {
     #[arg(long, env = "HAKV_BALANCE_MAX_IN_FLIGHT")]
     pub max_in_flight: Option<usize>,
     /// Send writes to the leader named by the backends' GET /cluster.
-    #[arg(long, env = "HAKV_BALANCE_LEADER_AWARE")]
+    #[arg(long, env = "HAKV_BALANCE_LEADER_AWARE", value_parser = clap::builder::BoolishValueParser::new())]
     pub leader_aware: bool,
     /// Seed for the random choices (p2c, backoff jitter); 0 = from the clock [default: 0].
     #[arg(long, env = "HAKV_BALANCE_SEED")]
@@ -156,6 +156,30 @@ mod tests {
         assert!(r.is_err());
         let cli = Cli::try_parse_from(["x"]).unwrap();
         assert!(matches!(cli.args.to_config(), Err(ConfigError::NoBackends)));
+    }
+
+    #[test]
+    fn millisecond_flags_take_durations_and_addresses_take_host_names() {
+        let cli = Cli::try_parse_from([
+            "x",
+            "--backend",
+            "127.0.0.1:1",
+            "--health-interval-ms",
+            "2s",
+            "--health-timeout-ms",
+            "500",
+            "--total-timeout-ms",
+            "1m",
+            "--listen",
+            "localhost:7380",
+        ])
+        .unwrap();
+        let c = cli.args.to_config().unwrap();
+        assert_eq!(
+            (c.health.interval_ms, c.health.timeout_ms, c.timeouts.total_ms),
+            (2000, 500, 60_000)
+        );
+        assert!(c.listen.ip().is_loopback());
     }
 
     #[test]

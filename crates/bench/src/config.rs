@@ -54,12 +54,12 @@ pub struct BenchConfig {
     #[arg(long, env = "HAKV_BENCH_VALUE_SIZE", default_value_t = 100)]
     pub value_size: usize,
     /// Write every key once before the measured run (not counted in the report's numbers).
-    #[arg(long, env = "HAKV_BENCH_PREFILL")]
+    #[arg(long, env = "HAKV_BENCH_PREFILL", value_parser = clap::builder::BoolishValueParser::new())]
     pub prefill: bool,
     #[arg(long, env = "HAKV_BENCH_WRITE_METHOD", value_enum, default_value_t = WriteMethod::Post)]
     pub write_method: WriteMethod,
     /// Send reads with ?consistency=stale.
-    #[arg(long, env = "HAKV_BENCH_STALE_READS")]
+    #[arg(long, env = "HAKV_BENCH_STALE_READS", value_parser = clap::builder::BoolishValueParser::new())]
     pub stale_reads: bool,
     /// Per-request timeout, connecting included.
     #[arg(long, env = "HAKV_BENCH_TIMEOUT", default_value = "5s", value_parser = parse_duration)]

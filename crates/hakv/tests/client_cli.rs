@@ -3,7 +3,7 @@
 mod support;
 
 use serde_json::json;
-use support::cli::{Node, closed_port, run};
+use support::cli::{Node, closed_port, run, run_with_env};
 
 #[test]
 fn put_then_get_round_trips_any_key_and_json_value() {
@@ -208,4 +208,16 @@ fn usage_errors_and_missing_keys_follow_the_documented_exit_codes() {
         (body["code"].as_str(), body["retryable"].as_bool()),
         (Some("key_not_found"), Some(false))
     );
+    // Boolean variables take 1/0, yes/no, on/off as well as true/false, everywhere.
+    let url = node.url.as_str();
+    for (value, json) in [("1", true), ("yes", true), ("0", false), ("off", false)] {
+        let out = run_with_env(&["get", "nothing-here", "--url", url], &[("HAKV_JSON", value)]);
+        assert_eq!(out.code, 1, "HAKV_JSON={value}: {}", out.stderr);
+        assert_eq!(
+            out.stdout.trim_start().starts_with('{'),
+            json,
+            "HAKV_JSON={value}: {}",
+            out.stdout
+        );
+    }
 }

@@ -15,6 +15,7 @@ pub const MAX_CLUSTER_VALUE_BYTES: u64 = 4 << 20;
 #[derive(Debug, Clone, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct ServeConfig {
+    #[serde(deserialize_with = "de_addr")]
     pub listen: SocketAddr,
     pub data_dir: PathBuf,
     #[serde(deserialize_with = "de_policy")]
@@ -87,10 +88,7 @@ pub fn parse_peers(text: &str) -> Result<Vec<Peer>, String> {
                 .trim()
                 .parse()
                 .map_err(|_| format!("{id:?} in {part:?} is not a node id (a number)"))?;
-            let addr = addr
-                .trim()
-                .parse()
-                .map_err(|_| format!("{addr:?} in {part:?} is not an address like 127.0.0.1:7379"))?;
+            let addr = hakv_api::resolve_addr(addr).map_err(|e| format!("in {part:?}: {e}"))?;
             Ok(Peer { id, addr })
         })
         .collect()
@@ -102,6 +100,10 @@ pub struct PeerList(pub Vec<Peer>);
 
 fn parse_peer_list(text: &str) -> Result<PeerList, String> {
     parse_peers(text).map(PeerList)
+}
+
+fn de_addr<'de, D: serde::Deserializer<'de>>(d: D) -> Result<SocketAddr, D::Error> {
+    hakv_api::resolve_addr(&String::deserialize(d)?).map_err(serde::de::Error::custom)
 }
 
 fn de_peers<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Vec<Peer>, D::Error> {
@@ -308,8 +310,8 @@ pub struct ServeArgs {
     /// TOML file with any of the settings below (flags and environment override it).
     #[arg(long, env = "HAKV_CONFIG", value_name = "FILE")]
     pub config: Option<PathBuf>,
-    /// Address to listen on [default: 127.0.0.1:7379].
-    #[arg(long, env = "HAKV_LISTEN", value_name = "ADDR")]
+    /// Address to listen on, IP or host name [default: 127.0.0.1:7379].
+    #[arg(long, env = "HAKV_LISTEN", value_name = "ADDR", value_parser = hakv_api::resolve_addr)]
     pub listen: Option<SocketAddr>,
     /// Directory of the durable store [default: ./hakv-data].
     #[arg(long, env = "HAKV_DATA_DIR", value_name = "DIR")]
@@ -383,7 +385,7 @@ pub struct ServeArgs {
     pub disk_reserve: Option<u64>,
     /// Join an existing cluster: wait to be added with `hakv cluster add` instead of forming
     /// the cluster of --peers (which then only needs this member's own entry).
-    #[arg(long, env = "HAKV_JOIN")]
+    #[arg(long, env = "HAKV_JOIN", value_parser = clap::builder::BoolishValueParser::new())]
     pub join: bool,
 }
 

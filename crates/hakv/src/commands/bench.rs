@@ -7,10 +7,10 @@ pub struct BenchCommand {
     #[command(flatten)]
     config: hakv_bench::BenchConfig,
     /// Print the final report as JSON on stdout (for scripts).
-    #[arg(long, env = "HAKV_BENCH_JSON")]
+    #[arg(long, env = "HAKV_BENCH_JSON", value_parser = clap::builder::BoolishValueParser::new())]
     json: bool,
     /// No live progress line on stderr.
-    #[arg(long, short = 'q', env = "HAKV_BENCH_QUIET")]
+    #[arg(long, short = 'q', env = "HAKV_BENCH_QUIET", value_parser = clap::builder::BoolishValueParser::new())]
     quiet: bool,
 }
 

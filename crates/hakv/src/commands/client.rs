@@ -29,7 +29,7 @@ pub struct ClientArgs {
     #[arg(long, env = "HAKV_URL", default_value = "http://127.0.0.1:7379")]
     url: String,
     /// Print results (and errors) as JSON on stdout, for scripts.
-    #[arg(long, env = "HAKV_JSON")]
+    #[arg(long, env = "HAKV_JSON", value_parser = clap::builder::BoolishValueParser::new())]
     json: bool,
     /// Give up after this long (e.g. 5s, 500ms).
     #[arg(long, env = "HAKV_TIMEOUT", default_value = "10s", value_parser = hakv_bench::parse_duration)]

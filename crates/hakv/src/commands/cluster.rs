@@ -22,8 +22,8 @@ pub enum ClusterCommand {
         /// The new member's id.
         #[arg(long)]
         id: u64,
-        /// The new member's address (its --listen, as the others reach it).
-        #[arg(long)]
+        /// The new member's address (its --listen, as the others reach it), IP or host name.
+        #[arg(long, value_parser = hakv_api::resolve_addr)]
         addr: SocketAddr,
         #[command(flatten)]
         member: MemberArgs,
@@ -61,7 +61,7 @@ pub struct UpArgs {
     #[arg(long, default_value_t = 7400)]
     base_port: u16,
     /// Where the balancer listens: the one address clients need.
-    #[arg(long, default_value = "127.0.0.1:7379")]
+    #[arg(long, default_value = "127.0.0.1:7379", value_parser = hakv_api::resolve_addr)]
     listen: SocketAddr,
     /// Extra flags for every `hakv serve`, e.g. --serve-arg=--cache-policy=lfu.
     #[arg(long = "serve-arg", allow_hyphen_values = true)]

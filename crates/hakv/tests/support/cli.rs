@@ -47,6 +47,11 @@ impl Run {
 
 /// Runs `hakv ARGS` (no URL added); `HAKV_URL` is cleared so only flags count.
 pub fn run(args: &[&str]) -> Run {
+    run_with_env(args, &[])
+}
+
+/// [`run`] with extra environment variables.
+pub fn run_with_env(args: &[&str], env: &[(&str, &str)]) -> Run {
     let Output {
         status,
         stdout,
@@ -54,6 +59,7 @@ pub fn run(args: &[&str]) -> Run {
     } = Command::new(env!("CARGO_BIN_EXE_hakv"))
         .args(args)
         .env_remove("HAKV_URL")
+        .envs(env.iter().copied())
         .stdin(Stdio::null())
         .output()
         .expect("run hakv");

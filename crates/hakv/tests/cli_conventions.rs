@@ -1,0 +1,38 @@
+//! One CLI convention across subcommands, with real processes: addresses may be host names
+//! (`--listen localhost:0`, `--peers 1=localhost:…`), and a bad setting is a usage error (2).
+
+mod support;
+
+use support::cli::run;
+use support::{HakvProcess, Http};
+
+#[test]
+fn serve_listens_on_a_host_name_and_resolves_its_peers() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let node = HakvProcess::spawn(
+        &[
+            "serve",
+            "--listen",
+            "localhost:0",
+            "--data-dir",
+            data.to_str().unwrap(),
+        ],
+        &dir.path().join("serve.log"),
+    );
+    assert!(node.addr.ip().is_loopback(), "{}", node.addr);
+    assert_eq!(
+        Http::connect(node.addr).unwrap().get("/health").unwrap().status,
+        200
+    );
+}
+
+#[test]
+fn an_address_that_is_not_one_is_a_usage_error_that_says_why() {
+    let out = run(&["serve", "--listen", "localhost"]);
+    assert_eq!(out.code, 2);
+    assert!(out.stderr.contains("the port is missing"), "{}", out.stderr);
+    let out = run(&["serve", "--node-id", "1", "--peers", "1=nowhere.invalid:7401"]);
+    assert_eq!(out.code, 2, "{}", out.stderr);
+    assert!(out.stderr.contains("nowhere.invalid"), "{}", out.stderr);
+}
