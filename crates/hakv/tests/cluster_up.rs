@@ -63,7 +63,7 @@ fn child_of(parent: u32, needle: &str) -> Option<u32> {
 
 /// The number of members `hakv cluster status --url URL` reports.
 fn members(url: &str) -> usize {
-    let status = hakv(&["cluster", "status", "--url", url], &[]);
+    let status = hakv(&["cluster", "status", "--url", url, "--json"], &[]);
     assert!(
         status.status.success(),
         "{}",
@@ -284,6 +284,32 @@ fn cluster_up_serves_changes_membership_and_stops_cleanly() {
         client = Http::connect(balancer).unwrap();
         std::thread::sleep(Duration::from_millis(50));
     }
+
+    // `cluster status` asks every member and prints one table; the killed one is a row that
+    // says it did not answer.
+    let status = hakv(&["cluster", "status", "--url", &url], &[]);
+    assert!(
+        status.status.success(),
+        "{}",
+        String::from_utf8_lossy(&status.stderr)
+    );
+    let table = String::from_utf8_lossy(&status.stdout).into_owned();
+    let lines: Vec<&str> = table.lines().collect();
+    assert_eq!(lines.len(), 4, "{table}");
+    assert!(
+        lines[0].starts_with("ID") && lines[0].contains("REACHABLE"),
+        "{table}"
+    );
+    assert_eq!(
+        lines.iter().filter(|l| l.contains(" leader ")).count(),
+        1,
+        "{table}"
+    );
+    let row3 = lines
+        .iter()
+        .find(|l| l.starts_with('3'))
+        .expect("a row for node 3");
+    assert!(row3.contains("no: "), "{table}");
 
     // Ctrl-C stops every child and exits cleanly.
     Command::new("kill")

@@ -15,8 +15,9 @@ use tokio::process::{Child, Command};
 pub enum ClusterCommand {
     /// Start a local cluster and keep it running until Ctrl-C.
     Up(UpArgs),
-    /// Show a member's view of the cluster (GET /cluster).
-    Status(MemberArgs),
+    /// Ask every member for its view and print one table (id, role, state, term, applied,
+    /// lag, reachable).
+    Status(StatusArgs),
     /// Add a member: it joins as a learner, catches up, then becomes a voter.
     Add {
         /// The new member's id.
@@ -50,6 +51,15 @@ pub struct MemberArgs {
 }
 
 #[derive(Debug, clap::Args)]
+pub struct StatusArgs {
+    #[command(flatten)]
+    member: MemberArgs,
+    /// Print JSON (each member's whole GET /cluster answer) instead of a table.
+    #[arg(long, env = "HAKV_JSON", value_parser = clap::builder::BoolishValueParser::new())]
+    json: bool,
+}
+
+#[derive(Debug, clap::Args)]
 pub struct UpArgs {
     /// Number of members (voters).
     #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(u64).range(1..=9))]
@@ -77,7 +87,9 @@ pub fn run(cmd: ClusterCommand) -> ExitCode {
         .expect("tokio runtime");
     let result = match cmd {
         ClusterCommand::Up(args) => runtime.block_on(up(args)),
-        ClusterCommand::Status(member) => runtime.block_on(show_status(&member)),
+        ClusterCommand::Status(args) => {
+            runtime.block_on(super::cluster_status::show(&args.member.url, args.json))
+        }
         ClusterCommand::Add { id, addr, member } => {
             let body = serde_json::json!({ "id": id, "addr": addr.to_string() }).to_string();
             runtime.block_on(change_membership(
@@ -193,16 +205,6 @@ async fn up(args: UpArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
-async fn show_status(member: &MemberArgs) -> anyhow::Result<()> {
-    let (status, body) = http_request("GET", &member.url, "/cluster", None, "").await?;
-    if status != 200 {
-        bail!("{} answered {status}: {body}", member.url);
-    }
-    let value: serde_json::Value = serde_json::from_str(&body).context("the answer is not JSON")?;
-    println!("{}", serde_json::to_string_pretty(&value)?);
-    Ok(())
-}
-
 /// Sends a membership change to the leader named by `member.url`'s `/cluster`.
 async fn change_membership(
     member: &MemberArgs,
@@ -230,7 +232,7 @@ async fn change_membership(
 }
 
 /// One HTTP/1.1 request over a fresh connection (`Connection: close`): (status, body).
-async fn http_request(
+pub(super) async fn http_request(
     method: &str,
     base: &str,
     path: &str,

@@ -5,6 +5,7 @@ mod balance;
 mod bench;
 mod client;
 mod cluster;
+mod cluster_status;
 mod generate;
 pub mod runtime;
 mod serve;
