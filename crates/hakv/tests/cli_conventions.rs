@@ -36,3 +36,29 @@ fn an_address_that_is_not_one_is_a_usage_error_that_says_why() {
     assert_eq!(out.code, 2, "{}", out.stderr);
     assert!(out.stderr.contains("nowhere.invalid"), "{}", out.stderr);
 }
+
+#[test]
+fn a_data_directory_in_use_is_named_once_and_nothing_claims_to_listen() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let _first = support::ServerProcess::start(&data, &[]);
+    let second = run(&[
+        "serve",
+        "--listen",
+        "127.0.0.1:0",
+        "--data-dir",
+        data.to_str().unwrap(),
+    ]);
+    assert_eq!(second.code, 1, "{}", second.stderr);
+    assert!(!second.stdout.contains("listening on"), "{}", second.stdout);
+    let error = second
+        .stderr
+        .lines()
+        .find(|l| l.starts_with("hakv serve:"))
+        .expect("an error line");
+    assert!(
+        error.contains("another process holds this data directory"),
+        "{error}"
+    );
+    assert_eq!(error.matches("another process").count(), 1, "{error}");
+}

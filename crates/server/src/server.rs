@@ -32,15 +32,19 @@ pub enum ServeError {
 }
 
 /// Serves `config` on `listener` until `shutdown` completes, then shuts down in order.
+/// `opened` is called once the store is open, before the first connection is served.
 pub async fn run(
     listener: TcpListener,
     config: ServeConfig,
     shutdown: impl Future<Output = ()>,
+    opened: impl FnOnce(),
 ) -> Result<(), ServeError> {
     observability::install();
     let grace = config.shutdown_grace;
     let connection_slots = Arc::new(Semaphore::new(config.max_connections));
     let node = Node::open(config).await?;
+    // The store is open (or opening it failed above, and nobody was told this node runs).
+    opened();
     let router = app(node.clone());
 
     let mut background = JoinSet::new();

@@ -22,6 +22,9 @@ pub enum StoreError {
     /// The writer has stopped (shutdown or an earlier fatal error).
     #[error("the store is closed")]
     Closed,
+    /// Another process has the store open (fjall locks its directory).
+    #[error("another process holds this data directory open (is another hakv serve running on it?)")]
+    Locked,
 }
 
 impl StoreError {
@@ -31,6 +34,9 @@ impl StoreError {
             && io.kind() == io::ErrorKind::StorageFull
         {
             return StoreError::DiskFull;
+        }
+        if matches!(err, fjall::Error::Locked) {
+            return StoreError::Locked;
         }
         StoreError::Engine(err)
     }

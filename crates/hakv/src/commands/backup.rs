@@ -73,7 +73,7 @@ fn report(result: anyhow::Result<String>) -> ExitCode {
             ExitCode::SUCCESS
         }
         Err(e) => {
-            eprintln!("hakv: {e:#}");
+            eprintln!("hakv: {}", super::runtime::error_chain(&e));
             ExitCode::FAILURE
         }
     }

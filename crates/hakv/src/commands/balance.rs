@@ -19,13 +19,13 @@ pub fn run(cmd: BalanceCommand) -> ExitCode {
     super::runtime::init_tracing(cmd.log.log_format);
     // A bad setting exits 2, as `hakv serve` does (a failure while running exits 1).
     if let Err(e) = cmd.args.to_config() {
-        eprintln!("hakv balance: {e:#}");
+        eprintln!("hakv balance: {}", super::runtime::error_chain(&e.into()));
         return ExitCode::from(2);
     }
     match serve(cmd.args) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!("hakv balance: {e:#}");
+            eprintln!("hakv balance: {}", super::runtime::error_chain(&e));
             ExitCode::FAILURE
         }
     }

@@ -149,7 +149,7 @@ pub fn run(cmd: ClientCommand) -> ExitCode {
         Err(e) => match e.downcast_ref::<ClientError>() {
             Some(client_error) => report_error(client_error, json, exit_code(client_error)),
             None => {
-                eprintln!("hakv: {e:#}");
+                eprintln!("hakv: {}", super::runtime::error_chain(&e));
                 ExitCode::from(HTTP_ERROR)
             }
         },

@@ -109,7 +109,7 @@ pub fn run(cmd: ClusterCommand) -> ExitCode {
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(err) => {
-            eprintln!("hakv cluster: {err:#}");
+            eprintln!("hakv cluster: {}", super::runtime::error_chain(&err));
             ExitCode::FAILURE
         }
     }

@@ -55,6 +55,24 @@ pub fn init_tracing(format: LogFormat) {
     };
 }
 
+/// An error and its causes on one line, each said once. Many error types here put their
+/// source in their own message as well as exposing it as the source, so `{:#}` printed
+/// `cannot open the store: engine error: Locked: engine error: Locked: Locked`.
+pub fn error_chain(err: &anyhow::Error) -> String {
+    let mut out = String::new();
+    for cause in err.chain() {
+        let text = cause.to_string();
+        if out.contains(&text) {
+            continue;
+        }
+        if !out.is_empty() {
+            out.push_str(": ");
+        }
+        out.push_str(&text);
+    }
+    out
+}
+
 /// Whether every comma-separated directive is a level or `target=level`.
 fn is_level_filter(filter: &str) -> bool {
     const LEVELS: [&str; 6] = ["error", "warn", "info", "debug", "trace", "off"];
@@ -100,6 +118,26 @@ pub fn shutdown_signal() -> impl std::future::Future<Output = ()> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn an_error_chain_says_each_cause_once() {
+        /// Says its source in its own message and exposes it as the source too.
+        #[derive(Debug)]
+        struct Outer(std::io::Error);
+        impl std::fmt::Display for Outer {
+            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                write!(f, "cannot open the store: {}", self.0)
+            }
+        }
+        impl std::error::Error for Outer {
+            fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+                Some(&self.0)
+            }
+        }
+        let inner = std::io::Error::other("locked");
+        let err = anyhow::Error::new(Outer(inner)).context("hakv serve");
+        assert_eq!(error_chain(&err), "hakv serve: cannot open the store: locked");
+    }
 
     #[test]
     fn only_filters_that_name_levels_are_taken() {

@@ -28,7 +28,7 @@ pub fn run(cmd: ServeCommand) -> ExitCode {
     match runtime.block_on(serve(config)) {
         Ok(()) => ExitCode::SUCCESS,
         Err(err) => {
-            eprintln!("hakv serve: {err:#}");
+            eprintln!("hakv serve: {}", super::runtime::error_chain(&err));
             ExitCode::FAILURE
         }
     }
@@ -42,8 +42,11 @@ async fn serve(config: ServeConfig) -> anyhow::Result<()> {
     let addr = listener.local_addr()?;
     let shutdown = shutdown_signal();
     tracing::info!(%addr, data_dir = %config.data_dir.display(), cache = %config.cache_policy, "hakv serve starting");
-    // Scripts and tests read this line to learn the port (`--listen 127.0.0.1:0`).
-    println!("listening on http://{addr}");
-    hakv_server::run(listener, config, shutdown).await?;
+    // Scripts and tests read this line to learn the port (`--listen 127.0.0.1:0`); it comes
+    // once the store is open, so a node that cannot open its data never claims to listen.
+    hakv_server::run(listener, config, shutdown, || {
+        println!("listening on http://{addr}")
+    })
+    .await?;
     Ok(())
 }
