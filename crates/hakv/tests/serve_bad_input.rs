@@ -288,7 +288,7 @@ fn bad_configuration_is_refused_at_start_with_a_reason() {
         (vec!["--cache-policy", "random"], "unknown cache policy"),
         (vec!["--cache-bytes", "lots"], "not a size"),
         (vec!["--max-in-flight", "0"], "max_in_flight"),
-        (vec!["--listen", "nowhere"], "invalid socket address"),
+        (vec!["--listen", "nowhere"], "is not an address"),
     ] {
         let data_dir = dir.path().to_str().unwrap();
         let out = run(&[&["serve", "--data-dir", data_dir][..], &args].concat());
