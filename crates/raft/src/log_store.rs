@@ -403,13 +403,17 @@ impl LogPurger {
         let thread = std::thread::Builder::new()
             .name("raft-log-purge".into())
             .spawn(move || {
+                // Where the entries still stored begin, once known: seeking from the start
+                // of the log after each purge would step over the earlier purges' tombstones.
+                let mut from = 0;
                 while let Ok(upto) = rx.recv() {
                     // Only the latest mark matters.
                     let upto = rx.try_iter().fold(upto, u64::max);
-                    if let Err(e) = delete_entries_upto(&db, &entries, upto, &stopping) {
+                    match delete_entries_upto(&db, &entries, from, upto, &stopping) {
+                        Ok(next) => from = next,
                         // Harmless for correctness (the entries are below the mark and never
                         // read); the next purge, or the next start, tries again.
-                        tracing::warn!(error = %e, upto, "deleting purged raft log entries");
+                        Err(e) => tracing::warn!(error = %e, upto, "deleting purged raft log entries"),
                     }
                 }
             })?;
@@ -441,26 +445,33 @@ impl Drop for LogPurger {
     }
 }
 
-/// Deletes every entry at or below `upto`, in index order and in batches of [`PURGE_BATCH`],
-/// until done or `stop` is set. Indexes are consecutive, so the keys are known without
-/// reading the entries.
+/// Deletes every stored entry from index `from` (0 when unknown) up to `upto`, in index
+/// order and in batches of [`PURGE_BATCH`], until done or `stop` is set. Returns the index to
+/// start from next time. The log is contiguous, so the keys to delete are known without
+/// reading the entries: from the first stored one at or after `from` (a seek that starts
+/// past earlier purges' tombstones) to the last stored one, at most `upto`; a follower sent a
+/// snapshot far ahead of its log writes no tombstone for indexes it never held.
 fn delete_entries_upto(
     db: &Database,
     entries: &Keyspace,
+    from: u64,
     upto: u64,
     stop: &AtomicBool,
-) -> Result<(), RaftStoreError> {
-    let Some(first) = entries.first_key_value() else {
-        return Ok(());
+) -> Result<u64, RaftStoreError> {
+    let done = from.max(upto.saturating_add(1));
+    let Some(first) = entries.range(index_key(from)..=index_key(upto)).next() else {
+        return Ok(done);
     };
-    let key = first.key()?;
-    let key: [u8; 8] = key
-        .as_ref()
-        .try_into()
-        .map_err(|_| RaftStoreError::corrupt("raft log", "an entry key is not 8 bytes"))?;
-    let mut next = u64::from_be_bytes(key);
-    while next <= upto && !stop.load(Ordering::Relaxed) {
-        let last = upto.min(next.saturating_add(PURGE_BATCH - 1));
+    let mut next = decode_index(&first.key()?)?;
+    let end = match entries.last_key_value() {
+        Some(last) => upto.min(decode_index(&last.key()?)?),
+        None => return Ok(done),
+    };
+    while next <= end {
+        if stop.load(Ordering::Relaxed) {
+            return Ok(next);
+        }
+        let last = end.min(next.saturating_add(PURGE_BATCH - 1));
         let mut batch = db.batch();
         for index in next..=last {
             batch.remove(entries, index_key(index));
@@ -468,5 +479,12 @@ fn delete_entries_upto(
         batch.commit()?;
         next = last + 1;
     }
-    Ok(())
+    Ok(done)
+}
+
+fn decode_index(key: &[u8]) -> Result<u64, RaftStoreError> {
+    let key: [u8; 8] = key
+        .try_into()
+        .map_err(|_| RaftStoreError::corrupt("raft log", "an entry key is not 8 bytes"))?;
+    Ok(u64::from_be_bytes(key))
 }

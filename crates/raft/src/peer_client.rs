@@ -32,8 +32,9 @@ use openraft::raft::{
 };
 use openraft::{BasicNode, OptionalSend, Snapshot, Vote};
 use serde::de::DeserializeOwned;
+use std::collections::HashMap;
 use std::future::Future;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 type RpcError<E = openraft::error::Infallible> = RPCError<NodeId, BasicNode, RaftError<NodeId, E>>;
 
@@ -67,6 +68,9 @@ pub struct PeerNetwork {
     snapshot_client: Client<HttpConnector, ChannelBody>,
     authorization: HeaderValue,
     config: Arc<PeerClientConfig>,
+    /// Each peer's failure log, shared by every connection to it (openraft's replication,
+    /// pre-votes, handover calls), so its warnings are rate-limited per peer.
+    troubles: Arc<Mutex<HashMap<NodeId, Arc<PeerTrouble>>>>,
 }
 
 impl PeerNetwork {
@@ -94,6 +98,7 @@ impl PeerNetwork {
             snapshot_client,
             authorization,
             config: Arc::new(config),
+            troubles: Arc::default(),
         }
     }
 }
@@ -105,8 +110,13 @@ impl PeerNetwork {
             network: self.clone(),
             target,
             base: format!("http://{addr}"),
-            trouble: PeerTrouble::default(),
+            trouble: self.trouble_of(target),
         }
+    }
+
+    fn trouble_of(&self, target: NodeId) -> Arc<PeerTrouble> {
+        let mut troubles = self.troubles.lock().unwrap_or_else(|e| e.into_inner());
+        troubles.entry(target).or_default().clone()
     }
 
     /// Asks the member at `addr` to start an election now (leadership handover).
@@ -160,7 +170,7 @@ pub struct PeerConnection {
     network: PeerNetwork,
     target: NodeId,
     base: String,
-    trouble: PeerTrouble,
+    trouble: Arc<PeerTrouble>,
 }
 
 impl PeerConnection {

@@ -305,4 +305,20 @@ async fn a_purge_answers_at_once_and_its_entries_go_afterwards() {
         log.get_log_state().await.unwrap().last_log_id,
         Some(log_id(2, 20_001))
     );
+    // A purge far past the log's end (a snapshot installed on a follower that lagged) takes
+    // what is stored, and the log ends at the mark.
+    log.purge(log_id(3, 5_000_000)).await.unwrap();
+    let mut left = usize::MAX;
+    for _ in 0..500 {
+        left = log.try_get_log_entries(0..=5_000_000).await.unwrap().len();
+        if left == 0 {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
+    assert_eq!(left, 0, "purged entries still stored");
+    assert_eq!(
+        log.get_log_state().await.unwrap().last_log_id,
+        Some(log_id(3, 5_000_000))
+    );
 }
