@@ -3,9 +3,10 @@
 //! can miss a write that went to another. That is a valid setup only for stateless tests, and
 //! a common mistake when trying hakv, so the balancer says so in its log.
 
+use crate::leader::cluster_view;
 use crate::pool::Pool;
 use bytes::Bytes;
-use http_body_util::{BodyExt, Empty, Limited};
+use http_body_util::Empty;
 use hyper_util::client::legacy::{Client, connect::HttpConnector};
 use hyper_util::rt::TokioExecutor;
 use std::time::Duration;
@@ -16,17 +17,9 @@ pub async fn warn_if_independent(pool: &Pool, timeout: Duration) {
     let set = pool.load();
     let mut singles = Vec::new();
     for backend in set.backends.iter() {
-        let Ok(uri) = format!("http://{}/cluster", backend.addr()).parse::<http::Uri>() else {
-            continue;
-        };
-        let fetch = async {
-            let resp = client.get(uri).await.ok()?;
-            let body = Limited::new(resp.into_body(), 1 << 20).collect().await.ok()?;
-            serde_json::from_slice::<serde_json::Value>(&body.to_bytes()).ok()
-        };
-        if let Ok(Some(status)) = tokio::time::timeout(timeout, fetch).await
-            && status["mode"] == "single"
-        {
+        let view = cluster_view(&client, backend.addr(), timeout).await;
+        let status = view.and_then(|body| serde_json::from_slice::<serde_json::Value>(&body).ok());
+        if status.is_some_and(|s| s["mode"] == "single") {
             singles.push(backend.addr().to_string());
         }
     }

@@ -93,19 +93,7 @@ impl LeaderTracker {
         let set = pool.load();
         let panic = set.in_panic();
         for b in set.backends.iter().filter(|b| b.is_selectable(panic)) {
-            let uri = format!("http://{}/cluster", b.addr());
-            let Ok(uri) = uri.parse::<http::Uri>() else {
-                continue;
-            };
-            let fetch = async {
-                let resp = client.get(uri).await.ok()?;
-                if !resp.status().is_success() {
-                    return None;
-                }
-                let body = Limited::new(resp.into_body(), 1 << 20).collect().await.ok()?;
-                Some(body.to_bytes())
-            };
-            if let Ok(Some(body)) = tokio::time::timeout(ms(timeout_ms), fetch).await
+            if let Some(body) = cluster_view(client, b.addr(), ms(timeout_ms)).await
                 && let Some(leader) = parse_leader(&body)
             {
                 return Some(leader);
@@ -113,6 +101,24 @@ impl LeaderTracker {
         }
         None
     }
+}
+
+/// A backend's `GET /cluster` body (at most 1 MiB), if it answers 2xx within `timeout`.
+pub(crate) async fn cluster_view(
+    client: &Client<HttpConnector, Empty<Bytes>>,
+    addr: impl std::fmt::Display,
+    timeout: std::time::Duration,
+) -> Option<Bytes> {
+    let uri = format!("http://{addr}/cluster").parse::<http::Uri>().ok()?;
+    let fetch = async {
+        let resp = client.get(uri).await.ok()?;
+        if !resp.status().is_success() {
+            return None;
+        }
+        let body = Limited::new(resp.into_body(), 1 << 20).collect().await.ok()?;
+        Some(body.to_bytes())
+    };
+    tokio::time::timeout(timeout, fetch).await.ok().flatten()
 }
 
 /// The leader's address from a `/cluster` body, normalised to `host:port`.

@@ -7,7 +7,7 @@ use support::cli::run;
 use support::{HakvProcess, Http};
 
 #[test]
-fn serve_listens_on_a_host_name_and_resolves_its_peers() {
+fn serve_listens_on_a_host_name() {
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("data");
     let node = HakvProcess::spawn(

@@ -438,6 +438,18 @@ mod tests {
     use std::io::Write;
 
     #[test]
+    fn peers_may_be_named_by_host_name() {
+        let peers = parse_peers("1=127.0.0.1:7501, 2=localhost:7502").unwrap();
+        assert_eq!(peers[0].addr, "127.0.0.1:7501".parse().unwrap());
+        assert!(peers[1].addr.ip().is_loopback() && peers[1].addr.port() == 7502);
+        assert!(
+            parse_peers("1=localhost")
+                .unwrap_err()
+                .contains("port is missing")
+        );
+    }
+
+    #[test]
     fn flags_override_the_file_which_overrides_defaults() {
         let mut file = tempfile::NamedTempFile::new().unwrap();
         writeln!(

@@ -28,7 +28,9 @@ pub(super) async fn show(url: &str, as_json: bool) -> anyhow::Result<()> {
     let members = first["members"].as_array().cloned().unwrap_or_default();
     let asks = members.iter().map(|m| async move {
         let addr = m["addr"].as_str().unwrap_or_default().to_owned();
-        let view = ask(&format!("http://{addr}")).await.map_err(|e| format!("{e:#}"));
+        let view = ask(&format!("http://{addr}"))
+            .await
+            .map_err(|e| super::runtime::error_chain(&e));
         Row {
             id: m["id"].as_u64().unwrap_or_default(),
             addr,
