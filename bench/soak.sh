@@ -4,7 +4,9 @@
 # member's peak RSS. Members and the load generator share both cores.
 #   cargo build --release -p hakv && DUR=600 KEYS=1000000 bench/soak.sh
 # Knobs: DUR (s, 120), KEYS (300000), VALUE (1024 bytes), CONN (64), WRITES (0.5),
-# EXTRA (more `hakv serve` flags for every member), HAKV (the binary), OUT (work dir).
+# EXTRA (more `hakv serve` flags for every member), HAKV (the binary), OUT (work dir),
+# PREFILL=1 (write every key once before the soak, so it runs on a state of its full size from
+# the first second: without it the state grows during the run and throughput falls with it).
 set -u
 ROOT="$(cd "$(dirname "$0")/.." && pwd)"
 . "$ROOT/bench/lib.sh"
@@ -25,6 +27,11 @@ L=$(leader_of "${MEMBERS[1]}") || { echo "no leader" >&2; exit 1; }
 field() { python3 -c "import json,sys; d=json.load(sys.stdin); print($1)" 2>/dev/null; }
 term_of() { curl -s -m 2 "http://$1/cluster" | field "d['term']"; }
 leader_id() { curl -s -m 2 "http://$1/cluster" | field "(d.get('leader') or {}).get('id')"; }
+if [ "${PREFILL:-0}" = 1 ]; then
+  "$BIN" bench --target "http://$L" -c "$CONN" --keys "$KEYS" --value-size "$VALUE" --prefill -n 1 \
+    --timeout 10s --threads 1 --json 2>/dev/null >"$D/prefill.json"
+  python3 -c "import json,sys; p=json.load(open(sys.argv[1]))['prefill']; print(f\"prefill: {p['requests']} writes ({p['failed']} failed) in {p['elapsed_seconds']:.0f}s, complete: {p['completed']}\")" "$D/prefill.json"
+fi
 T0=$(term_of "$L")
 echo "leader $L, term $T0; ${DUR}s of ${WRITES} writes, ${VALUE}-byte values, ${KEYS} keys, ${CONN} connections"
 

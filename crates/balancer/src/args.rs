@@ -67,6 +67,21 @@ pub struct BalanceArgs {
     /// Seed for the random choices (p2c, backoff jitter); 0 = from the clock [default: 0].
     #[arg(long, env = "HAKV_BALANCE_SEED")]
     pub seed: Option<u64>,
+    /// Serve https on --listen with this certificate chain (PEM); SIGHUP re-reads it.
+    #[arg(long, env = "HAKV_BALANCE_TLS_CERT", value_name = "FILE")]
+    pub tls_cert: Option<PathBuf>,
+    /// The private key of --tls-cert (PEM).
+    #[arg(long, env = "HAKV_BALANCE_TLS_KEY", value_name = "FILE")]
+    pub tls_key: Option<PathBuf>,
+    /// Call backends at https://, checking their certificates against this CA (PEM).
+    #[arg(long, env = "HAKV_BALANCE_BACKEND_CA", value_name = "FILE")]
+    pub backend_ca: Option<PathBuf>,
+    /// Present this certificate to backends that require one (mutual TLS).
+    #[arg(long, env = "HAKV_BALANCE_BACKEND_CERT", value_name = "FILE")]
+    pub backend_cert: Option<PathBuf>,
+    /// The private key of --backend-cert (PEM).
+    #[arg(long, env = "HAKV_BALANCE_BACKEND_KEY", value_name = "FILE")]
+    pub backend_key: Option<PathBuf>,
 }
 
 impl BalanceArgs {
@@ -104,6 +119,17 @@ impl BalanceArgs {
         set(&mut c.limits.max_connections, &self.max_connections);
         set(&mut c.limits.max_in_flight, &self.max_in_flight);
         set(&mut c.seed, &self.seed);
+        for (slot, flag) in [
+            (&mut c.tls.cert, &self.tls_cert),
+            (&mut c.tls.key, &self.tls_key),
+            (&mut c.tls.backend_ca, &self.backend_ca),
+            (&mut c.tls.backend_cert, &self.backend_cert),
+            (&mut c.tls.backend_key, &self.backend_key),
+        ] {
+            if flag.is_some() {
+                slot.clone_from(flag);
+            }
+        }
         c.leader_aware |= self.leader_aware;
         c.validate()?;
         Ok(c)

@@ -6,6 +6,7 @@ use http::uri::Authority;
 use serde::{Deserialize, Serialize};
 use std::fmt;
 use std::net::SocketAddr;
+use std::path::PathBuf;
 use std::str::FromStr;
 use std::time::Duration;
 
@@ -23,6 +24,8 @@ pub enum ConfigError {
     BadBackend(String),
     #[error("backend `{addr}`: weight must be 1..={max}, got `{weight}`")]
     BadWeight { addr: String, weight: String, max: u32 },
+    #[error("TLS: {0}")]
+    Tls(#[from] hakv_tls::TlsError),
     #[error("backend `{0}` is listed twice")]
     DuplicateBackend(String),
     #[error("no backends: give at least one --backend ADDR[=WEIGHT] (or `backends` in the file)")]
@@ -130,6 +133,46 @@ pub struct BalancerConfig {
     pub retry: RetryConfig,
     pub timeouts: TimeoutConfig,
     pub limits: LimitConfig,
+    pub tls: TlsConfig,
+}
+
+/// TLS on the proxy listener, and towards the backends. Certificates are re-read on SIGHUP.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct TlsConfig {
+    /// The proxy listener serves https with this certificate chain (PEM, leaf first)...
+    pub cert: Option<PathBuf>,
+    /// ...and this private key.
+    pub key: Option<PathBuf>,
+    /// Backends are called at https://, their certificates checked against this CA.
+    pub backend_ca: Option<PathBuf>,
+    /// A client certificate for backends that require one (mutual TLS); backends are then
+    /// called at https:// (checked against the system's roots without `backend_ca`).
+    pub backend_cert: Option<PathBuf>,
+    pub backend_key: Option<PathBuf>,
+}
+
+impl TlsConfig {
+    /// The proxy listener's files, when it serves https.
+    pub fn listener_files(&self) -> Option<hakv_tls::ServerTlsFiles> {
+        Some(hakv_tls::ServerTlsFiles {
+            cert: self.cert.clone()?,
+            key: self.key.clone()?,
+            client_ca: None,
+        })
+    }
+
+    /// How backends are called, when they speak https.
+    pub fn backend_files(&self) -> Option<hakv_tls::ClientTlsFiles> {
+        if self.backend_ca.is_none() && self.backend_cert.is_none() {
+            return None;
+        }
+        Some(hakv_tls::ClientTlsFiles {
+            ca: self.backend_ca.clone(),
+            cert: self.backend_cert.clone(),
+            key: self.backend_key.clone(),
+        })
+    }
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -223,6 +266,7 @@ impl Default for BalancerConfig {
             retry: RetryConfig::default(),
             timeouts: TimeoutConfig::default(),
             limits: LimitConfig::default(),
+            tls: TlsConfig::default(),
         }
     }
 }
@@ -292,6 +336,10 @@ impl Default for LimitConfig {
 fn setting(key: &str) -> String {
     let flag = match key {
         "admin_listen" => "--admin-listen",
+        "tls.cert" => "--tls-cert",
+        "tls.key" => "--tls-key",
+        "tls.backend_cert" => "--backend-cert",
+        "tls.backend_key" => "--backend-key",
         "admin_token" => "--admin-token",
         "backends" => "--backend",
         "health.interval_ms" => "--health-interval-ms",
@@ -389,6 +437,19 @@ impl BalancerConfig {
                 "(not shown)",
             )?;
         }
+        let t = &self.tls;
+        check(
+            t.cert.is_some() == t.key.is_some(),
+            "tls.cert",
+            "given with tls.key",
+            "only one of them",
+        )?;
+        check(
+            t.backend_cert.is_some() == t.backend_key.is_some(),
+            "tls.backend_cert",
+            "given with tls.backend_key",
+            "only one of them",
+        )?;
         let h = &self.health;
         check(
             h.path.starts_with('/'),

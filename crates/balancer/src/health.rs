@@ -50,6 +50,7 @@ pub struct HealthChecker {
     pub config: HealthConfig,
     pub outlier: OutlierDetector,
     pub clock: Arc<dyn Clock>,
+    pub transport: crate::transport::BackendTransport,
 }
 
 impl HealthChecker {
@@ -63,7 +64,7 @@ impl HealthChecker {
         // still accepts connections, not just that an old one is alive.
         let client: Client<_, Empty<Bytes>> = Client::builder(TokioExecutor::new())
             .pool_max_idle_per_host(0)
-            .build(connector);
+            .build(self.transport.connector(connector));
         let mut tick = tokio::time::interval(ms(self.config.interval_ms));
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let mut in_panic = false;
@@ -99,9 +100,9 @@ impl HealthChecker {
         }
     }
 
-    async fn probe(&self, client: &Client<HttpConnector, Empty<Bytes>>, b: &Backend) -> bool {
+    async fn probe(&self, client: &Client<hakv_tls::Connector, Empty<Bytes>>, b: &Backend) -> bool {
         let uri = match http::Uri::builder()
-            .scheme("http")
+            .scheme(self.transport.scheme())
             .authority(b.authority().clone())
             .path_and_query(self.config.path.as_str())
             .build()

@@ -5,6 +5,7 @@
 
 use crate::leader::cluster_view;
 use crate::pool::Pool;
+use crate::transport::BackendTransport;
 use bytes::Bytes;
 use http_body_util::Empty;
 use hyper_util::client::legacy::{Client, connect::HttpConnector};
@@ -12,12 +13,13 @@ use hyper_util::rt::TokioExecutor;
 use std::time::Duration;
 
 /// Asks every backend once and warns if two or more are single nodes.
-pub async fn warn_if_independent(pool: &Pool, timeout: Duration) {
-    let client: Client<_, Empty<Bytes>> = Client::builder(TokioExecutor::new()).build(HttpConnector::new());
+pub async fn warn_if_independent(pool: &Pool, timeout: Duration, transport: &BackendTransport) {
+    let client: Client<_, Empty<Bytes>> =
+        Client::builder(TokioExecutor::new()).build(transport.connector(HttpConnector::new()));
     let set = pool.load();
     let mut singles = Vec::new();
     for backend in set.backends.iter() {
-        let view = cluster_view(&client, backend.addr(), timeout).await;
+        let view = cluster_view(&client, transport.scheme_str(), backend.addr(), timeout).await;
         let status = view.and_then(|body| serde_json::from_slice::<serde_json::Value>(&body).ok());
         if status.is_some_and(|s| s["mode"] == "single") {
             singles.push(backend.addr().to_string());

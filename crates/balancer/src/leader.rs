@@ -10,8 +10,10 @@
 use crate::algorithm::Pick;
 use crate::config::ms;
 use crate::pool::{BackendSet, Pool};
+use crate::transport::BackendTransport;
 use arc_swap::ArcSwapOption;
 use bytes::Bytes;
+use hakv_tls::Connector;
 use http::Method;
 use http_body_util::{BodyExt, Empty, Limited};
 use hyper_util::client::legacy::{Client, connect::HttpConnector};
@@ -60,15 +62,16 @@ impl LeaderTracker {
 
     pub async fn run(
         self: Arc<Self>,
+        transport: BackendTransport,
         pool: Arc<Pool>,
         refresh_ms: u64,
         timeout_ms: u64,
         mut shutdown: watch::Receiver<bool>,
     ) {
         let client: Client<_, Empty<Bytes>> =
-            Client::builder(TokioExecutor::new()).build(HttpConnector::new());
+            Client::builder(TokioExecutor::new()).build(transport.connector(HttpConnector::new()));
         loop {
-            let found = self.ask(&client, &pool, timeout_ms).await;
+            let found = self.ask(&client, transport.scheme_str(), &pool, timeout_ms).await;
             if found != self.leader() {
                 tracing::info!(leader = ?found, "leader changed");
                 self.set_leader(found);
@@ -86,14 +89,15 @@ impl LeaderTracker {
     /// leader wins.
     async fn ask(
         &self,
-        client: &Client<HttpConnector, Empty<Bytes>>,
+        client: &Client<Connector, Empty<Bytes>>,
+        scheme: &str,
         pool: &Pool,
         timeout_ms: u64,
     ) -> Option<String> {
         let set = pool.load();
         let panic = set.in_panic();
         for b in set.backends.iter().filter(|b| b.is_selectable(panic)) {
-            if let Some(body) = cluster_view(client, b.addr(), ms(timeout_ms)).await
+            if let Some(body) = cluster_view(client, scheme, b.addr(), ms(timeout_ms)).await
                 && let Some(leader) = parse_leader(&body)
             {
                 return Some(leader);
@@ -105,11 +109,12 @@ impl LeaderTracker {
 
 /// A backend's `GET /cluster` body (at most 1 MiB), if it answers 2xx within `timeout`.
 pub(crate) async fn cluster_view(
-    client: &Client<HttpConnector, Empty<Bytes>>,
+    client: &Client<Connector, Empty<Bytes>>,
+    scheme: &str,
     addr: impl std::fmt::Display,
     timeout: std::time::Duration,
 ) -> Option<Bytes> {
-    let uri = format!("http://{addr}/cluster").parse::<http::Uri>().ok()?;
+    let uri = format!("{scheme}://{addr}/cluster").parse::<http::Uri>().ok()?;
     let fetch = async {
         let resp = client.get(uri).await.ok()?;
         if !resp.status().is_success() {

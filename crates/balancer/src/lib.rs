@@ -23,6 +23,7 @@ pub mod pool;
 pub mod proxy;
 pub mod retry;
 pub mod server;
+pub mod transport;
 
 pub use algorithm::Algorithm;
 pub use args::BalanceArgs;

@@ -18,7 +18,7 @@ use http::{Request, Response, Uri, Version};
 use http_body::Body as _;
 use http_body_util::{BodyExt, Either, Full, Limited};
 use hyper::body::Incoming;
-use hyper_util::client::legacy::{Client, connect::HttpConnector};
+use hyper_util::client::legacy::Client;
 use std::borrow::Cow;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
@@ -44,7 +44,11 @@ pub struct Counters {
 pub struct Shared {
     pub config: BalancerConfig,
     pub pool: Arc<Pool>,
-    pub client: Client<HttpConnector, RequestBody>,
+    pub client: Client<hakv_tls::Connector, RequestBody>,
+    /// Plain or TLS towards the backends (the proxy client above was built with it).
+    pub transport: crate::transport::BackendTransport,
+    /// The proxy listener's certificate, when it serves https.
+    pub listener_tls: Option<Arc<hakv_tls::ServerTls>>,
     pub budget: RetryBudget,
     pub outlier: OutlierDetector,
     pub limiter: Arc<Limiter>,
@@ -196,7 +200,8 @@ impl Shared {
                     None => return Err(last_error),
                 },
             };
-            let request = backend_request(&parts.method, backend, &pq, headers, request_body);
+            let scheme = self.transport.scheme();
+            let request = backend_request(&scheme, &parts.method, backend, &pq, headers, request_body);
             let slot = backend.start_request();
             let started = Instant::now();
             let attempt_deadline = deadline.min(started + self.attempt_timeout);
@@ -298,6 +303,7 @@ async fn continue_after_backoff(shared: &Shared, retry: usize, deadline: Instant
 
 /// The request for one attempt, HTTP/1.1 to `backend`.
 fn backend_request(
+    scheme: &Scheme,
     method: &http::Method,
     backend: &Backend,
     pq: &PathAndQuery,
@@ -306,17 +312,17 @@ fn backend_request(
 ) -> Request<RequestBody> {
     let mut request = Request::new(body);
     *request.method_mut() = method.clone();
-    *request.uri_mut() = backend_uri(backend, pq);
+    *request.uri_mut() = backend_uri(scheme, backend, pq);
     *request.version_mut() = Version::HTTP_11;
     *request.headers_mut() = headers;
     request
 }
 
-/// `http://{backend}{path?query}` without formatting a string.
+/// `http[s]://{backend}{path?query}` without formatting a string.
 #[inline]
-fn backend_uri(backend: &Backend, pq: &PathAndQuery) -> Uri {
+fn backend_uri(scheme: &Scheme, backend: &Backend, pq: &PathAndQuery) -> Uri {
     let mut parts = Parts::default();
-    parts.scheme = Some(Scheme::HTTP);
+    parts.scheme = Some(scheme.clone());
     parts.authority = Some(backend.authority().clone());
     parts.path_and_query = Some(pq.clone());
     Uri::from_parts(parts).expect("scheme, authority and path make a valid URI")

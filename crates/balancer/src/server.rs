@@ -13,6 +13,7 @@ use crate::outlier::OutlierDetector;
 use crate::pool::Pool;
 use crate::proxy::{Counters, Shared, timeouts};
 use crate::retry::RetryBudget;
+use crate::transport::BackendTransport;
 use http::{Request, Response, StatusCode};
 use hyper::body::Incoming;
 use hyper::service::service_fn;
@@ -82,6 +83,12 @@ impl Balancer {
         let mut connector = HttpConnector::new();
         connector.set_nodelay(true);
         connector.set_connect_timeout(Some(ms(config.timeouts.connect_ms)));
+        let transport = BackendTransport::load(&config.tls)?;
+        let listener_tls = match config.tls.listener_files() {
+            Some(files) => Some(Arc::new(hakv_tls::ServerTls::load(files)?)),
+            None => None,
+        };
+        let connector = transport.connector(connector);
         let client = Client::builder(TokioExecutor::new())
             .pool_idle_timeout(ms(config.timeouts.backend_idle_ms))
             .pool_max_idle_per_host(config.limits.max_idle_per_backend)
@@ -91,6 +98,8 @@ impl Balancer {
         let shared = Shared {
             pool,
             client,
+            transport,
+            listener_tls,
             budget: RetryBudget::new(
                 config.retry.budget_ratio,
                 config.retry.budget_max_tokens,
@@ -113,11 +122,16 @@ impl Balancer {
         })
     }
 
-    /// Applies a new configuration's backend set and algorithm without a restart. Backends that
-    /// stay keep their health and counters. Other settings need a restart (logged).
+    /// Applies a new configuration's backend set and algorithm without a restart, and re-reads
+    /// the TLS certificates (same files). Backends that stay keep their health and counters.
+    /// Other settings need a restart (logged).
     pub fn reload(&self, config: &BalancerConfig) -> Result<(), ConfigError> {
         config.validate()?;
         let old = &self.shared.config;
+        if let Some(tls) = &self.shared.listener_tls {
+            tls.reload()?;
+        }
+        self.shared.transport.reload()?;
         let applied_now = BalancerConfig {
             backends: old.backends.clone(),
             algorithm: old.algorithm,
@@ -192,15 +206,20 @@ impl Balancer {
                 config: shared.config.health.clone(),
                 outlier: shared.outlier.clone(),
                 clock: Arc::clone(&shared.clock),
+                transport: shared.transport.clone(),
             }
             .run(tasks_rx.clone()),
         );
         {
             let (pool, timeout) = (Arc::clone(&shared.pool), ms(shared.config.health.timeout_ms));
-            tokio::spawn(async move { crate::independent::warn_if_independent(&pool, timeout).await });
+            let transport = shared.transport.clone();
+            tokio::spawn(
+                async move { crate::independent::warn_if_independent(&pool, timeout, &transport).await },
+            );
         }
         if let Some(leader) = &shared.leader {
             tokio::spawn(Arc::clone(leader).run(
+                shared.transport.clone(),
                 Arc::clone(&shared.pool),
                 shared.config.leader_refresh_ms,
                 shared.config.health.timeout_ms,
@@ -261,7 +280,41 @@ async fn accept_loop(
         let _ = stream.set_nodelay(true);
         let shared = Arc::clone(&shared);
         let mut shutdown = shutdown.clone();
+        let acceptor = match mode {
+            Mode::Proxy => shared.listener_tls.as_ref().map(|tls| tls.acceptor()),
+            Mode::AdminOnly => None,
+        };
         tokio::spawn(async move {
+            let _permit = permit;
+            let Some(acceptor) = acceptor else {
+                return serve_connection(shared, TokioIo::new(stream), peer, mode, &mut shutdown).await;
+            };
+            match tokio::time::timeout(TLS_HANDSHAKE_TIMEOUT, hakv_tls::accept(acceptor, stream)).await {
+                Ok(Ok(stream)) => {
+                    serve_connection(shared, TokioIo::new(stream), peer, mode, &mut shutdown).await
+                }
+                Ok(Err(e)) => tracing::debug!(%peer, error = %e, "TLS handshake failed"),
+                Err(_) => tracing::debug!(%peer, "TLS handshake not finished in time"),
+            }
+        });
+    }
+}
+
+/// A client must finish its TLS handshake within this time.
+const TLS_HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Serves one client connection, plain or TLS, until it closes or the balancer stops.
+async fn serve_connection<I>(
+    shared: Arc<Shared>,
+    io: I,
+    peer: SocketAddr,
+    mode: Mode,
+    shutdown: &mut watch::Receiver<bool>,
+) where
+    I: hyper::rt::Read + hyper::rt::Write + Unpin + Send + 'static,
+{
+    {
+        {
             let client = Arc::new(ClientAddr::new(peer));
             let service = service_fn(move |req| {
                 let shared = Arc::clone(&shared);
@@ -271,18 +324,17 @@ async fn accept_loop(
             let conn = hyper::server::conn::http1::Builder::new()
                 .timer(TokioTimer::new())
                 .keep_alive(true)
-                .serve_connection(TokioIo::new(stream), service);
+                .serve_connection(io, service);
             tokio::pin!(conn);
             tokio::select! {
                 biased;
                 _ = conn.as_mut() => {}
-                _ = stopped(&mut shutdown) => {
+                _ = stopped(shutdown) => {
                     conn.as_mut().graceful_shutdown();
                     let _ = conn.await;
                 }
             }
-            drop(permit);
-        });
+        }
     }
 }
 

@@ -23,9 +23,13 @@ pub enum WriteMethod {
 /// One load run. Closed loop unless `rate` is set.
 #[derive(Debug, Clone, clap::Args)]
 pub struct BenchConfig {
-    /// Base URL of the service (http only), e.g. http://127.0.0.1:7379.
+    /// Base URL of the service, http:// or https://, e.g. http://127.0.0.1:7379.
     #[arg(long, env = "HAKV_BENCH_TARGET", default_value = "http://127.0.0.1:7379")]
     pub target: String,
+    /// CA certificate (PEM) that an https:// target's certificate must chain to [default:
+    /// the system's trust roots].
+    #[arg(long, env = "HAKV_BENCH_CA", value_name = "FILE")]
+    pub ca: Option<std::path::PathBuf>,
     /// Concurrent keep-alive connections (each one request at a time).
     #[arg(long, short = 'c', env = "HAKV_BENCH_CONNECTIONS", default_value_t = 32)]
     pub connections: usize,
@@ -76,6 +80,7 @@ impl Default for BenchConfig {
     fn default() -> Self {
         BenchConfig {
             target: "http://127.0.0.1:7379".into(),
+            ca: None,
             connections: 32,
             rate: None,
             duration: Duration::from_secs(10),

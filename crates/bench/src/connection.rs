@@ -7,7 +7,6 @@ use http::{Request, StatusCode, header};
 use http_body_util::{BodyExt, Full};
 use hyper::client::conn::http1::{SendRequest, handshake};
 use hyper_util::rt::TokioIo;
-use std::net::SocketAddr;
 use std::time::Duration;
 use tokio::net::TcpStream;
 
@@ -73,7 +72,7 @@ impl Connection {
                 connecting = true;
                 // Boxed: the connect state is large and rarely needed; inline it would be moved
                 // around with every request's future.
-                self.sender = Some(Box::pin(connect(target.addr)).await?);
+                self.sender = Some(Box::pin(connect(target)).await?);
                 connecting = false;
             }
             let sender = self.sender.as_mut().ok_or(ErrorKind::Connect)?;
@@ -112,13 +111,31 @@ impl Connection {
     }
 }
 
-async fn connect(addr: SocketAddr) -> Result<SendRequest<Full<Bytes>>, ErrorKind> {
-    let stream = TcpStream::connect(addr).await.map_err(|_| ErrorKind::Connect)?;
-    // Requests are small and sent whole; Nagle would only add delay.
-    let _ = stream.set_nodelay(true);
-    let (sender, connection) = handshake(TokioIo::new(stream))
+async fn connect(target: &Target) -> Result<SendRequest<Full<Bytes>>, ErrorKind> {
+    let stream = TcpStream::connect(target.addr)
         .await
         .map_err(|_| ErrorKind::Connect)?;
+    // Requests are small and sent whole; Nagle would only add delay.
+    let _ = stream.set_nodelay(true);
+    match &target.tls {
+        None => http1(TokioIo::new(stream)).await,
+        Some(tls) => {
+            let stream = tls
+                .connector
+                .connect(tls.name.clone(), stream)
+                .await
+                .map_err(|_| ErrorKind::Connect)?;
+            http1(TokioIo::new(stream)).await
+        }
+    }
+}
+
+/// An HTTP/1.1 connection over `io`, its driver spawned.
+async fn http1<I>(io: I) -> Result<SendRequest<Full<Bytes>>, ErrorKind>
+where
+    I: hyper::rt::Read + hyper::rt::Write + Unpin + Send + 'static,
+{
+    let (sender, connection) = handshake(io).await.map_err(|_| ErrorKind::Connect)?;
     // The driver ends by itself when `sender` is dropped or the peer closes.
     tokio::spawn(async move {
         let _ = connection.await;

@@ -13,6 +13,8 @@ use std::net::SocketAddr;
 #[derive(Debug)]
 pub struct Target {
     pub addr: SocketAddr,
+    /// For an https:// target: the TLS configuration and the name its certificate must hold.
+    pub tls: Option<TlsTarget>,
     host: HeaderValue,
     /// Path prefix before `/data/` (empty unless the target URL has a path).
     base_path: String,
@@ -27,6 +29,40 @@ fn parse_url(url: &str) -> Result<hakv_api::BaseUrl, BenchError> {
         url: url.to_string(),
         reason: reason.to_string(),
     })
+}
+
+/// How to speak TLS to `host`, trusting `--ca` (or the system's roots).
+fn tls_for(config: &BenchConfig, host: &str) -> Result<TlsTarget, BenchError> {
+    let invalid = |reason: String| BenchError::InvalidTarget {
+        url: config.target.clone(),
+        reason,
+    };
+    let tls = hakv_tls::ClientTls::load(hakv_tls::ClientTlsFiles {
+        ca: config.ca.clone(),
+        ..Default::default()
+    })
+    .map_err(|e| invalid(e.to_string()))?;
+    let name = hakv_tls::ServerName::try_from(host.to_string())
+        .map_err(|e| invalid(format!("not a TLS server name: {e}")))?;
+    Ok(TlsTarget {
+        connector: hakv_tls::TlsConnector::from(tls.config()),
+        name,
+    })
+}
+
+/// What an https:// target needs on every new connection.
+pub struct TlsTarget {
+    pub connector: hakv_tls::TlsConnector,
+    /// The name the target's certificate must hold (the URL's host).
+    pub name: hakv_tls::ServerName<'static>,
+}
+
+impl std::fmt::Debug for TlsTarget {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TlsTarget")
+            .field("name", &self.name)
+            .finish_non_exhaustive()
+    }
 }
 
 /// The JSON body of every write: a string of exactly `size` characters.
@@ -54,8 +90,13 @@ impl Target {
             .ok()
             .and_then(|u| u.authority().map(|a| a.to_string()))
             .unwrap_or_else(|| addr.to_string());
+        let tls = match parsed.tls {
+            false => None,
+            true => Some(tls_for(config, &parsed.host)?),
+        };
         Ok(Target {
             addr,
+            tls,
             host: HeaderValue::try_from(authority).map_err(|_| BenchError::InvalidTarget {
                 url: config.target.clone(),
                 reason: "bad host".into(),
@@ -104,9 +145,9 @@ mod tests {
 
     #[test]
     fn a_bad_target_names_the_url_and_the_reason() {
-        let err = parse_url("https://example.com").unwrap_err().to_string();
+        let err = parse_url("ftp://example.com").unwrap_err().to_string();
         assert!(
-            err.contains("https://example.com") && err.contains("only http://"),
+            err.contains("ftp://example.com") && err.contains("only http://"),
             "{err}"
         );
     }

@@ -7,6 +7,7 @@ use crate::types::{
 };
 use bytes::Bytes;
 use hakv_api::{Revision, ScanPage};
+use hakv_tls::{ClientTls, Connector};
 use http::{HeaderMap, HeaderValue, Method, Request, StatusCode, header};
 use http_body_util::{BodyExt, Full};
 use hyper_util::client::legacy::Client as HyperClient;
@@ -22,8 +23,8 @@ const MAX_BODY: usize = 1 << 30;
 /// A handle to one hakv endpoint (a node or a balancer). Cheap to clone; clones share the pool.
 #[derive(Clone, Debug)]
 pub struct Client {
-    pub(crate) http: HyperClient<HttpConnector, Full<Bytes>>,
-    /// `http://host:port` plus any base path, without a trailing `/`.
+    pub(crate) http: HyperClient<Connector, Full<Bytes>>,
+    /// `http[s]://host:port` plus any base path, without a trailing `/`.
     pub(crate) base: String,
     pub(crate) timeout: Duration,
 }
@@ -38,6 +39,12 @@ pub(crate) struct Answer {
 impl Client {
     /// A client for `url` (`http://host:port`), with a per-call `timeout` (connecting included).
     pub fn new(url: &str, timeout: Duration) -> Result<Client, ClientError> {
+        Client::with_tls(url, timeout, None)
+    }
+
+    /// A client for `url` that verifies an `https://` server with `tls` (its CA, and a client
+    /// certificate for servers that require one); without `tls`, with the system's roots.
+    pub fn with_tls(url: &str, timeout: Duration, tls: Option<&ClientTls>) -> Result<Client, ClientError> {
         hakv_api::parse_base_url(url).map_err(|reason| ClientError::InvalidUrl {
             url: url.to_string(),
             reason: reason.to_string(),
@@ -45,6 +52,7 @@ impl Client {
         let mut connector = HttpConnector::new();
         connector.set_nodelay(true);
         connector.set_connect_timeout(Some(timeout));
+        let connector = hakv_tls::connector(connector, tls);
         let http = HyperClient::builder(TokioExecutor::new())
             // Below the idle timeouts servers commonly use, so we rarely reuse a dying connection.
             .pool_idle_timeout(Duration::from_secs(30))

@@ -10,6 +10,9 @@ type Source = Box<dyn std::error::Error + Send + Sync>;
 pub enum ClientError {
     #[error("invalid URL {url}: {reason}")]
     InvalidUrl { url: String, reason: String },
+    /// The TLS files given (CA, client certificate) cannot be used.
+    #[error("TLS: {0}")]
+    Tls(#[from] hakv_tls::TlsError),
     /// The request never reached the server, so it is always safe to retry.
     #[error("cannot connect to {url}: {source}")]
     Connect { url: String, source: Source },
@@ -47,6 +50,7 @@ impl ClientError {
             }
             ClientError::Status { status, .. } => matches!(status, 429 | 502 | 503 | 504),
             ClientError::InvalidUrl { .. }
+            | ClientError::Tls(_)
             | ClientError::PreconditionFailed { .. }
             | ClientError::InvalidResponse { .. } => false,
         }

@@ -352,3 +352,88 @@ fn cluster_up_fails_at_once_with_the_childs_error_when_a_port_is_taken() {
     // It used to wait for its 30 s readiness deadline; exiting before it is what is checked.
     assert!(started.elapsed() < Duration::from_secs(25), "{stderr}");
 }
+
+#[test]
+fn cluster_up_with_tls_serves_https_and_members_require_client_certificates() {
+    let dir = tempfile::tempdir().unwrap();
+    let base = free_port_run(5, 2);
+    let balancer = format!("127.0.0.1:{}", base + 4);
+    let mut up = Stopped(
+        Command::new(env!("CARGO_BIN_EXE_hakv"))
+            .args([
+                "cluster",
+                "up",
+                "--tls",
+                "--nodes",
+                "3",
+                "--base-port",
+                &base.to_string(),
+            ])
+            .args(["--listen", &balancer])
+            .arg("--dir")
+            .arg(dir.path())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    let stdout = BufReader::new(up.0.stdout.take().unwrap());
+    let (tx, rx) = mpsc::channel();
+    std::thread::spawn(move || {
+        for line in stdout.lines().map_while(Result::ok) {
+            let _ = tx.send(line);
+        }
+    });
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while !rx
+        .recv_timeout(deadline.saturating_duration_since(Instant::now()))
+        .expect("cluster up --tls never said it is up")
+        .starts_with("hakv cluster is up")
+    {}
+
+    let tls = dir.path().join("tls");
+    let file = |name: &str| tls.join(name).to_str().unwrap().to_owned();
+    for key in ["node-1-key.pem", "balancer-key.pem", "client-key.pem"] {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(tls.join(key)).unwrap().permissions().mode();
+        assert_eq!(mode & 0o777, 0o600, "{key}");
+    }
+    let ca = file("ca.pem");
+    let via_balancer = format!("https://{balancer}");
+    let put = hakv(
+        &[
+            "put",
+            "greeting",
+            "\"hello\"",
+            "--url",
+            &via_balancer,
+            "--ca",
+            &ca,
+        ],
+        &[],
+    );
+    assert!(put.status.success(), "{}", String::from_utf8_lossy(&put.stderr));
+    let member = format!("https://127.0.0.1:{}", base + 2);
+    let identity = [
+        "--ca",
+        &ca,
+        "--cert",
+        &file("client.pem"),
+        "--key",
+        &file("client-key.pem"),
+    ];
+    let get = hakv(
+        &[&["get", "greeting", "--url", &member][..], &identity].concat(),
+        &[],
+    );
+    assert_eq!(String::from_utf8_lossy(&get.stdout).trim(), "\"hello\"");
+    // Without a client certificate a member refuses the connection.
+    let anonymous = hakv(&["get", "greeting", "--url", &member, "--ca", &ca], &[]);
+    assert!(!anonymous.status.success());
+    let status = hakv(
+        &[&["cluster", "status", "--url", &member][..], &identity].concat(),
+        &[],
+    );
+    let table = String::from_utf8_lossy(&status.stdout);
+    assert_eq!(table.lines().filter(|l| l.ends_with("yes")).count(), 3, "{table}");
+}

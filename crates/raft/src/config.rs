@@ -67,6 +67,9 @@ pub struct PeerClientConfig {
     /// Idle pooled connections are closed after this; kept below a server's idle timeout so
     /// a request never goes out on a connection the peer is closing.
     pub pool_idle_timeout: Duration,
+    /// TLS for calls to peers (then at `https://`): the CA their certificates chain to, and
+    /// this member's certificate for peers that require one. `None`: plain HTTP.
+    pub tls: Option<hakv_tls::ClientTls>,
 }
 
 impl Default for PeerClientConfig {
@@ -79,6 +82,7 @@ impl Default for PeerClientConfig {
             snapshot_bytes_per_second: 64 << 20,
             client_activity: Arc::default(),
             pool_idle_timeout: Duration::from_secs(30),
+            tls: None,
         }
     }
 }

@@ -16,6 +16,7 @@ use crate::pre_vote::{PreVoteRequest, PreVoteResponse};
 use crate::snapshot_transfer::{self, MAX_FRAME, SnapshotHeader};
 use crate::{NodeId, TypeConfig};
 use bytes::Bytes;
+use hakv_tls::Connector;
 use http::{HeaderValue, Request, StatusCode, header};
 use http_body_util::{BodyExt, Full};
 use hyper_util::client::legacy::Client;
@@ -63,9 +64,11 @@ pub enum PeerError {
 #[derive(Clone)]
 pub struct PeerNetwork {
     node_id: NodeId,
-    client: Client<HttpConnector, Full<Bytes>>,
+    client: Client<Connector, Full<Bytes>>,
     /// Snapshot transfers stream their body, so they use a client (and pool) of their own.
-    snapshot_client: Client<HttpConnector, ChannelBody>,
+    snapshot_client: Client<Connector, ChannelBody>,
+    /// `http` or `https`, for every peer alike.
+    scheme: &'static str,
     authorization: HeaderValue,
     config: Arc<PeerClientConfig>,
     /// Each peer's failure log, shared by every connection to it (openraft's replication,
@@ -83,6 +86,8 @@ impl PeerNetwork {
         let mut connector = HttpConnector::new();
         connector.set_connect_timeout(Some(config.connect_timeout));
         connector.set_nodelay(true);
+        let connector = hakv_tls::connector(connector, config.tls.as_ref());
+        let scheme = if config.tls.is_some() { "https" } else { "http" };
         let client = Client::builder(TokioExecutor::new())
             .pool_idle_timeout(config.pool_idle_timeout)
             .build(connector.clone());
@@ -96,6 +101,7 @@ impl PeerNetwork {
             node_id,
             client,
             snapshot_client,
+            scheme,
             authorization,
             config: Arc::new(config),
             troubles: Arc::default(),
@@ -109,7 +115,7 @@ impl PeerNetwork {
         PeerConnection {
             network: self.clone(),
             target,
-            base: format!("http://{addr}"),
+            base: format!("{}://{addr}", self.scheme),
             trouble: self.trouble_of(target),
         }
     }

@@ -66,6 +66,17 @@ pub struct ServeConfig {
     /// Start as a new member waiting to be added (`POST /cluster/members`) instead of
     /// forming the cluster of `--peers`.
     pub join: bool,
+    /// The listener speaks TLS with this certificate chain (PEM, leaf first); in a cluster,
+    /// every member then does, and members call each other at `https://`.
+    pub tls_cert: Option<PathBuf>,
+    /// The private key of `tls_cert` (PEM).
+    pub tls_key: Option<PathBuf>,
+    /// Mutual TLS: every connection must present a certificate signed by this CA (members
+    /// present their own `tls_cert` when they call each other).
+    pub tls_client_ca: Option<PathBuf>,
+    /// The CA that peers' certificates chain to, when this member calls them; the system's
+    /// trust roots if unset.
+    pub tls_ca: Option<PathBuf>,
 }
 
 /// One voter of a static cluster.
@@ -135,6 +146,10 @@ impl Default for ServeConfig {
             snapshot_rate: 64 << 20,
             disk_reserve: None,
             join: false,
+            tls_cert: None,
+            tls_key: None,
+            tls_client_ca: None,
+            tls_ca: None,
         }
     }
 }
@@ -203,7 +218,46 @@ impl ServeConfig {
         self.cache_config()
             .validate()
             .map_err(|e| invalid("cache", e.to_string()))?;
+        self.validate_tls()?;
         self.validate_cluster()
+    }
+
+    fn validate_tls(&self) -> Result<(), ConfigError> {
+        match (&self.tls_cert, &self.tls_key) {
+            (Some(_), None) => return Err(invalid("tls_key", "--tls-cert needs --tls-key")),
+            (None, Some(_)) => return Err(invalid("tls_cert", "--tls-key needs --tls-cert")),
+            _ => {}
+        }
+        if self.tls_cert.is_none() {
+            for (setting, value) in [("tls_client_ca", &self.tls_client_ca), ("tls_ca", &self.tls_ca)] {
+                if value.is_some() {
+                    return Err(invalid(
+                        setting,
+                        "needs --tls-cert and --tls-key (members speak TLS all together or not at all)",
+                    ));
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// The listener's TLS files, when it speaks TLS.
+    pub fn server_tls_files(&self) -> Option<hakv_tls::ServerTlsFiles> {
+        Some(hakv_tls::ServerTlsFiles {
+            cert: self.tls_cert.clone()?,
+            key: self.tls_key.clone()?,
+            client_ca: self.tls_client_ca.clone(),
+        })
+    }
+
+    /// How this member calls its peers when members speak TLS: it trusts `tls_ca` and
+    /// presents its own certificate.
+    pub fn peer_tls_files(&self) -> Option<hakv_tls::ClientTlsFiles> {
+        Some(hakv_tls::ClientTlsFiles {
+            ca: self.tls_ca.clone(),
+            cert: Some(self.tls_cert.clone()?),
+            key: self.tls_key.clone(),
+        })
     }
 
     /// Whether this node is a member of a Raft cluster (else it is a single node).
@@ -387,6 +441,19 @@ pub struct ServeArgs {
     /// the cluster of --peers (which then only needs this member's own entry).
     #[arg(long, env = "HAKV_JOIN", value_parser = clap::builder::BoolishValueParser::new())]
     pub join: bool,
+    /// Serve TLS with this certificate chain (PEM, leaf first); SIGHUP re-reads it. In a
+    /// cluster every member does, and members call each other at https://.
+    #[arg(long, env = "HAKV_TLS_CERT", value_name = "FILE")]
+    pub tls_cert: Option<PathBuf>,
+    /// The private key of --tls-cert (PEM).
+    #[arg(long, env = "HAKV_TLS_KEY", value_name = "FILE")]
+    pub tls_key: Option<PathBuf>,
+    /// Mutual TLS: require every client and peer to present a certificate signed by this CA.
+    #[arg(long, env = "HAKV_TLS_CLIENT_CA", value_name = "FILE")]
+    pub tls_client_ca: Option<PathBuf>,
+    /// The CA that peers' certificates chain to [default: the system's trust roots].
+    #[arg(long, env = "HAKV_TLS_CA", value_name = "FILE")]
+    pub tls_ca: Option<PathBuf>,
 }
 
 impl ServeArgs {
@@ -415,6 +482,16 @@ impl ServeArgs {
         );
         if self.join {
             config.join = true;
+        }
+        for (flag, field) in [
+            (&self.tls_cert, &mut config.tls_cert),
+            (&self.tls_key, &mut config.tls_key),
+            (&self.tls_client_ca, &mut config.tls_client_ca),
+            (&self.tls_ca, &mut config.tls_ca),
+        ] {
+            if flag.is_some() {
+                field.clone_from(flag);
+            }
         }
         if self.disk_reserve.is_some() {
             config.disk_reserve = self.disk_reserve;

@@ -15,6 +15,7 @@ mod observability;
 mod request_metrics;
 mod routes;
 mod server;
+mod tls;
 mod units;
 mod write_body;
 

@@ -46,6 +46,8 @@ pub enum NodeError {
     },
     #[error("cannot start the Raft member: {0}")]
     Raft(String),
+    #[error("TLS: {0}")]
+    Tls(#[from] hakv_tls::TlsError),
     #[error("cannot watch the free space of {dir}: {source}")]
     DiskSpace {
         dir: std::path::PathBuf,
@@ -55,12 +57,16 @@ pub enum NodeError {
 
 impl Node {
     /// Opens the store in `config.data_dir` (recovering whatever is there) and starts the
-    /// writer thread, or, with `--peers`, the Raft member.
-    pub async fn open(config: ServeConfig) -> Result<Arc<Node>, NodeError> {
+    /// writer thread, or, with `--peers`, the Raft member (which calls its peers with
+    /// `peer_tls` when members speak TLS).
+    pub async fn open(
+        config: ServeConfig,
+        peer_tls: Option<hakv_tls::ClientTls>,
+    ) -> Result<Arc<Node>, NodeError> {
         let cache = Arc::new(ValueCache::new(config.cache_config()));
         let hook = Arc::new(CacheHook(cache.clone()));
         let (state_machine, disk, replication) = if config.is_clustered() {
-            let cluster = ClusterNode::open(&config, hook).await?;
+            let cluster = ClusterNode::open(&config, hook, peer_tls).await?;
             (
                 cluster.state_machine().clone(),
                 cluster.raft().disk_space().clone(),

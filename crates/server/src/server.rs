@@ -1,9 +1,11 @@
 //! Serving the router on a listener: a bounded number of connections, header-read timeouts,
-//! and the shutdown order: stop accepting, drain in-flight requests (bounded by the grace
+//! TLS when configured (certificates reloaded on SIGHUP), and the shutdown order: stop accepting, drain in-flight requests (bounded by the grace
 //! period), stop background tasks, then stop the writer, which flushes the store.
 
 use crate::node::{Node, NodeError, Stoppable};
+use crate::tls::NodeTls;
 use crate::{ServeConfig, app, expiry_task, observability};
+use axum::Router;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
 use hyper_util::service::TowerToHyperService;
@@ -16,7 +18,8 @@ use tokio::task::JoinSet;
 
 /// How often expired keys are purged.
 const PURGE_EVERY: Duration = Duration::from_secs(1);
-/// A client must send its request headers within this time (slowloris protection).
+/// A client must finish its TLS handshake, and then send its request headers, within this
+/// time each (slowloris protection).
 const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(10);
 /// Most headers in one request.
 const MAX_HEADERS: usize = 100;
@@ -27,6 +30,8 @@ const MAX_HEAD_BYTES: usize = 64 << 10;
 pub enum ServeError {
     #[error(transparent)]
     Node(#[from] NodeError),
+    #[error("cannot handle SIGHUP: {0}")]
+    Signal(#[source] std::io::Error),
     #[error("the writer thread panicked; the store may not have been flushed")]
     WriterPanicked,
 }
@@ -42,7 +47,11 @@ pub async fn run(
     observability::install();
     let grace = config.shutdown_grace;
     let connection_slots = Arc::new(Semaphore::new(config.max_connections));
-    let node = Node::open(config).await?;
+    let tls = NodeTls::load(&config).map_err(NodeError::from)?;
+    // Installed before anyone is told this node runs: SIGHUP's default action ends a process.
+    let hangup =
+        tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()).map_err(ServeError::Signal)?;
+    let node = Node::open(config, tls.peers.clone()).await?;
     // The store is open (or opening it failed above, and nobody was told this node runs).
     opened();
     let router = app(node.clone());
@@ -50,6 +59,7 @@ pub async fn run(
     let mut background = JoinSet::new();
     background.spawn(expiry_task::purge_loop(node.clone(), PURGE_EVERY));
     background.spawn(observability::upkeep_loop());
+    background.spawn(reload_on_hangup(hangup, tls.clone()));
 
     let (stop_tx, stop_rx) = watch::channel(false);
     let mut connections = JoinSet::new();
@@ -82,22 +92,22 @@ pub async fn run(
             },
         };
         let _ = stream.set_nodelay(true);
-        let service = TowerToHyperService::new(router.clone());
-        let (http, mut stop_rx) = (http.clone(), stop_rx.clone());
+        let (router, http, stop_rx) = (router.clone(), http.clone(), stop_rx.clone());
+        let acceptor = tls.listener.as_ref().map(|tls| tls.acceptor());
         connections.spawn(async move {
             let _slot = slot;
-            let connection = http.serve_connection_with_upgrades(TokioIo::new(stream), service);
-            tokio::pin!(connection);
-            tokio::select! {
-                result = connection.as_mut() => {
-                    if let Err(err) = result {
-                        tracing::debug!(%peer, error = %err, "connection ended with an error");
-                    }
+            let Some(acceptor) = acceptor else {
+                return serve_connection(&http, TokioIo::new(stream), router, stop_rx, peer).await;
+            };
+            match tokio::time::timeout(HEADER_READ_TIMEOUT, hakv_tls::accept(acceptor, stream)).await {
+                Ok(Ok(stream)) => serve_connection(&http, TokioIo::new(stream), router, stop_rx, peer).await,
+                Ok(Err(err)) => {
+                    metrics::counter!("hakv_tls_handshake_failures_total").increment(1);
+                    tracing::debug!(%peer, error = %err, "TLS handshake failed");
                 }
-                _ = stop_rx.changed() => {
-                    // Finish the request in progress, then close (keep-alive ends here).
-                    connection.as_mut().graceful_shutdown();
-                    let _ = connection.await;
+                Err(_) => {
+                    metrics::counter!("hakv_tls_handshake_failures_total").increment(1);
+                    tracing::debug!(%peer, "TLS handshake not finished in time");
                 }
             }
         });
@@ -142,4 +152,37 @@ pub async fn run(
     }
     tracing::info!("shutdown complete");
     Ok(())
+}
+
+/// Serves one connection (plain or TLS) until it ends, or until shutdown, when the request
+/// in progress is finished and keep-alive ends.
+async fn serve_connection<I>(
+    http: &auto::Builder<TokioExecutor>,
+    io: I,
+    router: Router,
+    mut stop_rx: watch::Receiver<bool>,
+    peer: std::net::SocketAddr,
+) where
+    I: hyper::rt::Read + hyper::rt::Write + Unpin + Send + 'static,
+{
+    let connection = http.serve_connection_with_upgrades(io, TowerToHyperService::new(router));
+    tokio::pin!(connection);
+    tokio::select! {
+        result = connection.as_mut() => {
+            if let Err(err) = result {
+                tracing::debug!(%peer, error = %err, "connection ended with an error");
+            }
+        }
+        _ = stop_rx.changed() => {
+            connection.as_mut().graceful_shutdown();
+            let _ = connection.await;
+        }
+    }
+}
+
+/// Re-reads the TLS certificates on every SIGHUP.
+async fn reload_on_hangup(mut hangup: tokio::signal::unix::Signal, tls: NodeTls) {
+    while hangup.recv().await.is_some() {
+        tls.reload();
+    }
 }

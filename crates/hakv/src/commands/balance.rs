@@ -44,6 +44,11 @@ fn serve(args: BalanceArgs) -> anyhow::Result<()> {
             .build(),
     }
     .context("cannot start the runtime")?;
+    let scheme = if config.tls.cert.is_some() {
+        "https"
+    } else {
+        "http"
+    };
     runtime.block_on(async move {
         let balancer = Balancer::new(config)?;
         let handle = balancer.clone().spawn().await?;
@@ -51,7 +56,7 @@ fn serve(args: BalanceArgs) -> anyhow::Result<()> {
         let mut signals = Signals::install()?;
         // The stdout line scripts and tests wait for (same shape as `hakv serve`), then where
         // the admin API is (never on the proxy port).
-        println!("listening on http://{}", handle.addr);
+        println!("listening on {scheme}://{}", handle.addr);
         println!("admin on http://{}", handle.admin_addr);
         let _ = std::io::stdout().flush();
         tracing::info!(addr = %handle.addr, admin = ?handle.admin_addr, "balancing");

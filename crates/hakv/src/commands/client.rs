@@ -34,6 +34,8 @@ pub struct ClientArgs {
     /// Give up after this long (e.g. 5s, 500ms).
     #[arg(long, env = "HAKV_TIMEOUT", default_value = "10s", value_parser = hakv_bench::parse_duration)]
     timeout: Duration,
+    #[command(flatten)]
+    tls: super::tls_args::TlsArgs,
 }
 
 #[derive(Debug, clap::Subcommand)]
@@ -132,7 +134,11 @@ pub fn run(cmd: ClientCommand) -> ExitCode {
         | ClientCommand::Status { args } => args,
     };
     let json = args.json;
-    let client = match Client::new(&args.url, args.timeout) {
+    let tls = match args.tls.load() {
+        Ok(tls) => tls,
+        Err(e) => return report_error(&e.into(), json, USAGE),
+    };
+    let client = match Client::with_tls(&args.url, args.timeout, tls.as_ref()) {
         Ok(client) => client,
         Err(e) => return report_error(&e, json, USAGE),
     };

@@ -3,8 +3,12 @@
 //! one folder. Running it again on the same folder reuses the data (and the cluster secret).
 //! Ctrl-C or SIGTERM stops every child (SIGTERM, then SIGKILL after a grace period).
 
+use super::cluster_tls::LocalPki;
+use super::http_call::{Caller, scheme_of};
 use super::runtime::{LogFormat, init_tracing, shutdown_signal};
+use super::tls_args::TlsArgs;
 use anyhow::{Context, bail};
+use hakv_tls::ClientTls;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::{ExitCode, Stdio};
@@ -48,6 +52,8 @@ pub struct MemberArgs {
     /// The cluster secret (membership changes need it).
     #[arg(long, env = "HAKV_CLUSTER_TOKEN", hide_env_values = true)]
     cluster_token: Option<String>,
+    #[command(flatten)]
+    tls: TlsArgs,
 }
 
 #[derive(Debug, clap::Args)]
@@ -76,6 +82,10 @@ pub struct UpArgs {
     /// Extra flags for every `hakv serve`, e.g. --serve-arg=--cache-policy=lfu.
     #[arg(long = "serve-arg", allow_hyphen_values = true)]
     serve_args: Vec<String>,
+    /// Speak TLS everywhere: a local CA and certificates are made in DIR/tls (once), members
+    /// require each other's certificates (mutual TLS), and the balancer serves https.
+    #[arg(long)]
+    tls: bool,
 }
 
 pub fn run(cmd: ClusterCommand) -> ExitCode {
@@ -87,9 +97,10 @@ pub fn run(cmd: ClusterCommand) -> ExitCode {
         .expect("tokio runtime");
     let result = match cmd {
         ClusterCommand::Up(args) => runtime.block_on(up(args)),
-        ClusterCommand::Status(args) => {
-            runtime.block_on(super::cluster_status::show(&args.member.url, args.json))
-        }
+        ClusterCommand::Status(args) => runtime.block_on(async {
+            let caller = Caller::new(args.member.tls.load()?.as_ref());
+            super::cluster_status::show(&args.member.url, args.json, &caller).await
+        }),
         ClusterCommand::Add { id, addr, member } => {
             let body = serde_json::json!({ "id": id, "addr": addr.to_string() }).to_string();
             runtime.block_on(change_membership(
@@ -136,6 +147,10 @@ async fn up(args: UpArgs) -> anyhow::Result<()> {
         .collect::<Vec<_>>()
         .join(",");
 
+    let pki = match args.tls {
+        true => Some(LocalPki::ensure(&args.dir, args.nodes)?),
+        false => None,
+    };
     let mut members = Vec::new();
     for (i, addr) in addrs.iter().enumerate() {
         let id = i as u64 + 1;
@@ -152,6 +167,7 @@ async fn up(args: UpArgs) -> anyhow::Result<()> {
             ])
             .arg("--data-dir")
             .arg(args.dir.join(format!("node-{id}")))
+            .args(pki.as_ref().map(|pki| pki.member_args(id)).unwrap_or_default())
             .args(&args.serve_args)
             .env("HAKV_CLUSTER_TOKEN", &token);
         members.push(spawn(command, &args.dir, &format!("node-{id}"))?);
@@ -164,12 +180,14 @@ async fn up(args: UpArgs) -> anyhow::Result<()> {
     for addr in &addrs {
         balancer.args(["--backend", &addr.to_string()]);
     }
+    balancer.args(pki.as_ref().map(|pki| pki.balancer_args()).unwrap_or_default());
+    let client_tls = pki.as_ref().map(|pki| pki.client_tls()).transpose()?;
     members.push(spawn(balancer, &args.dir, "balancer")?);
 
     // A child that exits while the others start (a port taken, a bad flag) fails `up` at once,
     // with the end of its log.
     let outcome = tokio::select! {
-        ready = wait_ready(&addrs, admin) => ready,
+        ready = wait_ready(&addrs, admin, client_tls.as_ref()) => ready,
         (index, exited) = first_exit(&mut members) => {
             let log = args.dir.join(format!("{}.log", members[index].name));
             let text = std::fs::read_to_string(&log).unwrap_or_default();
@@ -183,7 +201,7 @@ async fn up(args: UpArgs) -> anyhow::Result<()> {
         stop_all(&mut members).await;
         bail!("{err:#}; see the logs in {}", args.dir.display());
     }
-    print_usage(&args, &addrs);
+    print_usage(&args, &addrs, pki.as_ref());
     // A member that exits (killed to try failover, say) leaves the others serving: say what
     // happened and how to start it again; stop everything on Ctrl-C or once none is left.
     let shutdown = shutdown_signal();
@@ -216,65 +234,26 @@ async fn change_membership(
         .cluster_token
         .as_deref()
         .context("membership changes need --cluster-token or HAKV_CLUSTER_TOKEN")?;
-    let (status, view) = http_request("GET", &member.url, "/cluster", None, "").await?;
+    let caller = Caller::new(member.tls.load()?.as_ref());
+    let url = member.url.trim_end_matches('/');
+    let (status, view) = caller.request("GET", &format!("{url}/cluster"), None, "").await?;
     let view: serde_json::Value =
-        serde_json::from_str(&view).with_context(|| format!("{} answered {status}", member.url))?;
+        serde_json::from_str(&view).with_context(|| format!("{url} answered {status}"))?;
     let leader = view["leader"]["addr"]
         .as_str()
         .context("no leader is known yet; try again shortly")?;
-    let (status, answer) =
-        http_request(method, &format!("http://{leader}"), &path, Some(token), &body).await?;
+    let leader_url = format!("{}://{leader}{path}", scheme_of(url));
+    // Adding a member waits until it has caught up (the server gives up after 10 minutes
+    // and leaves it a learner), so allow that and a little more.
+    let change = caller.request(method, &leader_url, Some(token), &body);
+    let (status, answer) = tokio::time::timeout(Duration::from_secs(11 * 60), change)
+        .await
+        .context("no answer within 11 minutes")??;
     if !(200..300).contains(&status) {
         bail!("the leader at {leader} answered {status}: {}", answer.trim());
     }
     println!("{}", answer.trim());
     Ok(())
-}
-
-/// One HTTP/1.1 request over a fresh connection (`Connection: close`): (status, body).
-pub(super) async fn http_request(
-    method: &str,
-    base: &str,
-    path: &str,
-    token: Option<&str>,
-    body: &str,
-) -> anyhow::Result<(u16, String)> {
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    let host = base
-        .strip_prefix("http://")
-        .context("the URL must start with http://")?
-        .trim_end_matches('/');
-    let exchange = async {
-        let mut stream = tokio::net::TcpStream::connect(host)
-            .await
-            .with_context(|| format!("cannot connect to {host}"))?;
-        let auth = token
-            .map(|t| format!("Authorization: Bearer {t}\r\n"))
-            .unwrap_or_default();
-        let request = format!(
-            "{method} {path} HTTP/1.1\r\nHost: {host}\r\n{auth}Content-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
-            body.len()
-        );
-        stream.write_all(request.as_bytes()).await?;
-        let mut response = Vec::new();
-        stream.read_to_end(&mut response).await?;
-        let text = String::from_utf8_lossy(&response).into_owned();
-        let status = text
-            .split_whitespace()
-            .nth(1)
-            .and_then(|s| s.parse().ok())
-            .context("not an HTTP answer")?;
-        let body = text
-            .split_once("\r\n\r\n")
-            .map(|(_, b)| b.to_string())
-            .unwrap_or_default();
-        anyhow::Ok((status, body))
-    };
-    // Adding a member waits until it has caught up (the server gives up after 10 minutes
-    // and leaves it a learner), so allow that and a little more.
-    tokio::time::timeout(Duration::from_secs(11 * 60), exchange)
-        .await
-        .context("no answer within 11 minutes")?
 }
 
 /// The cluster secret, created once per folder so a restart rejoins the same cluster.
@@ -347,13 +326,19 @@ fn admin_addr(listen: SocketAddr) -> SocketAddr {
 
 /// Polls every member's `/ready` and the balancer's `/lb/status` on its admin listener
 /// (bounded).
-async fn wait_ready(members: &[SocketAddr], balancer_admin: SocketAddr) -> anyhow::Result<()> {
+async fn wait_ready(
+    members: &[SocketAddr],
+    balancer_admin: SocketAddr,
+    tls: Option<&ClientTls>,
+) -> anyhow::Result<()> {
     let deadline = Instant::now() + Duration::from_secs(30);
-    let mut urls: Vec<String> = members.iter().map(|a| format!("http://{a}/ready")).collect();
+    let scheme = if tls.is_some() { "https" } else { "http" };
+    let mut urls: Vec<String> = members.iter().map(|a| format!("{scheme}://{a}/ready")).collect();
     urls.push(format!("http://{balancer_admin}/lb/status"));
+    let caller = Caller::new(tls);
     for url in urls {
         loop {
-            if http_ok(&url).await {
+            if caller.is_ok(&url).await {
                 break;
             }
             if Instant::now() > deadline {
@@ -365,50 +350,44 @@ async fn wait_ready(members: &[SocketAddr], balancer_admin: SocketAddr) -> anyho
     Ok(())
 }
 
-/// A minimal GET over a fresh connection: true on a 200 answer.
-async fn http_ok(url: &str) -> bool {
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    let Some(rest) = url.strip_prefix("http://") else {
-        return false;
-    };
-    let (host, path) = rest
-        .split_once('/')
-        .map(|(h, p)| (h, format!("/{p}")))
-        .unwrap_or((rest, "/".into()));
-    let attempt = async {
-        let mut stream = tokio::net::TcpStream::connect(host).await.ok()?;
-        let request = format!("GET {path} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n");
-        stream.write_all(request.as_bytes()).await.ok()?;
-        let mut head = [0u8; 12];
-        stream.read_exact(&mut head).await.ok()?;
-        Some(head.starts_with(b"HTTP/1.1 200"))
-    };
-    tokio::time::timeout(Duration::from_secs(1), attempt)
-        .await
-        .ok()
-        .flatten()
-        .unwrap_or(false)
-}
-
-fn print_usage(args: &UpArgs, addrs: &[SocketAddr]) {
+fn print_usage(args: &UpArgs, addrs: &[SocketAddr], pki: Option<&LocalPki>) {
+    let scheme = if pki.is_some() { "https" } else { "http" };
     println!(
         "hakv cluster is up: {} members, data and logs in {}",
         addrs.len(),
         args.dir.display()
     );
     for (i, addr) in addrs.iter().enumerate() {
-        println!("  node {}  http://{addr}", i + 1);
+        println!("  node {}  {scheme}://{addr}", i + 1);
     }
-    println!("  balancer http://{}  (send clients here)", args.listen);
+    println!("  balancer {scheme}://{}  (send clients here)", args.listen);
     println!(
         "  balancer admin http://{}  (status, metrics, backends)",
         admin_addr(args.listen)
     );
     println!();
     println!("try:");
-    println!("  hakv put greeting '\"hello\"' --url http://{}", args.listen);
-    println!("  hakv get greeting --url http://{}", addrs[0]);
-    println!("  curl http://{}/cluster", addrs[0]);
+    match pki {
+        None => {
+            println!("  hakv put greeting '\"hello\"' --url http://{}", args.listen);
+            println!("  hakv get greeting --url http://{}", addrs[0]);
+            println!("  curl http://{}/cluster", addrs[0]);
+        }
+        Some(pki) => {
+            let ca = pki.ca();
+            println!(
+                "  hakv put greeting '\"hello\"' --url https://{} --ca {}",
+                args.listen,
+                ca.display()
+            );
+            println!(
+                "  hakv get greeting --url https://{} {}",
+                addrs[0],
+                pki.client_flags()
+            );
+            println!("  (members require a client certificate: mutual TLS)");
+        }
+    }
     println!("Ctrl-C stops every member; running it again reuses the data. A member that is");
     println!("killed leaves the others serving (try failover: kill the leader's process).");
 }

@@ -4,6 +4,7 @@
 //! that says so, not a failed command. `--json` prints the same as JSON, with each member's
 //! whole `GET /cluster` answer.
 
+use super::http_call::{Caller, scheme_of};
 use anyhow::{Context, bail};
 use serde_json::{Value, json};
 use std::time::Duration;
@@ -20,15 +21,16 @@ struct Row {
     view: Result<Value, String>,
 }
 
-pub(super) async fn show(url: &str, as_json: bool) -> anyhow::Result<()> {
-    let first = ask(url).await.with_context(|| format!("asking {url}"))?;
+pub(super) async fn show(url: &str, as_json: bool, caller: &Caller) -> anyhow::Result<()> {
+    let url = url.trim_end_matches('/');
+    let first = ask(caller, url).await.with_context(|| format!("asking {url}"))?;
     if first["mode"] == "single" {
         bail!("{url} is a single node, not a cluster member");
     }
     let members = first["members"].as_array().cloned().unwrap_or_default();
     let asks = members.iter().map(|m| async move {
         let addr = m["addr"].as_str().unwrap_or_default().to_owned();
-        let view = ask(&format!("http://{addr}"))
+        let view = ask(caller, &format!("{}://{addr}", scheme_of(url)))
             .await
             .map_err(|e| super::runtime::error_chain(&e));
         Row {
@@ -59,10 +61,10 @@ pub(super) async fn show(url: &str, as_json: bool) -> anyhow::Result<()> {
     Ok(())
 }
 
-async fn ask(base: &str) -> anyhow::Result<Value> {
+async fn ask(caller: &Caller, base: &str) -> anyhow::Result<Value> {
     let (status, body) = tokio::time::timeout(
         ASK_TIMEOUT,
-        super::cluster::http_request("GET", base, "/cluster", None, ""),
+        caller.request("GET", &format!("{base}/cluster"), None, ""),
     )
     .await
     .context("no answer within 2 s")??;

@@ -6,9 +6,12 @@ mod bench;
 mod client;
 mod cluster;
 mod cluster_status;
+mod cluster_tls;
 mod generate;
+mod http_call;
 pub mod runtime;
 mod serve;
+mod tls_args;
 
 use std::process::ExitCode;
 

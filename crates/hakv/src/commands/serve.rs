@@ -40,12 +40,17 @@ async fn serve(config: ServeConfig) -> anyhow::Result<()> {
         .await
         .with_context(|| format!("cannot listen on {}", config.listen))?;
     let addr = listener.local_addr()?;
+    let scheme = if config.tls_cert.is_some() {
+        "https"
+    } else {
+        "http"
+    };
     let shutdown = shutdown_signal();
     tracing::info!(%addr, data_dir = %config.data_dir.display(), cache = %config.cache_policy, "hakv serve starting");
     // Scripts and tests read this line to learn the port (`--listen 127.0.0.1:0`); it comes
     // once the store is open, so a node that cannot open its data never claims to listen.
     hakv_server::run(listener, config, shutdown, || {
-        println!("listening on http://{addr}")
+        println!("listening on {scheme}://{addr}")
     })
     .await?;
     Ok(())

@@ -173,6 +173,7 @@ fn spawn_listening(
     };
     let addr = line
         .strip_prefix("listening on http://")
+        .or_else(|| line.strip_prefix("listening on https://"))
         .unwrap_or_else(|| panic!("unexpected first line {line:?}"))
         .parse()
         .expect("a socket address");

@@ -5,6 +5,7 @@ use super::internal::{PROPOSE_PATH, READ_INDEX_PATH, Reply};
 use crate::ApiError;
 use bytes::Bytes;
 use hakv_store::{Command, Outcome};
+use hakv_tls::{ClientTls, Connector};
 use http_body_util::{BodyExt, Full};
 use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
@@ -21,16 +22,19 @@ pub enum ForwardError {
 }
 
 pub struct Forwarder {
-    client: Client<HttpConnector, Full<Bytes>>,
+    client: Client<Connector, Full<Bytes>>,
+    /// `http`, or `https` when members speak TLS.
+    scheme: &'static str,
     authorization: http::HeaderValue,
     timeout: Duration,
 }
 
 impl Forwarder {
-    pub fn new(token: &str, timeout: Duration) -> Forwarder {
+    pub fn new(token: &str, timeout: Duration, tls: Option<&ClientTls>) -> Forwarder {
         let mut connector = HttpConnector::new();
         connector.set_nodelay(true);
         connector.set_connect_timeout(Some(Duration::from_millis(500)));
+        let connector = hakv_tls::connector(connector, tls);
         let client = Client::builder(TokioExecutor::new())
             // Shorter than the leader's keep-alive, so a pooled connection is not reused just
             // as the leader closes it.
@@ -39,6 +43,7 @@ impl Forwarder {
         let authorization = format!("Bearer {token}").parse().expect("tokens are header-safe");
         Forwarder {
             client,
+            scheme: if tls.is_some() { "https" } else { "http" },
             authorization,
             timeout,
         }
@@ -63,7 +68,7 @@ impl Forwarder {
         leader: &str,
         id: u64,
     ) -> Result<(http::StatusCode, Bytes), ForwardError> {
-        let request = http::Request::delete(format!("http://{leader}/cluster/members/{id}"))
+        let request = http::Request::delete(format!("{}://{leader}/cluster/members/{id}", self.scheme))
             .header(http::header::AUTHORIZATION, self.authorization.clone())
             .body(Full::new(Bytes::new()))
             .map_err(|e| ForwardError::NotSent(e.to_string()))?;
@@ -84,7 +89,7 @@ impl Forwarder {
         body: Vec<u8>,
         content_type: &'static str,
     ) -> Result<T, ForwardError> {
-        let request = http::Request::post(format!("http://{leader}{path}"))
+        let request = http::Request::post(format!("{}://{leader}{path}", self.scheme))
             .header(http::header::AUTHORIZATION, self.authorization.clone())
             .header(http::header::CONTENT_TYPE, content_type)
             .body(Full::new(Bytes::from(body)))

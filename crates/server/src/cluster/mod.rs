@@ -14,6 +14,7 @@ use forward_queue::ForwardQueue;
 use hakv_api::ErrorCode;
 use hakv_raft::{BarrierError, HandoverError, ProposeError, RaftNode, RaftNodeConfig, RaftTiming};
 use hakv_store::{ApplyHook, Command, Outcome, StateMachine};
+use hakv_tls::ClientTls;
 use openraft::BasicNode;
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -61,7 +62,12 @@ pub struct ClusterNode {
 impl ClusterNode {
     /// Opens this member's storage, starts Raft, and forms the static cluster of `--peers`
     /// (idempotent: a member that already holds a log keeps it).
-    pub async fn open(config: &ServeConfig, hook: Arc<dyn ApplyHook>) -> Result<ClusterNode, NodeError> {
+    /// `peer_tls`: how to call peers when members speak TLS.
+    pub async fn open(
+        config: &ServeConfig,
+        hook: Arc<dyn ApplyHook>,
+        peer_tls: Option<ClientTls>,
+    ) -> Result<ClusterNode, NodeError> {
         let node_id = config.node_id.expect("validated: a cluster member has an id");
         let token = config
             .cluster_token
@@ -79,6 +85,7 @@ impl ClusterNode {
         };
         raft_config.snapshot_every_entries = config.snapshot_every;
         raft_config.peer_client.snapshot_bytes_per_second = config.snapshot_rate;
+        raft_config.peer_client.tls = peer_tls.clone();
         raft_config.proposer.queue_capacity = config.write_queue;
         raft_config.block_cache_bytes = config.store_cache_bytes;
         raft_config.disk_reserve = config.disk_reserve;
@@ -110,8 +117,8 @@ impl ClusterNode {
         let wait = config.request_timeout;
         Ok(ClusterNode {
             raft,
-            forwarder: Forwarder::new(&token, wait),
-            forward_queue: ForwardQueue::start(Forwarder::new(&token, wait)),
+            forwarder: Forwarder::new(&token, wait, peer_tls.as_ref()),
+            forward_queue: ForwardQueue::start(Forwarder::new(&token, wait, peer_tls.as_ref())),
             wait,
             // The lease plus up to a third (the election watch), a failed election's retry
             // after up to one more timeout, and the good election after it.
