@@ -34,6 +34,10 @@ pub enum ErrorCode {
     MemberUnreachable,
     CatchUpTimeout,
     Unauthorized,
+    Forbidden,
+    ReservedKey,
+    InvalidToken,
+    TokenNotFound,
 }
 
 impl ErrorCode {
@@ -66,6 +70,10 @@ impl ErrorCode {
             ErrorCode::MemberUnreachable => "member_unreachable",
             ErrorCode::CatchUpTimeout => "catch_up_timeout",
             ErrorCode::Unauthorized => "unauthorized",
+            ErrorCode::Forbidden => "forbidden",
+            ErrorCode::ReservedKey => "reserved_key",
+            ErrorCode::InvalidToken => "invalid_token",
+            ErrorCode::TokenNotFound => "token_not_found",
         }
     }
 }

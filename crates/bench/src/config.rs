@@ -30,6 +30,9 @@ pub struct BenchConfig {
     /// the system's trust roots].
     #[arg(long, env = "HAKV_BENCH_CA", value_name = "FILE")]
     pub ca: Option<std::path::PathBuf>,
+    /// Bearer token sent with every request, for targets with authentication on.
+    #[arg(long, env = "HAKV_BENCH_TOKEN", value_name = "TOKEN", hide_env_values = true)]
+    pub token: Option<String>,
     /// Concurrent keep-alive connections (each one request at a time).
     #[arg(long, short = 'c', env = "HAKV_BENCH_CONNECTIONS", default_value_t = 32)]
     pub connections: usize,
@@ -81,6 +84,7 @@ impl Default for BenchConfig {
         BenchConfig {
             target: "http://127.0.0.1:7379".into(),
             ca: None,
+            token: None,
             connections: 32,
             rate: None,
             duration: Duration::from_secs(10),

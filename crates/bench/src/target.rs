@@ -15,6 +15,8 @@ pub struct Target {
     pub addr: SocketAddr,
     /// For an https:// target: the TLS configuration and the name its certificate must hold.
     pub tls: Option<TlsTarget>,
+    /// `Bearer <token>`, sent with every request when given.
+    authorization: Option<HeaderValue>,
     host: HeaderValue,
     /// Path prefix before `/data/` (empty unless the target URL has a path).
     base_path: String,
@@ -94,9 +96,18 @@ impl Target {
             false => None,
             true => Some(tls_for(config, &parsed.host)?),
         };
+        let authorization = config
+            .token
+            .as_ref()
+            .map(|token| {
+                HeaderValue::try_from(format!("Bearer {token}"))
+                    .map_err(|_| BenchError::InvalidConfig("--token must be visible ASCII characters".into()))
+            })
+            .transpose()?;
         Ok(Target {
             addr,
             tls,
+            authorization,
             host: HeaderValue::try_from(authority).map_err(|_| BenchError::InvalidTarget {
                 url: config.target.clone(),
                 reason: "bad host".into(),
@@ -132,6 +143,9 @@ impl Target {
         *request.uri_mut() = Uri::try_from(path).unwrap_or_else(|_| Uri::from_static("/"));
         let headers = request.headers_mut();
         headers.insert(header::HOST, self.host.clone());
+        if let Some(authorization) = &self.authorization {
+            headers.insert(header::AUTHORIZATION, authorization.clone());
+        }
         if matches!(op, Op::Write(_)) {
             headers.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
         }

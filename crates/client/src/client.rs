@@ -27,6 +27,8 @@ pub struct Client {
     /// `http[s]://host:port` plus any base path, without a trailing `/`.
     pub(crate) base: String,
     pub(crate) timeout: Duration,
+    /// `Bearer <token>` on every request, when the server requires a token.
+    pub(crate) authorization: Option<HeaderValue>,
 }
 
 /// An answer read in full.
@@ -61,7 +63,19 @@ impl Client {
             http,
             base: url.trim_end_matches('/').to_string(),
             timeout,
+            authorization: None,
         })
+    }
+
+    /// This client, sending `Authorization: Bearer <token>` with every request.
+    pub fn with_token(mut self, token: &str) -> Result<Client, ClientError> {
+        let mut value =
+            HeaderValue::from_str(&format!("Bearer {token}")).map_err(|_| ClientError::InvalidResponse {
+                reason: "a token must be visible ASCII characters".into(),
+            })?;
+        value.set_sensitive(true);
+        self.authorization = Some(value);
+        Ok(self)
     }
 
     /// `GET /data/{key}`: `None` when the key does not exist (or has expired).
@@ -179,7 +193,7 @@ impl Client {
     }
 
     /// Sends one request and reads the whole answer within the timeout.
-    async fn send(
+    pub(crate) async fn send(
         &self,
         method: Method,
         path_and_query: &str,
@@ -195,6 +209,11 @@ impl Client {
             reason: "cannot form a request URL".into(),
         })?;
         *request.headers_mut() = headers;
+        if let Some(authorization) = &self.authorization {
+            request
+                .headers_mut()
+                .insert(header::AUTHORIZATION, authorization.clone());
+        }
         let call = async {
             let response = self.http.request(request).await.map_err(|e| {
                 if e.is_connect() {
@@ -275,7 +294,7 @@ fn etag_revision(headers: &HeaderMap) -> Option<Revision> {
         .and_then(Revision::parse_etag)
 }
 
-fn parse_json<T: serde::de::DeserializeOwned>(body: &[u8]) -> Result<T, ClientError> {
+pub(crate) fn parse_json<T: serde::de::DeserializeOwned>(body: &[u8]) -> Result<T, ClientError> {
     serde_json::from_slice(body).map_err(|e| invalid(&format!("bad JSON: {e}")))
 }
 

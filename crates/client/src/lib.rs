@@ -6,6 +6,7 @@ mod backup;
 mod client;
 mod error;
 mod key_path;
+mod tokens;
 mod types;
 
 pub use backup::BackupDownload;
@@ -13,6 +14,7 @@ pub use client::{Client, MAX_PAGE};
 pub use error::ClientError;
 pub use hakv_api::{Revision, ScanItem, ScanPage};
 pub use key_path::{data_path, query_value};
+pub use tokens::GrantSpec;
 pub use types::{
     Consistency, Deleted, Entry, Precondition, Probe, ServerStatus, WriteMethod, WriteOptions, Written,
 };

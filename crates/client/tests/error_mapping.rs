@@ -180,6 +180,7 @@ fn urls_are_checked() {
         Client::new("127.0.0.1:7379", timeout),
         Err(ClientError::InvalidUrl { .. })
     ));
-    assert!(Client::new("https://example.com", timeout).is_err());
+    assert!(Client::new("https://example.com", timeout).is_ok());
+    assert!(Client::new("ftp://example.com", timeout).is_err());
     assert!(Client::new("http://h/?q=1", timeout).is_err());
 }

@@ -34,6 +34,9 @@ pub struct ServeConfig {
     pub shutdown_grace: Duration,
     #[serde(deserialize_with = "de_bytes")]
     pub store_cache_bytes: u64,
+    /// Memory all scan pages being read or sent may hold at once; a scan waits for room.
+    #[serde(deserialize_with = "de_bytes")]
+    pub scan_memory: u64,
     /// This node's id in a cluster; `None` (and no peers) runs a single node.
     pub node_id: Option<u64>,
     /// Every voter of a static cluster, this node included, as `ID=ADDR,ID=ADDR,…`: the
@@ -77,6 +80,10 @@ pub struct ServeConfig {
     /// The CA that peers' certificates chain to, when this member calls them; the system's
     /// trust roots if unset.
     pub tls_ca: Option<PathBuf>,
+    /// The bootstrap admin token; set, it turns client authentication on (docs/security.md).
+    pub admin_token: Option<String>,
+    /// Serve off loopback without client authentication.
+    pub insecure: bool,
 }
 
 /// One voter of a static cluster.
@@ -136,6 +143,7 @@ impl Default for ServeConfig {
             request_timeout: Duration::from_secs(10),
             shutdown_grace: Duration::from_secs(10),
             store_cache_bytes: 32 << 20,
+            scan_memory: 256 << 20,
             node_id: None,
             peers: Vec::new(),
             cluster_token: None,
@@ -150,6 +158,8 @@ impl Default for ServeConfig {
             tls_key: None,
             tls_client_ca: None,
             tls_ca: None,
+            admin_token: None,
+            insecure: false,
         }
     }
 }
@@ -212,6 +222,9 @@ impl ServeConfig {
                 return Err(invalid(setting, "must be at least 1"));
             }
         }
+        if self.scan_memory < 1 << 20 {
+            return Err(invalid("scan_memory", "must be at least 1MiB"));
+        }
         if self.request_timeout.is_zero() {
             return Err(invalid("request_timeout", "must be longer than zero"));
         }
@@ -219,7 +232,31 @@ impl ServeConfig {
             .validate()
             .map_err(|e| invalid("cache", e.to_string()))?;
         self.validate_tls()?;
+        self.validate_auth()?;
         self.validate_cluster()
+    }
+
+    fn validate_auth(&self) -> Result<(), ConfigError> {
+        if let Some(token) = &self.admin_token
+            && (token.len() < 16 || !token.bytes().all(|b| b.is_ascii_graphic()))
+        {
+            return Err(invalid(
+                "admin_token",
+                "must be 16 or more visible ASCII characters (no spaces)",
+            ));
+        }
+        if self.admin_token.is_none() && !self.insecure && !self.listen.ip().is_loopback() {
+            return Err(invalid(
+                "listen",
+                format!(
+                    "{} is not a loopback address: anyone who reaches it could read and write \
+                     every key. Turn authentication on with --admin-token (HAKV_ADMIN_TOKEN), or \
+                     pass --insecure to serve without it",
+                    self.listen
+                ),
+            ));
+        }
+        Ok(())
     }
 
     fn validate_tls(&self) -> Result<(), ConfigError> {
@@ -400,6 +437,10 @@ pub struct ServeArgs {
     /// Block cache of the storage engine [default: 32MiB].
     #[arg(long, env = "HAKV_STORE_CACHE_BYTES", value_name = "SIZE", value_parser = parse_bytes)]
     pub store_cache_bytes: Option<u64>,
+    /// Memory all scan pages being read or sent may hold at once; more scans wait for room,
+    /// then get 503 [default: 256MiB].
+    #[arg(long, env = "HAKV_SCAN_MEMORY", value_name = "SIZE", value_parser = parse_bytes)]
+    pub scan_memory: Option<u64>,
     /// This node's id in a Raft cluster (with --peers).
     #[arg(long, env = "HAKV_NODE_ID", value_name = "N")]
     pub node_id: Option<u64>,
@@ -454,6 +495,13 @@ pub struct ServeArgs {
     /// The CA that peers' certificates chain to [default: the system's trust roots].
     #[arg(long, env = "HAKV_TLS_CA", value_name = "FILE")]
     pub tls_ca: Option<PathBuf>,
+    /// Bootstrap admin token (16+ visible characters): turns client authentication on.
+    /// Prefer the variable: a flag shows in the process list.
+    #[arg(long, env = "HAKV_ADMIN_TOKEN", value_name = "SECRET", hide_env_values = true)]
+    pub admin_token: Option<String>,
+    /// Serve on an address off loopback without client authentication (refused otherwise).
+    #[arg(long, env = "HAKV_INSECURE", value_parser = clap::builder::BoolishValueParser::new())]
+    pub insecure: bool,
 }
 
 impl ServeArgs {
@@ -474,6 +522,7 @@ impl ServeArgs {
             request_timeout,
             shutdown_grace,
             store_cache_bytes,
+            scan_memory,
             heartbeat,
             election_timeout,
             leader_stall_timeout,
@@ -482,6 +531,12 @@ impl ServeArgs {
         );
         if self.join {
             config.join = true;
+        }
+        if self.insecure {
+            config.insecure = true;
+        }
+        if self.admin_token.is_some() {
+            config.admin_token.clone_from(&self.admin_token);
         }
         for (flag, field) in [
             (&self.tls_cert, &mut config.tls_cert),

@@ -53,6 +53,19 @@ pub enum ApiError {
     NotLeader { leader: Option<String> },
     #[error("This needs the cluster secret: Authorization: Bearer <token>")]
     Unauthorized,
+    /// Client authentication: no token, or one that is unknown or revoked.
+    #[error("{0}")]
+    AuthRequired(String),
+    /// The token is valid but does not grant what the request needs.
+    #[error("{0}")]
+    Forbidden(String),
+    #[error("Keys starting with .hakv/ are reserved for hakv's own records")]
+    ReservedKey,
+    /// A token request (`POST /auth/tokens`) that cannot be honoured.
+    #[error("Invalid token request: {0}")]
+    InvalidToken(String),
+    #[error("No token with this id")]
+    TokenNotFound,
     #[error("This node runs alone (no --peers): it has no cluster membership to change")]
     NotClustered,
     #[error("The membership change was refused: {0}")]
@@ -94,7 +107,10 @@ impl ApiError {
             ApiError::Timeout | ApiError::OutcomeUnknown(_) => StatusCode::GATEWAY_TIMEOUT,
             ApiError::DiskFull => StatusCode::INSUFFICIENT_STORAGE,
             ApiError::NotLeader { .. } => StatusCode::MISDIRECTED_REQUEST,
-            ApiError::Unauthorized => StatusCode::UNAUTHORIZED,
+            ApiError::Unauthorized | ApiError::AuthRequired(_) => StatusCode::UNAUTHORIZED,
+            ApiError::Forbidden(_) => StatusCode::FORBIDDEN,
+            ApiError::ReservedKey | ApiError::InvalidToken(_) => StatusCode::BAD_REQUEST,
+            ApiError::TokenNotFound => StatusCode::NOT_FOUND,
             ApiError::NotClustered | ApiError::MembershipRefused(_) | ApiError::AlreadyMember(_) => {
                 StatusCode::CONFLICT
             }
@@ -129,7 +145,11 @@ impl ApiError {
             ApiError::DiskFull => ErrorCode::DiskFull,
             ApiError::OutcomeUnknown(_) => ErrorCode::Timeout,
             ApiError::NotLeader { .. } => ErrorCode::NotLeader,
-            ApiError::Unauthorized => ErrorCode::Unauthorized,
+            ApiError::Unauthorized | ApiError::AuthRequired(_) => ErrorCode::Unauthorized,
+            ApiError::Forbidden(_) => ErrorCode::Forbidden,
+            ApiError::ReservedKey => ErrorCode::ReservedKey,
+            ApiError::InvalidToken(_) => ErrorCode::InvalidToken,
+            ApiError::TokenNotFound => ErrorCode::TokenNotFound,
             ApiError::NotClustered => ErrorCode::NotClustered,
             ApiError::MembershipRefused(_) => ErrorCode::MembershipRefused,
             ApiError::AlreadyMember(_) => ErrorCode::AlreadyMember,
@@ -154,6 +174,15 @@ impl From<MembershipError> for ApiError {
             MembershipError::NotMember(_) => ApiError::NotMember(message),
             MembershipError::Unreachable { .. } => ApiError::MemberUnreachable(message),
             MembershipError::CatchUpTimeout { .. } => ApiError::CatchUpTimeout(message),
+        }
+    }
+}
+
+impl From<crate::auth::AuthError> for ApiError {
+    fn from(err: crate::auth::AuthError) -> Self {
+        match err {
+            crate::auth::AuthError::Forbidden(_) => ApiError::Forbidden(err.to_string()),
+            _ => ApiError::AuthRequired(err.to_string()),
         }
     }
 }
@@ -188,6 +217,9 @@ impl IntoResponse for ApiError {
         headers.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
         if status == StatusCode::SERVICE_UNAVAILABLE {
             headers.insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+        }
+        if status == StatusCode::UNAUTHORIZED {
+            headers.insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
         }
         if let ApiError::MethodNotAllowed { allowed, .. } = &self {
             headers.insert(header::ALLOW, HeaderValue::from_static(allowed));

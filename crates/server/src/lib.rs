@@ -2,6 +2,7 @@
 //! metrics, limits and graceful shutdown. `app()` builds the router (testable without a
 //! socket); `run()` serves it on a listener until shutdown.
 
+mod auth;
 mod cache_hook;
 mod cluster;
 mod config;
@@ -14,6 +15,7 @@ mod node;
 mod observability;
 mod request_metrics;
 mod routes;
+mod scan_budget;
 mod server;
 mod tls;
 mod units;

@@ -18,6 +18,8 @@ pub struct Node {
     pub cache: Arc<ValueCache>,
     /// Requests being served now (admission control in `limits`).
     pub in_flight: AtomicUsize,
+    /// Memory held by scan pages (`--scan-memory`).
+    pub scan_budget: crate::scan_budget::ScanBudget,
     /// Free space of the data directory; writes are refused (507) while it is below the
     /// reserve (`hakv_store::DiskSpace`).
     pub disk: Arc<DiskSpace>,
@@ -104,11 +106,13 @@ impl Node {
                 },
             )
         };
+        let scan_budget = crate::scan_budget::ScanBudget::new(config.scan_memory);
         Ok(Arc::new(Node {
             config,
             state_machine,
             cache,
             in_flight: AtomicUsize::new(0),
+            scan_budget,
             disk,
             clock: hakv_store::Clock::default(),
             replication,

@@ -48,6 +48,11 @@ fn describe() {
         "Time to answer an HTTP request."
     );
     describe_gauge!("hakv_http_requests_in_flight", "Requests being served now.");
+    describe_gauge!(
+        "hakv_scan_memory_bytes",
+        Unit::Bytes,
+        "Memory held by scan pages being read or sent (at most --scan-memory)."
+    );
     describe_gauge!("hakv_build_info", "Always 1; the labels say which build runs.");
     describe_gauge!(
         "hakv_disk_free_bytes",
@@ -201,6 +206,7 @@ pub fn render(node: &Node) -> String {
         }
     }
     gauge!("hakv_http_requests_in_flight").set(node.in_flight.load(Ordering::Relaxed) as f64);
+    gauge!("hakv_scan_memory_bytes").set(node.scan_budget.in_use() as f64);
     handle.run_upkeep();
     let mut text = handle.render();
     text.push_str(&exposition::process_metrics());

@@ -30,12 +30,16 @@ pub struct ClientArgs {
     url: String,
     /// Print results (and errors) as JSON on stdout, for scripts.
     #[arg(long, env = "HAKV_JSON", value_parser = clap::builder::BoolishValueParser::new())]
-    json: bool,
+    pub(super) json: bool,
     /// Give up after this long (e.g. 5s, 500ms).
     #[arg(long, env = "HAKV_TIMEOUT", default_value = "10s", value_parser = hakv_bench::parse_duration)]
     timeout: Duration,
     #[command(flatten)]
     tls: super::tls_args::TlsArgs,
+    /// Bearer token, for servers with authentication on (docs/security.md). Prefer the
+    /// variable: a flag shows in the process list.
+    #[arg(long, env = "HAKV_TOKEN", value_name = "TOKEN", hide_env_values = true)]
+    token: Option<String>,
 }
 
 #[derive(Debug, clap::Subcommand)]
@@ -117,10 +121,13 @@ pub enum ClientCommand {
         #[command(flatten)]
         args: ClientArgs,
     },
+    /// Manage client tokens (needs an admin token in --token).
+    #[command(subcommand)]
+    Token(super::token::TokenCommand),
 }
 
 /// How a command ended: what to print and which exit code.
-enum Outcome {
+pub(super) enum Outcome {
     Ok,
     Fail(u8),
 }
@@ -132,13 +139,19 @@ pub fn run(cmd: ClientCommand) -> ExitCode {
         | ClientCommand::Delete { args, .. }
         | ClientCommand::Scan { args, .. }
         | ClientCommand::Status { args } => args,
+        ClientCommand::Token(action) => action.args(),
     };
     let json = args.json;
     let tls = match args.tls.load() {
         Ok(tls) => tls,
         Err(e) => return report_error(&e.into(), json, USAGE),
     };
-    let client = match Client::with_tls(&args.url, args.timeout, tls.as_ref()) {
+    let client =
+        Client::with_tls(&args.url, args.timeout, tls.as_ref()).and_then(|client| match &args.token {
+            Some(token) => client.with_token(token),
+            None => Ok(client),
+        });
+    let client = match client {
         Ok(client) => client,
         Err(e) => return report_error(&e, json, USAGE),
     };
@@ -219,6 +232,9 @@ fn revision_text(revision: Option<Revision>) -> String {
 
 async fn execute(client: &Client, cmd: ClientCommand) -> anyhow::Result<Outcome> {
     match cmd {
+        ClientCommand::Token(action) => {
+            super::token::execute(client, action).await?;
+        }
         ClientCommand::Get {
             key,
             show_revision,

@@ -12,6 +12,7 @@ mod http_call;
 pub mod runtime;
 mod serve;
 mod tls_args;
+mod token;
 
 use std::process::ExitCode;
 

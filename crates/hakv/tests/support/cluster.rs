@@ -133,6 +133,8 @@ impl Cluster {
             .args(["--cluster-token", TOKEN, "--data-dir"])
             .arg(&member.data_dir)
             .args(&extra)
+            // Namespaced members listen off loopback, on a bridge only this test reaches.
+            .args(member.netns.as_ref().map(|_| "--insecure"))
             .envs(member.env.iter().map(|(k, v)| (k, v)))
             .stdin(Stdio::null())
             .stdout(Stdio::null())

@@ -1,7 +1,7 @@
 //! `GET /backup`: a consistent online snapshot of this node's state, streamed in the store's
 //! snapshot format (with its CRC-32) as it is written from one point-in-time view, so memory
-//! stays bounded whatever the state's size. On a cluster member it needs the cluster token
-//! and first passes a read barrier: every write acknowledged before the request is in it.
+//! stays bounded whatever the state's size. On a cluster member it needs the cluster token (or
+//! an admin token when authentication is on) and first passes a read barrier: every write acknowledged before the request is in it.
 
 use super::cluster::require_token;
 use crate::ApiError;
@@ -23,8 +23,14 @@ const CHUNK_BYTES: usize = 256 << 10;
 const QUEUED_CHUNKS: usize = 4;
 
 pub async fn backup(State(node): State<Arc<Node>>, headers: HeaderMap) -> Result<Response, ApiError> {
-    if node.cluster().is_some() {
-        require_token(&node, &headers)?;
+    // A member's backup needs the cluster secret, or an admin token when authentication is
+    // on; a single node's needs an admin token when authentication is on.
+    let by_cluster_secret = node.cluster().is_some() && require_token(&node, &headers).is_ok();
+    if !by_cluster_secret {
+        if node.cluster().is_some() && node.config.admin_token.is_none() {
+            return Err(ApiError::Unauthorized);
+        }
+        crate::auth::authorize(&node, &headers, crate::auth::Need::Admin)?;
     }
     let slot = BACKUPS
         .try_acquire()

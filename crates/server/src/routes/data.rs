@@ -2,6 +2,7 @@
 
 use super::query::{Consistency, KeyParams};
 use crate::ApiError;
+use crate::auth::{self, Need};
 use crate::key::key_from_path;
 use crate::node::Node;
 use crate::write_body::{condition_from_headers, read_write_body, require_json_content_type};
@@ -22,6 +23,14 @@ static DELETE_BODY: Bytes = Bytes::from_static(b"{\"message\":\"Data deleted suc
 pub async fn key_request(State(node): State<Arc<Node>>, request: Request) -> Result<Response, ApiError> {
     let (parts, body) = request.into_parts();
     let key = key_from_path(parts.uri.path())?;
+    if auth::is_reserved(&key) {
+        return Err(ApiError::ReservedKey);
+    }
+    let need = match parts.method {
+        Method::GET | Method::HEAD => Need::Read(&key),
+        _ => Need::Write(&key),
+    };
+    auth::authorize(&node, &parts.headers, need)?;
     let params = KeyParams::parse(parts.uri.query())?;
     match parts.method {
         Method::GET | Method::HEAD => {

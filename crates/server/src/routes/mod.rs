@@ -6,6 +6,7 @@ mod data;
 mod ops;
 mod query;
 mod scan;
+mod tokens;
 
 use crate::limits::track_request;
 use crate::node::Node;
@@ -37,6 +38,8 @@ pub fn app(node: Arc<Node>) -> Router {
         .route("/cluster/members", post(cluster::add_member))
         .route("/cluster/members/{id}", delete(cluster::remove_member))
         .route("/backup", get(backup::backup).fallback(ops::get_only))
+        .route("/auth/tokens", get(tokens::list).post(tokens::create))
+        .route("/auth/tokens/{id}", delete(tokens::revoke))
         .fallback(ops::route_not_found)
         .layer(axum::middleware::from_fn_with_state(node.clone(), track_request));
     let router = router.with_state(node.clone());

@@ -6,24 +6,38 @@
 
 use super::query::{Consistency, ScanParams, decode_cursor, encode_cursor};
 use crate::ApiError;
+use crate::auth::{self, Need};
 use crate::node::{Node, unavailable};
+use crate::scan_budget::BudgetedBody;
 use axum::extract::State;
 use axum::response::Response;
 use hakv_api::to_canonical_json;
-use http::{StatusCode, Uri};
+use http::{HeaderMap, HeaderValue, Uri, header};
 use std::sync::Arc;
 
 /// A page ends after the record that brings its keys and values to this many bytes (a single
 /// larger value still makes a page of one).
 pub const PAGE_BYTES: usize = 4 << 20;
 
-pub async fn scan(State(node): State<Arc<Node>>, uri: Uri) -> Result<Response, ApiError> {
+pub async fn scan(State(node): State<Arc<Node>>, uri: Uri, headers: HeaderMap) -> Result<Response, ApiError> {
     let params = ScanParams::parse(uri.query())?;
+    if auth::is_reserved(&params.prefix) {
+        return Err(ApiError::ReservedKey);
+    }
+    auth::authorize(&node, &headers, Need::Read(&params.prefix))?;
     let limit = params.limit.unwrap_or(ScanParams::DEFAULT_LIMIT);
     let after = params.cursor.as_deref().map(decode_cursor).transpose()?;
     if params.consistency == Consistency::Linearizable {
         node.read_barrier().await?;
     }
+    // Room for the page read and its body at once (each at most a page plus one value),
+    // waited for at most half the request timeout: then 503, nothing was done.
+    let page_at_most = PAGE_BYTES as u64 + node.config.max_value_bytes + 64 * 1024;
+    let mut room = node
+        .scan_budget
+        .reserve(2 * page_at_most, node.config.request_timeout / 2)
+        .await
+        .ok_or(ApiError::Overloaded("scan memory"))?;
     // Read one more than asked to learn whether another page exists; a page also ends once
     // it holds about PAGE_BYTES of keys and values (memory per scan is bounded).
     let (mut records, full) = node
@@ -43,6 +57,9 @@ pub async fn scan(State(node): State<Arc<Node>>, uri: Uri) -> Result<Response, A
     } else {
         None
     };
+    // hakv's own records (tokens) are never listed; the cursor above may still point past
+    // them, so the next page starts after them.
+    records.retain(|(key, _)| !auth::is_reserved(key));
 
     // `{"items":[{"data":…,"key":…,"revision":…},…],"next_cursor":…}`, in the same canonical
     // form as single reads, splicing the stored value bytes instead of re-encoding them.
@@ -69,5 +86,12 @@ pub async fn scan(State(node): State<Arc<Node>>, uri: Uri) -> Result<Response, A
         None => body.extend_from_slice(b"null"),
     }
     body.extend_from_slice(b"}\n");
-    Ok(super::data::json_response(StatusCode::OK, body.into(), None))
+    drop(records);
+    room.shrink_to(body.len() as u64);
+    let body = BudgetedBody::new(body.into(), room);
+    let mut response = Response::new(axum::body::Body::new(body));
+    response
+        .headers_mut()
+        .insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    Ok(response)
 }
