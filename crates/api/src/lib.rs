@@ -1,10 +1,12 @@
 //! Wire types shared by the server, the client and the balancer: revisions, error codes,
-//! request and response bodies, and the seed-compatible JSON encoding.
+//! request and response bodies, the key codec of URL paths, and the seed-compatible JSON
+//! encoding.
 
 mod address;
 mod base_url;
 mod canonical_json;
 mod error_code;
+mod key_path;
 mod revision;
 mod secret;
 mod text_position;
@@ -15,6 +17,7 @@ pub use address::resolve_addr;
 pub use base_url::{BaseUrl, parse_base_url};
 pub use canonical_json::{CanonicalJson, to_canonical_json};
 pub use error_code::ErrorCode;
+pub use key_path::{KeyError, data_path, decode_key, query_value};
 pub use revision::Revision;
 pub use secret::{bearer_matches, same_secret};
 pub use text_position::{error_at, line_and_column};

@@ -19,12 +19,13 @@ const HOP_BY_HOP: [HeaderName; 8] = [
 /// Removes hop-by-hop headers, including any that `Connection` names. `Transfer-Encoding` goes
 /// too: hyper frames the forwarded body itself.
 pub fn strip_hop_by_hop(headers: &mut HeaderMap) {
-    if let Some(conn) = headers.get(header::CONNECTION) {
-        // Rare (clients seldom list extra headers), so allocating here is fine.
-        let named: Vec<HeaderName> = conn
-            .to_str()
-            .unwrap_or("")
-            .split(',')
+    if headers.contains_key(header::CONNECTION) {
+        // Every `Connection` header counts (a request may carry several). Rare (clients
+        // seldom list extra headers), so allocating here is fine.
+        let named: Vec<HeaderName> = headers
+            .get_all(header::CONNECTION)
+            .iter()
+            .flat_map(|conn| conn.to_str().unwrap_or("").split(','))
             .filter_map(|t| HeaderName::from_bytes(t.trim().as_bytes()).ok())
             .collect();
         for name in named {
@@ -89,6 +90,21 @@ fn append_list(headers: &mut HeaderMap, name: &HeaderName, value: &HeaderValue) 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Found by `tests/properties.rs`: only the first `Connection` header was read, so a
+    /// header named by a second one was forwarded.
+    #[test]
+    fn every_connection_header_counts() {
+        let mut headers = HeaderMap::new();
+        headers.append(header::CONNECTION, HeaderValue::from_static("x-a"));
+        headers.append(header::CONNECTION, HeaderValue::from_static("x-b"));
+        headers.insert("x-a", HeaderValue::from_static("1"));
+        headers.insert("x-b", HeaderValue::from_static("2"));
+        headers.insert("x-c", HeaderValue::from_static("3"));
+        strip_hop_by_hop(&mut headers);
+        assert_eq!(headers.len(), 1, "{headers:?}");
+        assert!(headers.contains_key("x-c"));
+    }
 
     #[test]
     fn hop_by_hop_headers_and_the_ones_connection_names_are_removed() {

@@ -77,7 +77,12 @@ enum Prepared {
 pub fn key_of(path: &str) -> Option<Cow<'_, [u8]>> {
     path.strip_prefix("/data/")
         .filter(|k| !k.is_empty())
-        .map(|k| percent_encoding::percent_decode(k.as_bytes()).into())
+        // The server's decoding; a path it would refuse hashes as it is.
+        .map(|k| match hakv_api::decode_key(k) {
+            Ok(Cow::Borrowed(key)) => Cow::Borrowed(key.as_bytes()),
+            Ok(Cow::Owned(key)) => Cow::Owned(key.into_bytes()),
+            Err(_) => Cow::Borrowed(k.as_bytes()),
+        })
 }
 
 impl Shared {

@@ -301,3 +301,57 @@ fn bad_configuration_is_refused_at_start_with_a_reason() {
     assert_eq!(out.code, 2);
     assert!(out.stderr.contains("cache_bytez"), "{}", out.stderr);
 }
+
+/// Slowloris: 300 connections that trickle a request head a header at a time never get a
+/// request in. The node closes each once its head has taken longer than the header read
+/// timeout (10 s, from the first byte, not from the last), and serves others meanwhile.
+#[test]
+fn connections_that_trickle_their_headers_are_closed_and_others_are_served() {
+    use std::io::Read;
+    let dir = tempfile::tempdir().unwrap();
+    let server = ServerProcess::start(&dir.path().join("node"), &[]);
+    let mut slow: Vec<Option<std::net::TcpStream>> = (0..300)
+        .map(|_| {
+            let mut stream = std::net::TcpStream::connect(server.addr).unwrap();
+            stream.write_all(b"GET /data/k HTTP/1.1\r\nHost: x\r\n").unwrap();
+            stream.set_nonblocking(true).unwrap();
+            Some(stream)
+        })
+        .collect();
+    let mut client = Http::connect(server.addr).unwrap();
+    let started = std::time::Instant::now();
+    let mut served = 0;
+    while slow.iter().any(Option::is_some) {
+        assert!(
+            started.elapsed() < Duration::from_secs(40),
+            "{} trickling connections still open after 40 s",
+            slow.iter().flatten().count()
+        );
+        // One more header line on each open connection; a closed one reads EOF (or fails).
+        for entry in slow.iter_mut() {
+            let Some(stream) = entry else { continue };
+            let _ = stream.write_all(b"X-Slow: 1\r\n");
+            let mut buf = [0u8; 512];
+            match stream.read(&mut buf) {
+                Ok(0) => *entry = None,
+                Ok(_) => {
+                    // The node may answer 408 before it closes: a request never got in.
+                    assert!(!buf.starts_with(b"HTTP/1.1 2"), "a trickled request was served");
+                }
+                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {}
+                Err(_) => *entry = None,
+            }
+        }
+        let reply = client
+            .send_json("PUT", "/data/meanwhile", r#"{"value": 1}"#, &[])
+            .unwrap();
+        assert!(reply.status == 200 || reply.status == 201, "{}", reply.status);
+        served += 1;
+        std::thread::sleep(Duration::from_millis(500));
+    }
+    assert!(
+        started.elapsed() >= Duration::from_secs(9),
+        "closed before the header read timeout"
+    );
+    assert!(served > 10, "the node served others meanwhile: {served}");
+}

@@ -229,4 +229,54 @@ mod tests {
         dropped.extend_from_slice(&wire[header_len + 8 + 7..]);
         assert!(matches!(decode(&dropped, 5), Err(TransferError::FileChecksum)));
     }
+
+    /// Decodes `wire` without asserting anything about the header (for arbitrary input).
+    fn decode_any(wire: &[u8], step: usize) -> Result<Vec<u8>, TransferError> {
+        let mut decoder = Decoder::new();
+        let mut file = Vec::new();
+        for piece in wire.chunks(step.max(1)) {
+            decoder.push(piece);
+            while let Some(item) = decoder.next_item()? {
+                if let Item::Chunk(bytes) = item {
+                    file.extend_from_slice(&bytes);
+                }
+            }
+        }
+        if decoder.is_done() {
+            Ok(file)
+        } else {
+            Err(TransferError::Malformed("ended early"))
+        }
+    }
+
+    proptest::proptest! {
+        /// Any file survives any cutting of its transfer.
+        #[test]
+        fn any_file_round_trips(file in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..2000), step in 1usize..64) {
+            proptest::prop_assert_eq!(decode(&transfer(&file), step).unwrap(), file);
+        }
+
+        /// Any single changed byte of a transfer is caught: the decoder refuses it, or (for a
+        /// byte of the header, which says what the snapshot is) yields the file unchanged.
+        #[test]
+        fn any_damaged_byte_is_refused(file in proptest::collection::vec(proptest::prelude::any::<u8>(), 1..500), at in proptest::prelude::any::<proptest::sample::Index>(), flip in 1u8..=255) {
+            let mut wire = transfer(&file);
+            let header_len = 4 + u32::from_be_bytes(wire[..4].try_into().unwrap()) as usize;
+            let i = at.index(wire.len());
+            wire[i] ^= flip;
+            match decode_any(&wire, 13) {
+                Ok(decoded) => {
+                    proptest::prop_assert!(i < header_len, "a damaged byte at {} of {} was accepted", i, wire.len());
+                    proptest::prop_assert_eq!(decoded, file);
+                }
+                Err(_) => {}
+            }
+        }
+
+        /// Arbitrary bytes from a peer: an error or an end, never a panic.
+        #[test]
+        fn arbitrary_bytes_never_panic(wire in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..4096), step in 1usize..512) {
+            let _ = decode_any(&wire, step);
+        }
+    }
 }

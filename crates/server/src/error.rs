@@ -178,6 +178,22 @@ impl From<MembershipError> for ApiError {
     }
 }
 
+impl From<hakv_api::KeyError> for ApiError {
+    fn from(err: hakv_api::KeyError) -> Self {
+        match err {
+            hakv_api::KeyError::TooLong => ApiError::KeyTooLong {
+                max: hakv_api::MAX_KEY_BYTES,
+            },
+            hakv_api::KeyError::Empty => ApiError::InvalidKey("the key is empty"),
+            hakv_api::KeyError::CutEscape => ApiError::InvalidKey("a % escape is cut short"),
+            hakv_api::KeyError::BadEscape => ApiError::InvalidKey("a % escape is not two hex digits"),
+            hakv_api::KeyError::NotUtf8 => {
+                ApiError::InvalidKey("the key is not valid UTF-8 after percent-decoding")
+            }
+        }
+    }
+}
+
 impl From<crate::auth::AuthError> for ApiError {
     fn from(err: crate::auth::AuthError) -> Self {
         match err {

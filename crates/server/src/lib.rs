@@ -21,6 +21,9 @@ mod tls;
 mod units;
 mod write_body;
 
+#[cfg(test)]
+mod parser_properties;
+
 pub use config::{ConfigError, Peer, ServeArgs, ServeConfig, parse_peers};
 pub use error::ApiError;
 pub use node::{Node, NodeError};

@@ -4,7 +4,7 @@ mod backup;
 mod cluster;
 mod data;
 mod ops;
-mod query;
+pub(crate) mod query;
 mod scan;
 mod tokens;
 

@@ -90,7 +90,12 @@ pub fn decode_cursor(cursor: &str) -> Result<String, ApiError> {
     }
     let bytes = (0..cursor.len())
         .step_by(2)
-        .map(|i| cursor.get(i..i + 2).and_then(|h| u8::from_str_radix(h, 16).ok()))
+        .map(|i| {
+            // Two hex digits each (`from_str_radix` alone would take `+f`).
+            let pair = cursor.get(i..i + 2)?;
+            let digit = |c: u8| (c as char).to_digit(16);
+            Some((digit(pair.as_bytes()[0])? * 16 + digit(pair.as_bytes()[1])?) as u8)
+        })
         .collect::<Option<Vec<u8>>>()
         .ok_or_else(invalid)?;
     String::from_utf8(bytes).map_err(|_| invalid())
