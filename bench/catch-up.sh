@@ -64,5 +64,27 @@ else
   window "after"
 fi
 E=$(cat "$D/caught-up")
+# Where the time went, from the wiped member's log and metrics: transfer, install, log tail.
+curl -s "http://${MEMBERS[$V]}/metrics" >"$D/n$V.metrics"
+python3 - "$D/n$V.log" "$D/n$V.metrics" "$S" "$E" <<'PY'
+import re, sys
+from datetime import datetime
+log, metrics, start, end = open(sys.argv[1]).read(), open(sys.argv[2]).read(), float(sys.argv[3]), float(sys.argv[4])
+def at(pattern):
+    found = [l for l in log.splitlines() if pattern in l]
+    if not found:
+        return None
+    stamp = found[-1].split()[0]
+    return datetime.fromisoformat(stamp.replace("Z", "+00:00")).timestamp()
+def metric(name):
+    m = re.search(rf"^{name} ([0-9.e+-]+)$", metrics, re.M)
+    return float(m.group(1)) if m else 0.0
+received, installed = at("snapshot received"), at("snapshot installed")
+appends, append_s = metric("hakv_raft_log_append_seconds_count"), metric("hakv_raft_log_append_seconds_sum")
+if received and installed:
+    print(f"phases: start and transfer {received - start:.1f}s, install {installed - received:.1f}s, "
+          f"log tail and apply {end - installed:.1f}s; {appends:.0f} log appends took {append_s:.1f}s "
+          f"(mean {1000 * append_s / max(appends, 1):.1f} ms)")
+PY
 T1=$(curl -s "http://$L/cluster" | python3 -c "import json,sys; print(json.load(sys.stdin)['term'])")
 echo "wiped member $V caught up in $(python3 -c "print(f'{$E - $S:.1f}')")s; copying a data directory took ${COPY}s; term $T0 -> $T1"

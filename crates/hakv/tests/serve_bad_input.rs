@@ -219,8 +219,22 @@ fn excess_requests_are_shed_with_503_and_retry_after() {
 
     let mut other = Http::connect(server.addr).unwrap();
     let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    // Wait until the holder's request is admitted (once the node has read its headers):
+    // `/metrics` is never counted itself, and a request sent before the holder's got in
+    // could have had the holder shed instead.
+    while !other
+        .get("/metrics")
+        .unwrap()
+        .text()
+        .contains("hakv_http_requests_in_flight 1\n")
+    {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the holder was never admitted"
+        );
+        std::thread::sleep(Duration::from_millis(10));
+    }
     let shed = loop {
-        // The holder's request is admitted as soon as the node reads its headers.
         let reply = other.get("/data/anything").unwrap();
         if reply.status == 503 {
             break reply;
