@@ -58,24 +58,34 @@ fn a_leader_cut_off_from_the_majority_is_replaced_and_nothing_acknowledged_is_lo
     // The old leader acknowledges no linearizable read from now on (and no write can
     // commit); the majority elects a new leader.
     let mut probe = Http::connect_with_timeout(cluster.member(old).addr, Duration::from_secs(15)).unwrap();
-    let (mut last_read_ok, mut elected) = (None, None);
-    while cut.elapsed() < Duration::from_secs(3) {
-        match probe.get("/data/shared-a") {
-            Ok(r) if r.status == 200 || r.status == 404 => last_read_ok = Some(cut.elapsed()),
-            Ok(_) => {}
-            Err(_) => {
-                probe = Http::connect_with_timeout(cluster.member(old).addr, Duration::from_secs(15)).unwrap()
+    let mut last_read_ok = None;
+    // Watched on a thread of its own: a read on the old leader may wait for an answer a while.
+    let elected = std::thread::scope(|scope| {
+        let watch = scope.spawn(|| {
+            while cut.elapsed() < Duration::from_secs(3) {
+                if others
+                    .iter()
+                    .any(|id| cluster.leader_seen_by(*id).is_some_and(|l| l != old))
+                {
+                    return Some(cut.elapsed());
+                }
+                std::thread::sleep(Duration::from_millis(5));
             }
+            None
+        });
+        while cut.elapsed() < Duration::from_secs(3) {
+            match probe.get("/data/shared-a") {
+                Ok(r) if r.status == 200 || r.status == 404 => last_read_ok = Some(cut.elapsed()),
+                Ok(_) => {}
+                Err(_) => {
+                    probe =
+                        Http::connect_with_timeout(cluster.member(old).addr, Duration::from_secs(15)).unwrap()
+                }
+            }
+            std::thread::sleep(Duration::from_millis(5));
         }
-        if elected.is_none()
-            && others
-                .iter()
-                .any(|id| cluster.leader_seen_by(*id).is_some_and(|l| l != old))
-        {
-            elected = Some(cut.elapsed());
-        }
-        std::thread::sleep(Duration::from_millis(5));
-    }
+        watch.join().unwrap()
+    });
     assert!(
         last_read_ok.is_none_or(|at| at < Duration::from_millis(150)),
         "the cut-off leader answered a linearizable read {last_read_ok:?} after the cut"

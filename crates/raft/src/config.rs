@@ -10,10 +10,12 @@ use std::time::Duration;
 /// Raft timings, in milliseconds.
 ///
 /// Every election goes through a pre-vote (`pre_vote`): a voter gives up its leader after
-/// `election_timeout_max_ms` (plus 10–33 %) of silence when the leader's port refuses
-/// connections (its process is gone), and after `leader_stall_ms` when it still accepts them
-/// (it may only be slow: an fsync stall, a starved core, a long append). So a crashed leader
-/// is replaced in about 0.2 s by default, and a busy one is not deposed for a late heartbeat.
+/// `election_timeout_max_ms` (plus 10–33 %) of silence when the leader's host does not
+/// complete a TCP handshake (refused: its process is gone; unanswered: the network to it is
+/// cut), and after `leader_stall_ms` when it still does (it may only be slow: an fsync stall,
+/// a starved core, a long append, a paused process). So a crashed leader is replaced in about
+/// 0.2 s by default, a cut-off one in about 0.45 s, and a busy one is not deposed for a late
+/// heartbeat.
 ///
 /// openraft 0.9 gives a leader a lease of `election_timeout_max_ms`: voters refuse to vote for
 /// anyone else until they have not heard from the leader for that long. hakv's election
@@ -31,7 +33,8 @@ pub struct RaftTiming {
     pub heartbeat_ms: u64,
     pub election_timeout_min_ms: u64,
     pub election_timeout_max_ms: u64,
-    /// How long a leader that still accepts connections may stay silent before it is replaced.
+    /// How long a leader whose host still completes TCP handshakes may stay silent before it
+    /// is replaced (one that refuses them, or does not answer them, is replaced sooner).
     pub leader_stall_ms: u64,
 }
 

@@ -10,10 +10,12 @@
 //! A voter says yes only when it has lost the leader too: it is not the leader itself, the
 //! candidate's log is at least as up to date as its own, the candidate's next term would beat
 //! its vote, and it has not heard from a leader for the election timeout *and* either the
-//! leader's port refuses connections (its process is gone: replace it at once) or the silence
-//! has lasted the stall timeout (a leader that still accepts connections may only be slow:
-//! fsync stalls, a busy core). So a crash is replaced in about one election timeout, while a
-//! stall or a partition is tolerated for the stall timeout.
+//! leader's host does not complete a TCP handshake (refused: its process is gone; no answer
+//! in time: the network to it is cut or its host is down), or the silence has lasted the
+//! stall timeout. A leader whose host still completes handshakes may only be slow (an fsync
+//! stall, a busy core, a paused process: the kernel answers for all of them), so it is given
+//! the stall timeout. So a crash or a partition is replaced in about one election timeout,
+//! while a stall is tolerated for the stall timeout.
 
 use crate::election_watch::LeaderContact;
 use crate::leadership::address_of;
@@ -139,7 +141,7 @@ impl Judge {
             Err(Refusal::LeaderMayBeSlow) => {
                 let leader = metrics.current_leader.expect("only with a known leader");
                 match address_of(&metrics, leader) {
-                    Some(addr) if refuses_connections(&addr, self.patience.probe_timeout).await => Ok(()),
+                    Some(addr) if unreachable(&addr, self.patience.probe_timeout).await => Ok(()),
                     _ => Err(Refusal::LeaderMayBeSlow),
                 }
             }
@@ -190,13 +192,15 @@ fn judge_silence(silent: Duration, leader: Option<NodeId>, patience: &Patience) 
     Err(Refusal::LeaderMayBeSlow)
 }
 
-/// True when nothing listens at `addr` any more (connection refused): the process is gone.
-/// A timeout proves nothing (a paused process, a partition, a full backlog) and is false.
-async fn refuses_connections(addr: &str, timeout: Duration) -> bool {
-    match tokio::time::timeout(timeout, tokio::net::TcpStream::connect(addr)).await {
-        Ok(Err(e)) => e.kind() == std::io::ErrorKind::ConnectionRefused,
-        _ => false,
-    }
+/// True when `addr` does not complete a TCP handshake within `timeout`: refused (nothing
+/// listens: the process is gone) or unanswered (the network to it is cut, its host is down,
+/// or its accept queue is full). A slow, stalled or paused process still completes
+/// handshakes (its kernel does that), so it is not unreachable.
+async fn unreachable(addr: &str, timeout: Duration) -> bool {
+    !matches!(
+        tokio::time::timeout(timeout, tokio::net::TcpStream::connect(addr)).await,
+        Ok(Ok(_))
+    )
 }
 
 /// True if `granted` holds a majority of every configuration of `metrics`' membership (both
@@ -287,12 +291,28 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn only_a_refused_connection_counts_as_a_dead_leader() {
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    async fn a_handshake_refused_or_unanswered_counts_as_an_unreachable_leader() {
+        // Nobody accepts: the kernel still completes handshakes until the queue is full.
+        let socket = tokio::net::TcpSocket::new_v4().unwrap();
+        socket.bind("127.0.0.1:0".parse().unwrap()).unwrap();
+        let listener = socket.listen(1).unwrap();
         let addr = listener.local_addr().unwrap().to_string();
-        assert!(!refuses_connections(&addr, Duration::from_secs(1)).await);
+        assert!(!unreachable(&addr, Duration::from_secs(1)).await);
+        // A full accept queue drops handshakes, as a cut network does.
+        let mut held = Vec::new();
+        let connect =
+            || tokio::time::timeout(Duration::from_millis(200), tokio::net::TcpStream::connect(&addr));
+        while let Ok(Ok(stream)) = connect().await {
+            held.push(stream);
+            assert!(held.len() < 64, "the accept queue never filled");
+        }
+        assert!(
+            unreachable(&addr, Duration::from_millis(200)).await,
+            "a full queue"
+        );
+        drop(held);
         drop(listener);
-        assert!(refuses_connections(&addr, Duration::from_secs(1)).await);
+        assert!(unreachable(&addr, Duration::from_secs(1)).await, "refused");
     }
 
     #[test]

@@ -52,9 +52,9 @@ pub struct ServeConfig {
     /// random half to whole of it.
     #[serde(deserialize_with = "de_duration")]
     pub election_timeout: Duration,
-    /// A leader whose port still accepts connections (so it may only be slow: an fsync
+    /// A leader whose host still completes TCP handshakes (so it may only be slow: an fsync
     /// stall, a busy core) is replaced only after this much silence; a leader whose process
-    /// is gone is replaced after `election_timeout`.
+    /// is gone, or whom the network cuts off, is replaced after `election_timeout`.
     #[serde(deserialize_with = "de_duration")]
     pub leader_stall_timeout: Duration,
     /// Log entries between snapshots (after which the log is compacted).
@@ -462,8 +462,8 @@ pub struct ServeArgs {
     /// least three heartbeats [default: 150ms].
     #[arg(long, env = "HAKV_ELECTION_TIMEOUT", value_name = "DURATION", value_parser = parse_duration)]
     pub election_timeout: Option<Duration>,
-    /// How long a leader that still accepts connections (it may only be slow) may stay
-    /// silent before it is replaced; at least the election timeout [default: 1s].
+    /// How long a leader whose host still completes TCP handshakes (it may only be slow) may
+    /// stay silent before it is replaced; at least the election timeout [default: 1s].
     #[arg(long, env = "HAKV_LEADER_STALL_TIMEOUT", value_name = "DURATION", value_parser = parse_duration)]
     pub leader_stall_timeout: Option<Duration>,
     /// Log entries between snapshots [default: 10000].
