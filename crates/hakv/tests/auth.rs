@@ -6,8 +6,9 @@
 mod support;
 
 use std::net::SocketAddr;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 use support::cli::run;
+use support::eventually;
 use support::{Cluster, Http, ServerProcess};
 
 const ADMIN: &str = "admin-secret-for-tests";
@@ -184,14 +185,20 @@ fn a_token_made_on_one_member_works_on_every_member_and_its_revocation_too() {
             status_and_code(addr, "GET", "/data/app/k?consistency=stale", Some(&token)).0 == expected
         })
     };
-    eventually("every member to know the token", || answers(404));
+    eventually("every member to know the token", Duration::from_secs(30), || {
+        answers(404)
+    });
     let id = token.split_once('.').unwrap().0;
     let url = format!("http://{}", cluster.member(leader).addr);
     assert_eq!(
         run(&["token", "revoke", id, "--url", &url, "--token", ADMIN]).code,
         0
     );
-    eventually("every member to refuse the revoked token", || answers(401));
+    eventually(
+        "every member to refuse the revoked token",
+        Duration::from_secs(30),
+        || answers(401),
+    );
 }
 
 #[test]
@@ -221,12 +228,4 @@ fn a_node_off_loopback_refuses_to_start_without_authentication() {
     ]);
     assert_eq!(short.code, 2, "{}", short.stderr);
     assert!(short.stderr.contains("admin_token"), "{}", short.stderr);
-}
-
-fn eventually(what: &str, mut check: impl FnMut() -> bool) {
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while !check() {
-        assert!(Instant::now() < deadline, "timed out waiting for {what}");
-        std::thread::sleep(Duration::from_millis(100));
-    }
 }

@@ -8,8 +8,8 @@
 
 mod support;
 
-use std::time::{Duration, Instant};
-use support::{Cluster, Http, Tmpfs};
+use std::time::Duration;
+use support::{Cluster, Http, Tmpfs, eventually};
 
 const RESERVE: u64 = 8 << 20;
 
@@ -30,15 +30,6 @@ fn status(cluster: &Cluster, id: u64) -> serde_json::Value {
         .get("/cluster")
         .unwrap()
         .json()
-}
-
-fn eventually(what: &str, limit: Duration, mut done: impl FnMut() -> bool) -> Duration {
-    let started = Instant::now();
-    while !done() {
-        assert!(started.elapsed() < limit, "{what}: not within {limit:?}");
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    started.elapsed()
 }
 
 #[test]

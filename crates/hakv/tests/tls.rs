@@ -10,8 +10,8 @@ use hakv_tls::generate::Authority;
 use hakv_tls::{ClientTls, ClientTlsFiles};
 use serde_json::json;
 use std::path::{Path, PathBuf};
-use std::time::{Duration, Instant};
-use support::{Cluster, HakvProcess, Http, ServerProcess};
+use std::time::Duration;
+use support::{Cluster, HakvProcess, Http, ServerProcess, eventually};
 
 /// A CA written to `dir/NAME-ca.pem`, which issues certificates for loopback.
 struct TestCa {
@@ -73,15 +73,6 @@ fn s(path: &Path) -> &str {
     path.to_str().unwrap()
 }
 
-/// Polls `check` every 100 ms for at most 30 s.
-fn eventually(what: &str, mut check: impl FnMut() -> bool) {
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while !check() {
-        assert!(Instant::now() < deadline, "timed out waiting for {what}");
-        std::thread::sleep(Duration::from_millis(100));
-    }
-}
-
 #[test]
 fn a_mutual_tls_cluster_serves_through_a_tls_balancer_and_refuses_a_stranger() {
     let dir = tempfile::tempdir().unwrap();
@@ -114,13 +105,13 @@ fn a_mutual_tls_cluster_serves_through_a_tls_balancer_and_refuses_a_stranger() {
 
     // Members 1 and 2 are a majority: a leader, and writes through either (a follower
     // forwards to the leader over mutual TLS).
-    eventually("a leader among members 1 and 2", || {
+    eventually("a leader among members 1 and 2", Duration::from_secs(30), || {
         rt.block_on(members[0].status())
             .is_ok_and(|status| status.cluster.is_some_and(|c| c.body["leader"].is_object()))
     });
     for (i, member) in members.iter().enumerate() {
         let key = format!("via-{}", i + 1);
-        eventually("a write through each member", || {
+        eventually("a write through each member", Duration::from_secs(30), || {
             rt.block_on(member.put(&key, &json!(i), &WriteOptions::default()))
                 .is_ok()
         });
@@ -198,7 +189,7 @@ fn a_mutual_tls_cluster_serves_through_a_tls_balancer_and_refuses_a_stranger() {
         Some(&through),
     )
     .unwrap();
-    eventually("a write through the balancer", || {
+    eventually("a write through the balancer", Duration::from_secs(30), || {
         rt.block_on(through.put("via-balancer", &json!("yes"), &WriteOptions::default()))
             .is_ok()
     });
@@ -292,10 +283,14 @@ fn certificates_are_reloaded_on_sighup_while_open_connections_go_on() {
     // New certificate files, then SIGHUP: new connections get the second CA's certificate.
     second.issue_to("node", &cert, &key);
     signal(node.pid(), "HUP");
-    eventually("new connections to present the new certificate", || {
-        let fresh = Client::with_tls(&url, Duration::from_secs(2), Some(&trusts_second)).unwrap();
-        rt.block_on(fresh.get("k", Consistency::Linearizable)).is_ok()
-    });
+    eventually(
+        "new connections to present the new certificate",
+        Duration::from_secs(30),
+        || {
+            let fresh = Client::with_tls(&url, Duration::from_secs(2), Some(&trusts_second)).unwrap();
+            rt.block_on(fresh.get("k", Consistency::Linearizable)).is_ok()
+        },
+    );
     let fresh_old = Client::with_tls(&url, Duration::from_secs(2), Some(&trusts_first)).unwrap();
     assert!(
         rt.block_on(fresh_old.get("k", Consistency::Linearizable))
@@ -309,7 +304,7 @@ fn certificates_are_reloaded_on_sighup_while_open_connections_go_on() {
     // A broken file is refused and logged; the node keeps the certificate it has.
     std::fs::write(&cert, "not a certificate").unwrap();
     signal(node.pid(), "HUP");
-    eventually("the failed reload to be logged", || {
+    eventually("the failed reload to be logged", Duration::from_secs(30), || {
         std::fs::read_to_string(dir.path().join("data.log"))
             .unwrap_or_default()
             .contains("TLS reload failed")

@@ -4,6 +4,7 @@
 //! - `cli`: `hakv` subcommands run to completion;
 //! - `http`: a raw HTTP/1.1 client that shows responses byte for byte;
 //! - `clients`: clients that record histories for the linearizability checker;
+//! - `eventually`: polls a condition, bounded in time;
 //! - faults: `netns` (partitions), `tmpfs` (full disks), `faketime` (clocks), and `nemesis`,
 //!   which injects them all on a seeded schedule.
 #![allow(dead_code)]
@@ -28,3 +29,16 @@ pub use netns::Net;
 pub use process::{HakvProcess, ServerProcess};
 #[allow(unused_imports)]
 pub use tmpfs::Tmpfs;
+
+use std::time::{Duration, Instant};
+
+/// Polls `done` every 50 ms until it holds, for at most `limit` (then fails, naming `what`);
+/// returns how long it took.
+pub fn eventually(what: &str, limit: Duration, mut done: impl FnMut() -> bool) -> Duration {
+    let started = Instant::now();
+    while !done() {
+        assert!(started.elapsed() < limit, "{what}: not within {limit:?}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    started.elapsed()
+}

@@ -1,0 +1,48 @@
+#!/usr/bin/env bash
+# Reads on a state far larger than the caches (one node): loads KEYS keys of VALUE bytes, then
+# runs GET windows of DUR seconds, REPS rounds of: one hot key, uniform over every key, Zipf
+# 0.99 over every key. The node is pinned to SRV_CPU and `hakv bench` (CONN connections) to
+# LOAD_CPU. EXTRA holds more `hakv serve` flags (cache settings to compare). Prints each
+# window's rate and p99, and the uniform and Zipf rates as ratios of the hot-key rate.
+#   cargo build --release -p hakv && KEYS=1500000 bench/read-miss.sh
+set -u
+ROOT="$(cd "$(dirname "$0")/.." && pwd)"
+BIN=${HAKV:-$ROOT/target/release/hakv}
+KEYS=${KEYS:-1500000}; VALUE=${VALUE:-1024}; DUR=${DUR:-10}; REPS=${REPS:-2}; CONN=${CONN:-32}
+SRV_CPU=${SRV_CPU:-0}; LOAD_CPU=${LOAD_CPU:-1}; D=${OUT:-/tmp/hakv-bench-read-miss}; EXTRA=${EXTRA:-}
+for tool in curl python3 taskset; do
+  command -v "$tool" >/dev/null || { echo "read-miss.sh needs $tool" >&2; exit 2; }
+done
+[ -x "$BIN" ] || { echo "no hakv binary at $BIN (cargo build --release -p hakv)" >&2; exit 2; }
+rm -rf "$D"; mkdir -p "$D"
+PIDS=()
+trap 'kill "${PIDS[@]}" 2>/dev/null; wait 2>/dev/null; rm -rf "$D/node"' EXIT
+# shellcheck disable=SC2086 # EXTRA is a list of flags
+taskset -c "$SRV_CPU" "$BIN" serve --listen 127.0.0.1:17795 --data-dir "$D/node" $EXTRA >"$D/node.log" 2>&1 &
+PIDS+=($!)
+for _ in $(seq 100); do curl -sf http://127.0.0.1:17795/health >/dev/null && break; sleep 0.1; done
+T=http://127.0.0.1:17795
+"$BIN" bench --target "$T" -c 64 --keys "$KEYS" --value-size "$VALUE" --prefill -n 1 --write-method put \
+  --timeout 10s -q --json >"$D/load.json"
+python3 -c "import json,sys; p=json.load(open(sys.argv[1]))['prefill']; print(f\"loaded {p['requests']} keys in {p['elapsed_seconds']:.0f}s\")" "$D/load.json"
+du -sh "$D/node" | sed 's/^/data directory: /'
+window() { # window NAME BENCH-FLAGS…
+  local name=$1; shift
+  taskset -c "$LOAD_CPU" "$BIN" bench --target "$T" -c "$CONN" -d "${DUR}s" --write-ratio 0 "$@" \
+    -q --json >"$D/$name.json"
+  python3 -c "import json,sys; r=json.load(open(sys.argv[1])); print(f\"{sys.argv[2]:>10}  {r['qps']:9.0f} GET/s  p99 {r['latency_us']['p99']/1e3:6.2f} ms  failed {r['failed']}\")" "$D/$name.json" "$name"
+}
+for rep in $(seq "$REPS"); do
+  window "hot-$rep" --keys 1
+  window "uniform-$rep" --keys "$KEYS" --key-dist uniform
+  window "zipf-$rep" --keys "$KEYS" --key-dist zipf --zipf-s 0.99
+done
+python3 - "$D" "$REPS" <<'PY'
+import json, sys
+d, reps = sys.argv[1], int(sys.argv[2])
+q = lambda n: json.load(open(f"{d}/{n}.json"))["qps"]
+for rep in range(1, reps + 1):
+    hot = q(f"hot-{rep}")
+    print(f"round {rep}: uniform {q(f'uniform-{rep}') / hot:.2f}x, zipf {q(f'zipf-{rep}') / hot:.2f}x the hot-key rate")
+PY
+grep -h "RSS\|VmRSS" /proc/"${PIDS[0]}"/status 2>/dev/null | sed 's/^/node /'
