@@ -89,6 +89,7 @@ fn replay_ours(trace: &[u64], policy: Policy, entries: u64, shards: usize) -> f6
         policy,
         capacity_bytes: entries * ENTRY_OVERHEAD_BYTES,
         shards,
+        admission: Default::default(),
     });
     for &key in trace {
         if cache.get(&key).is_none() {

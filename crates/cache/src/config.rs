@@ -90,6 +90,18 @@ pub struct CacheConfig {
     pub capacity_bytes: u64,
     /// Independent locks; a power of two from 1 to [`MAX_SHARDS`].
     pub shards: usize,
+    /// When a read-path fill is taken.
+    pub admission: Admission,
+}
+
+/// When [`Cache::fill`](crate::Cache::fill) caches a value that missed.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub enum Admission {
+    /// On every miss.
+    #[default]
+    FirstMiss,
+    /// On the key's second miss since the doorkeeper's last reset (`doorkeeper.rs`).
+    SecondMiss,
 }
 
 impl Default for CacheConfig {
@@ -98,6 +110,7 @@ impl Default for CacheConfig {
             policy: Policy::Lru,
             capacity_bytes: 64 * 1024 * 1024,
             shards: 16,
+            admission: Admission::FirstMiss,
         }
     }
 }
@@ -184,6 +197,7 @@ mod tests {
             policy: Policy::Lru,
             capacity_bytes,
             shards,
+            admission: Default::default(),
         };
         assert_eq!(with(0, 4).validate(), Ok(()));
         assert_eq!(

@@ -72,6 +72,7 @@
 //! store-backed cache calls `invalidate`, and the read path `fill`.
 
 mod config;
+mod doorkeeper;
 mod fifo;
 mod lfu;
 mod linked_list;
@@ -86,14 +87,19 @@ use std::fmt;
 use std::hash::{BuildHasher, Hash, RandomState};
 use std::sync::{Mutex, MutexGuard};
 
-pub use config::{CacheConfig, ConfigError, ENTRY_OVERHEAD_BYTES, MAX_SHARDS, ParsePolicyError, Policy};
+pub use config::{
+    Admission, CacheConfig, ConfigError, ENTRY_OVERHEAD_BYTES, MAX_SHARDS, ParsePolicyError, Policy,
+};
 pub use stats::CacheStats;
 
+use doorkeeper::Doorkeeper;
 use shard::Shard;
 
 /// A concurrent cache; share it with `Arc<Cache<K, V>>`. See the crate docs.
 pub struct Cache<K, V> {
     shards: Box<[Mutex<Shard<K, V>>]>,
+    /// Present with [`Admission::SecondMiss`].
+    doorkeeper: Option<Doorkeeper>,
     /// Hashes keys to shards; each shard's map has its own seed, so the bits used
     /// here say nothing about bucket placement inside the shard.
     hasher: RandomState,
@@ -117,8 +123,11 @@ impl<K: Hash + Eq + Clone, V: Clone> Cache<K, V> {
         let shards = (0..config.shards)
             .map(|_| Mutex::new(Shard::new(config.policy, shard_capacity)))
             .collect();
+        let doorkeeper = (config.admission == Admission::SecondMiss)
+            .then(|| Doorkeeper::for_capacity(config.capacity_bytes));
         Ok(Cache {
             shards,
+            doorkeeper,
             hasher: RandomState::new(),
             config,
         })
@@ -178,8 +187,16 @@ impl<K: Hash + Eq + Clone, V: Clone> Cache<K, V> {
     /// snapshot `read_stamp`. Inserts only if no write to the shard newer than the
     /// snapshot has been invalidated and no newer value is cached; returns whether
     /// it inserted. See the crate docs for why.
+    /// With [`Admission::SecondMiss`], a key's first miss is only remembered.
     pub fn fill(&self, key: K, value: V, weight: u64, read_stamp: u64) -> bool {
-        self.shard(&key).fill(key, value, weight, read_stamp)
+        let hash = self.hasher.hash_one(&key);
+        if let Some(doorkeeper) = &self.doorkeeper
+            && !doorkeeper.seen_before(hash)
+        {
+            return false;
+        }
+        self.lock(hash as usize & (self.shards.len() - 1))
+            .fill(key, value, weight, read_stamp)
     }
 
     pub fn stats(&self) -> CacheStats {

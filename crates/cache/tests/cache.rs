@@ -13,6 +13,7 @@ fn single_shard(policy: Policy, entries: u64) -> Cache<u32, u32> {
         policy,
         capacity_bytes: entries * ENTRY_OVERHEAD_BYTES,
         shards: 1,
+        admission: Default::default(),
     })
 }
 
@@ -134,6 +135,7 @@ fn capacity_is_split_evenly_across_shards() {
         policy: Policy::Lru,
         capacity_bytes: 4 * 2 * ENTRY_OVERHEAD_BYTES,
         shards: 4,
+        admission: Default::default(),
     });
     // Each entry fills a whole shard, so at most one per shard stays.
     for key in 0..100 {
@@ -245,9 +247,25 @@ fn byte_accounting_does_not_overflow_near_u64_max() {
         policy: Policy::Lru,
         capacity_bytes: u64::MAX,
         shards: 1,
+        admission: Default::default(),
     });
     cache.put(1, 1, u64::MAX - ENTRY_OVERHEAD_BYTES);
     cache.put(2, 2, u64::MAX);
     assert_eq!(resident(&cache, 0..3), [2]);
     assert_eq!(cache.stats().bytes, u64::MAX);
+}
+
+#[test]
+fn with_second_miss_admission_a_value_is_cached_on_its_second_miss() {
+    let cache: Cache<u32, u32> = Cache::new(CacheConfig {
+        admission: hakv_cache::Admission::SecondMiss,
+        ..CacheConfig::default()
+    });
+    assert!(!cache.fill(7, 70, 4, 0), "the first miss is only remembered");
+    assert!(!cache.contains_key(&7));
+    assert!(cache.fill(7, 70, 4, 0), "the second is cached");
+    assert_eq!(cache.get(&7), Some(70));
+    // Writes still reach every key, admitted or not.
+    cache.put(8, 80, 4);
+    assert_eq!(cache.get(&8), Some(80));
 }

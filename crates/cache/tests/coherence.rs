@@ -13,6 +13,7 @@ fn one_shard(entries: u64) -> Cache<&'static str, &'static str> {
         policy: Policy::Lru,
         capacity_bytes: entries * ENTRY_OVERHEAD_BYTES,
         shards: 1,
+        admission: Default::default(),
     })
 }
 
@@ -171,6 +172,7 @@ fn readers_never_go_back_in_time_with_room_for_every_key() {
             policy,
             capacity_bytes: 1 << 20,
             shards: 4,
+            admission: Default::default(),
         });
     }
 }
@@ -183,6 +185,7 @@ fn readers_never_go_back_in_time_while_evicting_constantly() {
             // Two shards holding two entries each, for eight hot keys.
             capacity_bytes: 2 * 2 * (8 + ENTRY_OVERHEAD_BYTES),
             shards: 2,
+            admission: Default::default(),
         });
     }
 }
@@ -193,6 +196,7 @@ fn invalidate_all_refuses_fills_from_before_a_store_replacement() {
         policy: Policy::Lru,
         capacity_bytes: 1 << 20,
         shards: 4,
+        admission: Default::default(),
     });
     cache.put("a".to_string(), 1, 8);
     cache.invalidate_all(10);

@@ -178,6 +178,7 @@ fn check(policy: Policy, capacity: u64, ops: &[Op]) -> Result<(), TestCaseError>
         policy,
         capacity_bytes: capacity,
         shards: 1,
+        admission: Default::default(),
     });
     let mut model = Model::new(policy, capacity);
     for (step, op) in ops.iter().enumerate() {
