@@ -195,8 +195,7 @@ impl<K: Hash + Eq + Clone, V: Clone> Cache<K, V> {
         {
             return false;
         }
-        self.lock(hash as usize & (self.shards.len() - 1))
-            .fill(key, value, weight, read_stamp)
+        self.shard_of(hash).fill(key, value, weight, read_stamp)
     }
 
     pub fn stats(&self) -> CacheStats {
@@ -223,9 +222,12 @@ impl<K: Hash + Eq + Clone, V: Clone> Cache<K, V> {
     }
 
     fn shard<Q: Hash + ?Sized>(&self, key: &Q) -> MutexGuard<'_, Shard<K, V>> {
+        self.shard_of(self.hasher.hash_one(key))
+    }
+
+    fn shard_of(&self, hash: u64) -> MutexGuard<'_, Shard<K, V>> {
         // The mask keeps the low bits; `validate` made the shard count a power of two.
-        let index = self.hasher.hash_one(key) as usize & (self.shards.len() - 1);
-        self.lock(index)
+        self.lock(hash as usize & (self.shards.len() - 1))
     }
 
     /// A panic under the lock (in a key's `Hash`, `Eq` or `Clone`) may have left the

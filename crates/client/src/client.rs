@@ -1,12 +1,12 @@
 //! `Client`: typed calls over a pooled keep-alive hyper-util client.
 
 use crate::error::ClientError;
-use crate::key_path::{data_path, query_value};
 use crate::types::{
     Consistency, Deleted, Entry, Precondition, Probe, ServerStatus, WriteMethod, WriteOptions, Written,
 };
 use bytes::Bytes;
 use hakv_api::{Revision, ScanPage};
+use hakv_api::{data_path, query_value};
 use hakv_tls::{ClientTls, Connector};
 use http::{HeaderMap, HeaderValue, Method, Request, StatusCode, header};
 use http_body_util::{BodyExt, Full};

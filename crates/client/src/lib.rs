@@ -5,7 +5,6 @@
 mod backup;
 mod client;
 mod error;
-mod key_path;
 mod tokens;
 mod types;
 
@@ -13,7 +12,7 @@ pub use backup::BackupDownload;
 pub use client::{Client, MAX_PAGE};
 pub use error::ClientError;
 pub use hakv_api::{Revision, ScanItem, ScanPage};
-pub use key_path::{data_path, query_value};
+pub use hakv_api::{data_path, query_value};
 pub use tokens::GrantSpec;
 pub use types::{
     Consistency, Deleted, Entry, Precondition, Probe, ServerStatus, WriteMethod, WriteOptions, Written,

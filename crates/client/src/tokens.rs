@@ -65,7 +65,7 @@ impl Client {
 
     /// Revokes token `id` on every member (once each has applied it).
     pub async fn revoke_token(&self, id: &str) -> Result<(), ClientError> {
-        let path = format!("/auth/tokens/{}", crate::key_path::query_value(id));
+        let path = format!("/auth/tokens/{}", hakv_api::query_value(id));
         let answer = self.send(Method::DELETE, &path, HeaderMap::new(), None).await?;
         match answer.status {
             StatusCode::OK => Ok(()),

@@ -1,8 +1,10 @@
 //! Concurrent maximal scans over large values stay under a documented bound: 32 clients at
 //! once scanning values of 1 MB (pages of about 4 MiB) all get their page, in turn, while the
 //! node's resident memory grows by no more than `--scan-memory` plus the storage engine's
-//! block cache and a margin. Before pages ended at 4 MiB and scans shared a budget, 32 such
-//! scans took a node from 214 MiB to 10 GiB.
+//! block cache and a margin. Before pages ended at 4 MiB, 32 such scans took a node from
+//! 214 MiB to 10 GiB. On two cores only two scans read at once and loopback sockets absorb a
+//! page, so this bound holds with a budget of 1 GiB as well (measured): the test guards the
+//! bound; the budget's own rules are unit-tested in `crates/server/src/scan_budget.rs`.
 
 mod support;
 

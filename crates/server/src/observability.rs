@@ -48,6 +48,18 @@ fn describe() {
         "Time to answer an HTTP request."
     );
     describe_gauge!("hakv_http_requests_in_flight", "Requests being served now.");
+    describe_counter!(
+        "hakv_auth_denied_total",
+        "Requests refused by client authentication, by reason (missing, invalid, forbidden)."
+    );
+    describe_counter!(
+        "hakv_tls_handshake_failures_total",
+        "TLS handshakes refused or not finished in time."
+    );
+    describe_counter!(
+        "hakv_tls_reloads_total",
+        "TLS certificate reloads on SIGHUP, by result."
+    );
     describe_gauge!(
         "hakv_scan_memory_bytes",
         Unit::Bytes,

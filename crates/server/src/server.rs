@@ -1,6 +1,7 @@
 //! Serving the router on a listener: a bounded number of connections, header-read timeouts,
-//! TLS when configured (certificates reloaded on SIGHUP), and the shutdown order: stop accepting, drain in-flight requests (bounded by the grace
-//! period), stop background tasks, then stop the writer, which flushes the store.
+//! TLS when configured (certificates reloaded on SIGHUP), and the shutdown order: stop
+//! accepting, drain in-flight requests (bounded by the grace period), stop background tasks,
+//! then stop the writer, which flushes the store.
 
 use crate::node::{Node, NodeError, Stoppable};
 use crate::tls::NodeTls;

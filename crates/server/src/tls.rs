@@ -27,7 +27,8 @@ impl NodeTls {
         Ok(NodeTls { listener, peers })
     }
 
-    /// Re-reads every file; logs what happened (a bad file leaves the old certificates on).
+    /// Re-reads every file; logs what happened. The listener's and the peers' files are
+    /// loaded apart: a bad file leaves the configuration it belongs to as it was.
     pub fn reload(&self) {
         if self.listener.is_none() {
             tracing::info!("SIGHUP: this node speaks plain HTTP, nothing to reload");
@@ -42,7 +43,7 @@ impl NodeTls {
             }
             Err(error) => {
                 metrics::counter!("hakv_tls_reloads_total", "result" => "error").increment(1);
-                tracing::warn!(%error, "SIGHUP: TLS reload failed; the previous certificates stay in use");
+                tracing::warn!(%error, "SIGHUP: TLS reload failed; what did not load stays as it was");
             }
         }
     }

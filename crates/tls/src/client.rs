@@ -13,7 +13,7 @@ use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
 use rustls::sign::CertifiedKey;
 use rustls::{ClientConfig, DigitallySignedStruct, SignatureScheme};
 use std::path::PathBuf;
-use std::sync::{Arc, RwLock};
+use std::sync::{Arc, OnceLock, RwLock};
 
 /// Where a client's TLS material lives; everything is optional.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -80,22 +80,102 @@ impl ClientTls {
 pub type Connector = hyper_rustls::HttpsConnector<HttpConnector>;
 
 /// Wraps `http` (with its timeouts and socket options) in a [`Connector`]. Without `tls`,
-/// `https://` URLs are verified against the system's trust roots.
+/// `https://` URLs are verified against the system's trust roots, read at the first such
+/// handshake (a process that speaks only plain HTTP never reads them).
 pub fn connector(mut http: HttpConnector, tls: Option<&ClientTls>) -> Connector {
     http.enforce_http(false);
     let config = match tls {
         Some(tls) => (*tls.config).clone(),
-        None => ClientConfig::builder_with_provider(provider())
-            .with_safe_default_protocol_versions()
-            .expect("ring supports the default protocol versions")
-            .with_root_certificates(files::system_roots())
-            .with_no_client_auth(),
+        None => system_config().clone(),
     };
     hyper_rustls::HttpsConnectorBuilder::new()
         .with_tls_config(config)
         .https_or_http()
         .enable_http1()
         .wrap_connector(http)
+}
+
+/// The configuration of clients given no TLS files, made once per process.
+fn system_config() -> &'static ClientConfig {
+    static CONFIG: OnceLock<ClientConfig> = OnceLock::new();
+    CONFIG.get_or_init(|| {
+        ClientConfig::builder_with_provider(provider())
+            .with_safe_default_protocol_versions()
+            .expect("ring supports the default protocol versions")
+            .dangerous()
+            .with_custom_certificate_verifier(Arc::new(SystemRoots))
+            .with_no_client_auth()
+    })
+}
+
+/// Verifies servers against the system's trust roots, read when a certificate is first
+/// checked and kept for the process's life.
+#[derive(Debug)]
+struct SystemRoots;
+
+impl SystemRoots {
+    fn verifier() -> Result<Arc<WebPkiServerVerifier>, rustls::Error> {
+        static VERIFIER: OnceLock<Result<Arc<WebPkiServerVerifier>, String>> = OnceLock::new();
+        VERIFIER
+            .get_or_init(|| {
+                WebPkiServerVerifier::builder_with_provider(files::system_roots(), provider())
+                    .build()
+                    .map_err(|e| format!("no usable system trust roots ({e}): give a CA file"))
+            })
+            .clone()
+            .map_err(rustls::Error::General)
+    }
+}
+
+impl ServerCertVerifier for SystemRoots {
+    fn verify_server_cert(
+        &self,
+        end_entity: &CertificateDer<'_>,
+        intermediates: &[CertificateDer<'_>],
+        server_name: &ServerName<'_>,
+        ocsp_response: &[u8],
+        now: UnixTime,
+    ) -> Result<ServerCertVerified, rustls::Error> {
+        SystemRoots::verifier()?.verify_server_cert(
+            end_entity,
+            intermediates,
+            server_name,
+            ocsp_response,
+            now,
+        )
+    }
+
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls12_signature(
+            message,
+            cert,
+            dss,
+            &provider().signature_verification_algorithms,
+        )
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls13_signature(
+            message,
+            cert,
+            dss,
+            &provider().signature_verification_algorithms,
+        )
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
+        provider().signature_verification_algorithms.supported_schemes()
+    }
 }
 
 fn web_pki_verifier(files: &ClientTlsFiles) -> Result<Arc<WebPkiServerVerifier>, TlsError> {

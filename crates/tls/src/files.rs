@@ -46,12 +46,17 @@ pub(crate) fn roots(path: &Path) -> Result<Arc<RootCertStore>, TlsError> {
     Ok(Arc::new(roots))
 }
 
-/// The operating system's trust roots, for https URLs when no CA file is given.
+/// The operating system's trust roots, for https URLs when no CA file is given; read once
+/// per process (a reload does not re-read them).
 pub(crate) fn system_roots() -> Arc<RootCertStore> {
-    let mut roots = RootCertStore::empty();
-    let found = rustls_native_certs::load_native_certs();
-    roots.add_parsable_certificates(found.certs);
-    Arc::new(roots)
+    static ROOTS: std::sync::OnceLock<Arc<RootCertStore>> = std::sync::OnceLock::new();
+    ROOTS
+        .get_or_init(|| {
+            let mut roots = RootCertStore::empty();
+            roots.add_parsable_certificates(rustls_native_certs::load_native_certs().certs);
+            Arc::new(roots)
+        })
+        .clone()
 }
 
 fn read(path: &Path) -> Result<Vec<u8>, TlsError> {
