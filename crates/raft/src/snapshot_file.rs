@@ -282,7 +282,7 @@ impl SnapshotFile {
 /// at full speed and synced once at the end, a snapshot of GBs filled the page cache with
 /// dirty pages whose final flush held every other fsync (the Raft log's appends) for seconds,
 /// long enough to look like a dead leader (bench/large-state.sh, docs/benchmarks.md).
-const BUILD_BYTES_PER_SECOND: u64 = 96 << 20;
+pub(crate) const BUILD_BYTES_PER_SECOND: u64 = 96 << 20;
 const SYNC_EVERY_BYTES: u64 = 8 << 20;
 
 /// A file writer that syncs what it wrote every [`SYNC_EVERY_BYTES`] and keeps to

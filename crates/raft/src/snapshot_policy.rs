@@ -8,15 +8,31 @@
 //!
 //! A snapshot is also put off while the disk could not hold it (the last one's size, a quarter
 //! more for growth, plus the reserve): a snapshot that fills the disk would stop every write.
+//!
+//! Members take turns. They all hold the same log, so they all come due at nearly the same
+//! index, and building at once cost the cluster a third of its throughput for the length of a
+//! build (three 1 GB builds, 11–12 s, in the 10-minute soak: docs/benchmarks.md). Each member
+//! starts a build only at the start of its own slot of the wall clock (its first quarter: a
+//! build begins a moment after it is triggered, once the state machine takes the command):
+//! slots are at least twice as long as a build at the builder's pace, and member k of n (by
+//! id) owns every slot whose number is k modulo n. So at most one member builds at a time, and
+//! the leader always has a follower that is not building to make a majority with. Skewed
+//! clocks only make slots overlap, which costs what building at once cost before, never
+//! correctness; and the wait is at most one round of slots. Snapshots that take less than a
+//! second to build (under 96 MiB) do not wait for a slot: they cost too little to matter.
 
-use crate::{LogStore, Raft};
+use crate::snapshot_file::BUILD_BYTES_PER_SECOND;
+use crate::{LogStore, NodeId, Raft};
 use hakv_store::DiskSpace;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::Duration;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use tokio::task::JoinHandle;
 
-const CHECK_EVERY: Duration = Duration::from_millis(500);
+const CHECK_EVERY: Duration = Duration::from_millis(250);
+
+/// Builds expected to take less than this start at once: only longer ones take turns.
+const STAGGER_FROM_MS: u64 = 1_000;
 
 /// Whether to build a snapshot now.
 fn due(entries_since: u64, every: u64, log_bytes_since: u64, last_snapshot_bytes: u64) -> bool {
@@ -27,6 +43,38 @@ fn due(entries_since: u64, every: u64, log_bytes_since: u64, last_snapshot_bytes
 /// above the reserve.
 fn room_for(last_snapshot_bytes: u64, free: u64, reserve: u64) -> bool {
     free >= reserve + last_snapshot_bytes + last_snapshot_bytes / 4
+}
+
+/// Length of a build slot for a snapshot of about `last_snapshot_bytes`: twice as long as a
+/// build at the builder's pace takes, rounded up to a power of two milliseconds so that
+/// members whose snapshots differ by a little still agree on it.
+/// `None`: small enough to build at once.
+fn slot_ms(last_snapshot_bytes: u64) -> Option<u64> {
+    let build_ms = last_snapshot_bytes.saturating_mul(1_000) / BUILD_BYTES_PER_SECOND;
+    (build_ms >= STAGGER_FROM_MS).then(|| build_ms.saturating_mul(2).next_power_of_two())
+}
+
+/// Whether `now_ms` is in the first quarter of a slot owned by the member at `rank` among
+/// `members`: a build started then ends within the slot.
+fn my_slot(now_ms: u64, slot_ms: u64, rank: usize, members: usize) -> bool {
+    let owner = (now_ms / slot_ms) % members as u64 == rank as u64;
+    members <= 1 || (owner && now_ms % slot_ms < slot_ms / 4)
+}
+
+/// This member's rank (by id) among the members of the cluster, and how many there are.
+fn rank_among_members(raft: &Raft) -> (usize, usize) {
+    let metrics = raft.metrics();
+    let metrics = metrics.borrow();
+    let ids: Vec<NodeId> = metrics.membership_config.nodes().map(|(id, _)| *id).collect();
+    let rank = ids.iter().filter(|id| **id < metrics.id).count();
+    (rank, ids.len())
+}
+
+fn unix_ms() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap_or_default()
+        .as_millis() as u64
 }
 
 /// Triggers snapshots by the policy above until Raft stops.
@@ -72,6 +120,12 @@ pub(crate) fn spawn(
                 continue;
             }
             put_off = false;
+            if let Some(slot) = slot_ms(last_snapshot) {
+                let (rank, members) = rank_among_members(&raft);
+                if !my_slot(unix_ms(), slot, rank, members) {
+                    continue;
+                }
+            }
             bytes_at_last = appended;
             if raft.trigger().snapshot().await.is_err() {
                 return; // Raft has stopped.
@@ -89,6 +143,36 @@ mod tests {
         assert!(room_for(800, 1_000 + 1_000, 1_000));
         assert!(!room_for(800, 1_000 + 999, 1_000));
         assert!(room_for(0, 1_000, 1_000));
+    }
+
+    #[test]
+    fn a_slot_fits_a_build_and_members_take_turns() {
+        assert_eq!(slot_ms(0), None, "the first snapshot");
+        assert_eq!(
+            slot_ms(BUILD_BYTES_PER_SECOND / 2),
+            None,
+            "half a second to build"
+        );
+        assert_eq!(slot_ms(BUILD_BYTES_PER_SECOND), Some(2_048));
+        let one_gib = 1 << 30;
+        let build_ms = one_gib * 1_000 / BUILD_BYTES_PER_SECOND;
+        assert!(slot_ms(one_gib).unwrap() >= build_ms * 2);
+        assert_eq!(
+            slot_ms(one_gib),
+            slot_ms(one_gib + (1 << 20)),
+            "a little more data, same slot"
+        );
+        let slot = slot_ms(one_gib).unwrap();
+        for now in [0, slot / 8, slot * 7, slot * 7 + slot / 4 - 1] {
+            let owners: Vec<usize> = (0..3).filter(|rank| my_slot(now, slot, *rank, 3)).collect();
+            assert_eq!(owners.len(), 1, "one member owns each slot");
+        }
+        assert!(my_slot(0, slot, 0, 3) && my_slot(slot, slot, 1, 3) && my_slot(slot * 5, slot, 2, 3));
+        assert!(
+            (0..3).all(|rank| !my_slot(slot / 4, slot, rank, 3)),
+            "nobody starts late in a slot"
+        );
+        assert!(my_slot(123, slot, 0, 1), "a single member never waits");
     }
 
     #[test]
