@@ -1,5 +1,5 @@
-//! The balancer's own endpoints: `GET /lb/status`, `GET /metrics`, and runtime changes to the
-//! backend set (`POST /lb/backends`, `PATCH|DELETE /lb/backends/{addr}`,
+//! The balancer's own endpoints: `GET /lb/status`, `GET /metrics`, the console (`GET /ui`),
+//! and runtime changes to the backend set (`POST /lb/backends`, `PATCH|DELETE /lb/backends/{addr}`,
 //! `POST /lb/backends/{addr}/drain`).
 
 use crate::body::ResponseBody;
@@ -16,7 +16,7 @@ use serde_json::json;
 /// Paths the balancer answers itself instead of forwarding.
 #[inline]
 pub fn is_admin_path(path: &str) -> bool {
-    path.starts_with("/lb/") || path == "/metrics"
+    path.starts_with("/lb/") || path == "/metrics" || crate::console::is_console_path(path)
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -104,6 +104,9 @@ async fn route(shared: &Shared, req: Request<Incoming>) -> Result<Response<Respo
                 header::HeaderValue::from_static("text/plain; version=0.0.4"),
             );
             Ok(resp)
+        }
+        (&Method::GET | &Method::HEAD, path, _) if crate::console::is_console_path(path) => {
+            crate::console::asset(path).ok_or(AdminError::NotFound(method, path.to_owned()))
         }
         (&Method::GET, "/lb/status", _) => Ok(json_response(StatusCode::OK, &status(shared))),
         (&Method::POST, "/lb/backends", _) => {

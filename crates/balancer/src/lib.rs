@@ -12,6 +12,7 @@ pub mod backend;
 pub mod body;
 pub mod clock;
 pub mod config;
+pub mod console;
 pub mod error;
 pub mod headers;
 pub mod health;

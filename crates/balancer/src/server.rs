@@ -43,10 +43,10 @@ pub enum ServeError {
 /// Which requests a listener answers.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Mode {
-    /// Forwards everything: the proxy port serves only proxied traffic (`/lb/*` and `/metrics`
+    /// Forwards everything: the proxy port serves only proxied traffic (`/lb/*`, `/metrics` and `/ui`
     /// included, which go to a backend like any path).
     Proxy,
-    /// Only `/lb/*` and `/metrics` (the admin listener).
+    /// Only `/lb/*`, `/metrics` and the console `/ui` (the admin listener).
     AdminOnly,
 }
 
@@ -349,7 +349,7 @@ async fn dispatch(
         Mode::Proxy => shared.forward(req, client).await,
         Mode::AdminOnly => json_response(
             StatusCode::NOT_FOUND,
-            &serde_json::json!({"error": "the admin listener serves only /lb/* and /metrics", "code": "not_found"}),
+            &serde_json::json!({"error": "the admin listener serves only /lb/*, /metrics and /ui", "code": "not_found"}),
         ),
     }
 }

@@ -2,6 +2,7 @@
 
 mod backup;
 mod cluster;
+mod console;
 mod data;
 mod ops;
 pub(crate) mod query;
@@ -40,6 +41,9 @@ pub fn app(node: Arc<Node>) -> Router {
         .route("/backup", get(backup::backup).fallback(ops::get_only))
         .route("/auth/tokens", get(tokens::list).post(tokens::create))
         .route("/auth/tokens/{id}", delete(tokens::revoke))
+        .route("/ui", get(console::index).fallback(ops::get_only))
+        .route("/ui/", get(console::index).fallback(ops::get_only))
+        .route("/ui/{file}", get(console::file).fallback(ops::get_only))
         .fallback(ops::route_not_found)
         .layer(axum::middleware::from_fn_with_state(node.clone(), track_request));
     let router = router.with_state(node.clone());
