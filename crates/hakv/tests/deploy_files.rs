@@ -147,3 +147,23 @@ fn the_systemd_units_pass_systemd_analyze_verify() {
     );
     assert!(out.status.success() && text.trim().is_empty(), "{text}");
 }
+
+/// `deploy/check.sh`: the Dockerfile lints clean (hadolint), the compose file validates
+/// (compose-spec schema, Compose's own `config`), the Kubernetes manifests validate against
+/// Kubernetes' schemas in strict mode, every YAML file passes yamllint, the files agree with
+/// each other (peers, Services, Secret keys, probe ports, Prometheus targets), and every
+/// `HAKV_*` variable they set is one this binary reads. The tools come from PyPI
+/// (`deploy/check-requirements.txt`, installed by `.ci/run`).
+#[test]
+fn the_dockerfile_compose_file_and_kubernetes_manifests_validate() {
+    let output = Command::new(repo().join("deploy/check.sh"))
+        .env("HAKV_BIN", env!("CARGO_BIN_EXE_hakv"))
+        .output()
+        .expect("run deploy/check.sh");
+    assert!(
+        output.status.success(),
+        "deploy/check.sh failed:\n{}{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+}
