@@ -13,8 +13,9 @@ use crate::outlier::OutlierDetector;
 use crate::pool::{BackendSet, Pool};
 use crate::retry::{Failure, RetryBudget, backoff};
 use bytes::Bytes;
+use hakv_api::{REQUEST_ID, RequestIds};
 use http::uri::{Parts, PathAndQuery, Scheme};
-use http::{Request, Response, Uri, Version};
+use http::{HeaderValue, Request, Response, Uri, Version};
 use http_body::Body as _;
 use http_body_util::{BodyExt, Either, Full, Limited};
 use hyper::body::Incoming;
@@ -56,6 +57,8 @@ pub struct Shared {
     pub clock: Arc<dyn Clock>,
     pub rng: Arc<dyn RandomSource>,
     pub counters: Counters,
+    /// Ids of requests that come without one (`X-Request-Id`).
+    pub request_ids: RequestIds,
     pub(crate) attempt_timeout: Duration,
     pub(crate) total_timeout: Duration,
     pub(crate) body_idle_timeout: Duration,
@@ -87,18 +90,29 @@ pub fn key_of(path: &str) -> Option<Cow<'_, [u8]>> {
 
 impl Shared {
     /// Serves one client request by forwarding it; never fails (errors become JSON answers).
-    pub async fn forward(&self, req: Request<Incoming>, client: &ClientAddr) -> Response<ResponseBody> {
+    /// The request's id (`X-Request-Id`, made here when the client sent none) goes to the
+    /// backend and back to the client, and names the request in the log line of an answer
+    /// the balancer makes itself.
+    pub async fn forward(&self, mut req: Request<Incoming>, client: &ClientAddr) -> Response<ResponseBody> {
         self.counters.requests.fetch_add(1, Relaxed);
-        let Some(slot) = self.limiter.try_acquire() else {
-            return self.error(ProxyError::Overloaded {
-                retry_after_secs: self.config.limits.retry_after_secs,
-            });
+        let request_id = self.request_ids.of(req.headers_mut());
+        let mut response = match self.limiter.try_acquire() {
+            None => self.error(
+                ProxyError::Overloaded {
+                    retry_after_secs: self.config.limits.retry_after_secs,
+                },
+                &request_id,
+            ),
+            Some(slot) => {
+                self.budget.deposit();
+                match self.try_forward(req, client).await {
+                    Ok((resp, backend_slot)) => self.respond(resp, backend_slot, slot, &request_id).await,
+                    Err(e) => self.error(e, &request_id),
+                }
+            }
         };
-        self.budget.deposit();
-        match self.try_forward(req, client).await {
-            Ok((resp, backend_slot)) => self.respond(resp, backend_slot, slot).await,
-            Err(e) => self.error(e),
-        }
+        response.headers_mut().insert(REQUEST_ID, request_id);
+        response
     }
 
     /// Passes the backend's answer on, minus hop-by-hop headers.
@@ -107,6 +121,7 @@ impl Shared {
         resp: Response<Incoming>,
         backend_slot: InFlight,
         slot: GlobalSlot,
+        request_id: &HeaderValue,
     ) -> Response<ResponseBody> {
         let (mut parts, inner) = resp.into_parts();
         strip_hop_by_hop(&mut parts.headers);
@@ -122,23 +137,33 @@ impl Shared {
             Ok(Ok(body)) => body.to_bytes(),
             Ok(Err(e)) => {
                 let e = format!("the response body broke off: {e}");
-                return self.error(ProxyError::Broken(e));
+                return self.error(ProxyError::Broken(e), request_id);
             }
             Err(_) => {
                 let ms = self.attempt_timeout.as_millis() as u64;
-                return self.error(ProxyError::AttemptTimeout(ms));
+                return self.error(ProxyError::AttemptTimeout(ms), request_id);
             }
         };
         drop(backend_slot);
         Response::from_parts(parts, ResponseBody::local(body))
     }
 
-    fn error(&self, e: ProxyError) -> Response<ResponseBody> {
+    fn error(&self, e: ProxyError, request_id: &HeaderValue) -> Response<ResponseBody> {
         let i = crate::metrics::ERROR_CODES
             .iter()
             .position(|c| *c == e.code())
             .unwrap_or(0);
         self.counters.errors[i].fetch_add(1, Relaxed);
+        // Shedding comes in floods and is counted; every other answer of the balancer's own
+        // is worth a line an operator can find by the id the client got.
+        if !matches!(e, ProxyError::Overloaded { .. }) {
+            tracing::warn!(
+                request_id = %String::from_utf8_lossy(request_id.as_bytes()),
+                code = e.code(),
+                error = %e,
+                "request failed"
+            );
+        }
         e.into_response()
     }
 

@@ -111,6 +111,7 @@ impl Balancer {
             clock,
             rng,
             counters: Counters::default(),
+            request_ids: hakv_api::RequestIds::default(),
             attempt_timeout,
             total_timeout,
             body_idle_timeout: ms(config.timeouts.body_idle_ms),

@@ -309,6 +309,35 @@ async fn forwarded_headers_reach_the_backend_and_hop_by_hop_ones_do_not() {
     assert!(seen.contains("forwarded: for=127.0.0.1;proto=http"), "{seen}");
     assert!(!seen.contains("x-private"), "{seen}");
     assert!(!seen.contains("te: "), "{seen}");
+
+    // The request id: the client's goes to the backend and comes back; without one, the
+    // balancer makes one, and the backend sees the id the client gets.
+    let with_id = http::Request::builder()
+        .uri(format!("http://{}/data/k", lb.addr))
+        .header("x-request-id", "client-id-1")
+        .body(http_body_util::Full::new(bytes::Bytes::new()))
+        .unwrap();
+    let resp = client().request(with_id).await.unwrap();
+    assert_eq!(resp.headers()["x-request-id"], "client-id-1");
+    let body = http_body_util::BodyExt::collect(resp.into_body())
+        .await
+        .unwrap()
+        .to_bytes();
+    assert!(String::from_utf8_lossy(&body).contains("x-request-id: client-id-1"));
+    let without = http::Request::builder()
+        .uri(format!("http://{}/data/k", lb.addr))
+        .body(http_body_util::Full::new(bytes::Bytes::new()))
+        .unwrap();
+    let resp = client().request(without).await.unwrap();
+    let made = resp.headers()["x-request-id"].to_str().unwrap().to_owned();
+    let body = http_body_util::BodyExt::collect(resp.into_body())
+        .await
+        .unwrap()
+        .to_bytes();
+    assert!(
+        String::from_utf8_lossy(&body).contains(&format!("x-request-id: {made}")),
+        "{made}"
+    );
     lb.shutdown().await.unwrap();
 }
 

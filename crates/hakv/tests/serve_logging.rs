@@ -1,10 +1,58 @@
 //! Log output of a real `hakv serve` process: `--log-format json` writes one JSON object per
-//! line (for log shippers), text stays the default, and a bad format is a usage error.
+//! line (for log shippers), text stays the default, and a bad format is a usage error; a
+//! request's id (`X-Request-Id`) is echoed and names the request in its log line.
 
 mod support;
 
-use support::ServerProcess;
 use support::cli::run;
+use support::{Http, ServerProcess};
+
+#[test]
+fn the_request_id_is_echoed_and_names_a_failed_request_in_the_log() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let mut server = ServerProcess::start(&data, &["--log-format", "json", "--request-timeout", "300ms"]);
+    let mut http = Http::connect(server.addr).unwrap();
+    let own = http
+        .request("GET", "/data/k", &[("X-Request-Id", "client-chosen-7")], None)
+        .unwrap();
+    assert_eq!(own.header("x-request-id"), Some("client-chosen-7"));
+    let made = http.get("/health").unwrap();
+    let made = made
+        .header("x-request-id")
+        .expect("an id is made when none is sent");
+    assert!(made.len() > 8 && made.is_ascii(), "{made}");
+    let odd = http
+        .request("GET", "/health", &[("X-Request-Id", "has space")], None)
+        .unwrap();
+    assert_ne!(
+        odd.header("x-request-id"),
+        Some("has space"),
+        "an odd id is replaced"
+    );
+
+    // A read that waits for a revision the node never reaches: 504 at the request timeout.
+    let failed = http
+        .request(
+            "GET",
+            "/data/k",
+            &[("X-Request-Id", "trace-me-42"), ("X-Hakv-Min-Revision", "1000")],
+            None,
+        )
+        .unwrap();
+    assert_eq!(failed.status, 504);
+    assert_eq!(failed.header("x-request-id"), Some("trace-me-42"));
+    assert_eq!(server.terminate().code(), Some(0));
+    let log = std::fs::read_to_string(data.with_extension("log")).unwrap();
+    let line = log
+        .lines()
+        .map(|line| serde_json::from_str::<serde_json::Value>(line).unwrap())
+        .find(|event| event["fields"]["request_id"] == "trace-me-42")
+        .unwrap_or_else(|| panic!("no log line names the request:\n{log}"));
+    assert_eq!(line["level"], "WARN", "{line}");
+    assert_eq!(line["fields"]["status"], 504, "{line}");
+    assert_eq!(line["fields"]["route"], "/data/{key}", "{line}");
+}
 
 #[test]
 fn json_logs_are_one_object_per_line_with_level_and_message() {

@@ -214,6 +214,10 @@ impl From<ProposeError> for ApiError {
     }
 }
 
+/// Why the node answered 5xx, kept on the response for the log line that names the request.
+#[derive(Debug, Clone)]
+pub struct ServerErrorReason(pub String);
+
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let status = self.status();
@@ -229,6 +233,10 @@ impl IntoResponse for ApiError {
         let mut bytes = serde_json::to_vec(&body).expect("error bodies serialize");
         bytes.push(b'\n');
         let mut response = (status, bytes).into_response();
+        if status.is_server_error() {
+            // For the log line about this request (`limits::track_request`).
+            response.extensions_mut().insert(ServerErrorReason(body.error));
+        }
         let headers = response.headers_mut();
         headers.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
         if status == StatusCode::SERVICE_UNAVAILABLE {

@@ -1,18 +1,23 @@
-//! The per-request envelope: admission against the in-flight limit (shedding with 503 and
+//! The per-request envelope: the request id (`X-Request-Id`, echoed in the answer and named
+//! in the log line of a 5xx), admission against the in-flight limit (shedding with 503 and
 //! `Retry-After`), the request timeout, and the request metrics.
 
 use crate::ApiError;
+use crate::error::ServerErrorReason;
 use crate::node::Node;
 use crate::request_metrics::{ROUTES, record_request, route_index};
 use axum::extract::{MatchedPath, Request, State};
+use axum::http::StatusCode;
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
+use hakv_api::REQUEST_ID;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Instant;
 
-pub async fn track_request(State(node): State<Arc<Node>>, request: Request, next: Next) -> Response {
+pub async fn track_request(State(node): State<Arc<Node>>, mut request: Request, next: Next) -> Response {
     let started = Instant::now();
+    let request_id = node.request_ids.of(request.headers_mut());
     let route = route_index(request.extensions().get::<MatchedPath>().map(MatchedPath::as_str));
     let method = request.method().clone();
     // Operational endpoints skip admission: an overloaded node must still say so.
@@ -24,7 +29,7 @@ pub async fn track_request(State(node): State<Arc<Node>>, request: Request, next
         // A key or scan request: snapshot transfers from this node are paced while these come.
         member.raft().client_activity().touch();
     }
-    let response = if let Some(None) = permit {
+    let mut response = if let Some(None) = permit {
         ApiError::Overloaded("in-flight requests").into_response()
     } else {
         match tokio::time::timeout(node.config.request_timeout, next.run(request)).await {
@@ -34,6 +39,21 @@ pub async fn track_request(State(node): State<Arc<Node>>, request: Request, next
     };
     drop(permit);
     record_request(route, &method, response.status(), started.elapsed());
+    if let Some(ServerErrorReason(reason)) = response.extensions().get()
+        && response.status() != StatusCode::SERVICE_UNAVAILABLE
+    {
+        // 503s (shedding, no leader, a failed store) come in floods and are counted and
+        // explained elsewhere; every other 5xx is worth a line an operator can find by id.
+        tracing::warn!(
+            request_id = %String::from_utf8_lossy(request_id.as_bytes()),
+            %method,
+            route = ROUTES[route],
+            status = response.status().as_u16(),
+            reason = %reason,
+            "request failed"
+        );
+    }
+    response.headers_mut().insert(REQUEST_ID, request_id);
     response
 }
 

@@ -23,6 +23,8 @@ pub struct Node {
     /// Free space of the data directory; writes are refused (507) while it is below the
     /// reserve (`hakv_store::DiskSpace`).
     pub disk: Arc<DiskSpace>,
+    /// Ids of requests that come without one (`X-Request-Id`, in `limits`).
+    pub request_ids: hakv_api::RequestIds,
     /// This single node's clock (`clock_ms`): the wall clock, never going backward.
     clock: hakv_store::Clock,
     replication: Replication,
@@ -114,6 +116,7 @@ impl Node {
             in_flight: AtomicUsize::new(0),
             scan_budget,
             disk,
+            request_ids: hakv_api::RequestIds::default(),
             clock: hakv_store::Clock::default(),
             replication,
         }))
