@@ -14,7 +14,7 @@ mod text_position;
 pub mod units;
 mod wire;
 
-pub use address::resolve_addr;
+pub use address::{peer_addr, resolve_addr};
 pub use base_url::{BaseUrl, parse_base_url};
 pub use canonical_json::{CanonicalJson, to_canonical_json};
 pub use error_code::ErrorCode;

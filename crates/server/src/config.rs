@@ -87,10 +87,11 @@ pub struct ServeConfig {
 }
 
 /// One voter of a static cluster.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Peer {
     pub id: u64,
-    pub addr: SocketAddr,
+    /// As written (`hakv_api::peer_addr`): a host name is resolved at each connection.
+    pub addr: String,
 }
 
 /// Parses `1=127.0.0.1:7001,2=127.0.0.1:7002`.
@@ -106,7 +107,7 @@ pub fn parse_peers(text: &str) -> Result<Vec<Peer>, String> {
                 .trim()
                 .parse()
                 .map_err(|_| format!("{id:?} in {part:?} is not a node id (a number)"))?;
-            let addr = hakv_api::resolve_addr(addr).map_err(|e| format!("in {part:?}: {e}"))?;
+            let addr = hakv_api::peer_addr(addr).map_err(|e| format!("in {part:?}: {e}"))?;
             Ok(Peer { id, addr })
         })
         .collect()
@@ -373,7 +374,7 @@ impl ServeConfig {
     /// This node's advertised address in the cluster, from `--peers`.
     pub fn own_peer(&self) -> Option<Peer> {
         self.node_id
-            .and_then(|id| self.peers.iter().copied().find(|p| p.id == id))
+            .and_then(|id| self.peers.iter().find(|p| p.id == id).cloned())
     }
 
     pub fn cache_config(&self) -> CacheConfig {
@@ -574,10 +575,10 @@ mod tests {
     use std::io::Write;
 
     #[test]
-    fn peers_may_be_named_by_host_name() {
+    fn peers_may_be_named_by_host_name_which_is_kept_for_each_connection() {
         let peers = parse_peers("1=127.0.0.1:7501, 2=localhost:7502").unwrap();
-        assert_eq!(peers[0].addr, "127.0.0.1:7501".parse().unwrap());
-        assert!(peers[1].addr.ip().is_loopback() && peers[1].addr.port() == 7502);
+        assert_eq!(peers[0].addr, "127.0.0.1:7501");
+        assert_eq!(peers[1].addr, "localhost:7502");
         assert!(
             parse_peers("1=localhost")
                 .unwrap_err()
@@ -633,7 +634,7 @@ mod tests {
             peers[1],
             Peer {
                 id: 2,
-                addr: "127.0.0.1:7002".parse().unwrap()
+                addr: "127.0.0.1:7002".into()
             }
         );
         assert!(parse_peers("1:127.0.0.1:7001").is_err());
@@ -646,7 +647,7 @@ mod tests {
         };
         let config = ServeConfig::load(&cluster(Some(2), "long-enough-secret")).unwrap();
         assert!(config.is_clustered());
-        assert_eq!(config.own_peer(), Some(peers[1]));
+        assert_eq!(config.own_peer(), Some(peers[1].clone()));
         for (args, setting) in [
             (cluster(None, "long-enough-secret"), "node_id"),
             (cluster(Some(9), "long-enough-secret"), "peers"),

@@ -27,9 +27,10 @@ pub enum ClusterCommand {
         /// The new member's id.
         #[arg(long)]
         id: u64,
-        /// The new member's address (its --listen, as the others reach it), IP or host name.
-        #[arg(long, value_parser = hakv_api::resolve_addr)]
-        addr: SocketAddr,
+        /// The new member's address as the others reach it: an IP or a host name (kept as
+        /// written and looked up at each connection), and its port.
+        #[arg(long, value_parser = hakv_api::peer_addr)]
+        addr: String,
         #[command(flatten)]
         member: MemberArgs,
     },
@@ -102,7 +103,7 @@ pub fn run(cmd: ClusterCommand) -> ExitCode {
             super::cluster_status::show(&args.member.url, args.json, &caller).await
         }),
         ClusterCommand::Add { id, addr, member } => {
-            let body = serde_json::json!({ "id": id, "addr": addr.to_string() }).to_string();
+            let body = serde_json::json!({ "id": id, "addr": addr }).to_string();
             runtime.block_on(change_membership(
                 &member,
                 "POST",

@@ -43,6 +43,16 @@ impl Cluster {
         self.leader();
     }
 
+    /// Names the members in `--peers` by `name(id)` (with their ports) instead of their IPs.
+    pub fn name_peers(&mut self, name: impl Fn(u64) -> String) {
+        self.peers = self
+            .members
+            .iter()
+            .map(|m| format!("{}={}:{}", m.id, name(m.id), m.addr.port()))
+            .collect::<Vec<_>>()
+            .join(",");
+    }
+
     /// The `--peers` value of this cluster.
     pub fn peers(&self) -> &str {
         &self.peers

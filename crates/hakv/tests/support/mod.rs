@@ -5,6 +5,7 @@
 //! - `http`: a raw HTTP/1.1 client that shows responses byte for byte;
 //! - `clients`: clients that record histories for the linearizability checker;
 //! - `eventually`: polls a condition, bounded in time;
+//! - `hosts`: host names of a test's own (`/etc/hosts`);
 //! - faults: `netns` (partitions), `tmpfs` (full disks), `faketime` (clocks), and `nemesis`,
 //!   which injects them all on a seeded schedule.
 #![allow(dead_code)]
@@ -13,6 +14,7 @@ pub mod cli;
 pub mod clients;
 pub mod cluster;
 pub mod faketime;
+pub mod hosts;
 pub mod http;
 pub mod nemesis;
 pub mod netns;

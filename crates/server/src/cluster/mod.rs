@@ -89,15 +89,25 @@ impl ClusterNode {
         raft_config.proposer.queue_capacity = config.write_queue;
         raft_config.block_cache_bytes = config.store_cache_bytes;
         raft_config.disk_reserve = config.disk_reserve;
-        // Members reach each other, and forward requests, at the address --peers gives.
-        raft_config.advertise_addr = config.own_peer().map(|p| p.addr.to_string());
+        // Members reach each other, and forward requests, at the address --peers gives,
+        // resolved at each new connection.
+        raft_config.advertise_addr = config.own_peer().map(|p| p.addr);
+        for peer in &config.peers {
+            if tokio::net::lookup_host(peer.addr.as_str()).await.is_err() {
+                tracing::warn!(
+                    peer = peer.id,
+                    addr = %peer.addr,
+                    "the peer's name does not resolve (yet); it is looked up again at each connection"
+                );
+            }
+        }
         let mut raft = RaftNode::open(raft_config, hook)
             .await
             .map_err(|e| NodeError::Raft(e.to_string()))?;
         let members: BTreeMap<u64, BasicNode> = config
             .peers
             .iter()
-            .map(|p| (p.id, BasicNode::new(p.addr.to_string())))
+            .map(|p| (p.id, BasicNode::new(p.addr.clone())))
             .collect();
         // A member of a static cluster knows its cluster's id from its flags: the same on
         // every member started with these --peers and this secret (a joining member learns it

@@ -9,7 +9,6 @@ use axum::response::Response;
 use hakv_raft::CATCH_UP_TIMEOUT;
 use http::{HeaderMap, StatusCode};
 use serde::Deserialize;
-use std::net::SocketAddr;
 use std::sync::Arc;
 
 pub async fn status(State(node): State<Arc<Node>>) -> Response {
@@ -28,7 +27,8 @@ pub async fn status(State(node): State<Arc<Node>>) -> Response {
 #[serde(deny_unknown_fields)]
 struct NewMember {
     id: u64,
-    addr: SocketAddr,
+    /// An IP and port, or a host name and port (resolved at each connection).
+    addr: String,
 }
 
 /// `POST /cluster/members {"id", "addr"}`: checks that the new member runs, adds it as a
@@ -48,10 +48,8 @@ pub async fn add_member(
     if new.id == 0 {
         return Err(ApiError::InvalidJson("member ids start at 1".into()));
     }
-    member
-        .raft()
-        .add_voter(new.id, new.addr.to_string(), CATCH_UP_TIMEOUT)
-        .await?;
+    let addr = hakv_api::peer_addr(&new.addr).map_err(ApiError::InvalidJson)?;
+    member.raft().add_voter(new.id, addr, CATCH_UP_TIMEOUT).await?;
     Ok(status(State(node)).await)
 }
 
