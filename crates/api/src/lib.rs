@@ -21,7 +21,7 @@ pub use error_code::ErrorCode;
 pub use key_path::{KeyError, data_path, decode_key, query_value};
 pub use request_id::{REQUEST_ID, RequestIds};
 pub use revision::Revision;
-pub use secret::{bearer_matches, same_secret};
+pub use secret::{bearer_matches, bearer_token, same_secret};
 pub use text_position::{error_at, line_and_column};
 pub use wire::{DELETE_MESSAGE, ErrorBody, SET_MESSAGE, ScanItem, ScanPage, WriteBody};
 

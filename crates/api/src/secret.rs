@@ -12,10 +12,17 @@ pub fn same_secret(presented: &[u8], expected: &[u8]) -> bool {
             == 0
 }
 
+/// The token of an `Authorization` header value `Bearer <token>`; the scheme's name is
+/// case-insensitive (RFC 9110, 11.1).
+pub fn bearer_token(header: &[u8]) -> Option<&[u8]> {
+    let (scheme, token) = header.split_at_checked(7)?;
+    scheme.eq_ignore_ascii_case(b"bearer ").then_some(token)
+}
+
 /// True when an `Authorization` header value is `Bearer <token>` for exactly `token`.
 pub fn bearer_matches(header: Option<&[u8]>, token: &str) -> bool {
     header
-        .and_then(|h| h.strip_prefix(b"Bearer "))
+        .and_then(bearer_token)
         .is_some_and(|presented| same_secret(presented, token.as_bytes()))
 }
 
@@ -30,7 +37,17 @@ mod tests {
             assert!(!same_secret(wrong, b"s3cret"), "{wrong:?}");
         }
         assert!(bearer_matches(Some(b"Bearer s3cret"), "s3cret"));
-        for wrong in [&b"bearer s3cret"[..], b"Bearer s3cret ", b"s3cret", b"Bearer "] {
+        assert!(
+            bearer_matches(Some(b"bEARER s3cret"), "s3cret"),
+            "the scheme is case-insensitive"
+        );
+        for wrong in [
+            &b"Basic s3cret"[..],
+            b"Bearer s3cret ",
+            b"s3cret",
+            b"Bearer ",
+            b"Bearers3cret",
+        ] {
             assert!(!bearer_matches(Some(wrong), "s3cret"), "{wrong:?}");
         }
         assert!(!bearer_matches(None, "s3cret"));

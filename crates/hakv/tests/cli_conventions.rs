@@ -32,9 +32,10 @@ fn an_address_that_is_not_one_is_a_usage_error_that_says_why() {
     let out = run(&["serve", "--listen", "localhost"]);
     assert_eq!(out.code, 2);
     assert!(out.stderr.contains("the port is missing"), "{}", out.stderr);
-    let out = run(&["serve", "--node-id", "1", "--peers", "1=nowhere.invalid:7401"]);
+    // A peer's host name is looked up at each connection, not at start; its form is checked.
+    let out = run(&["serve", "--node-id", "1", "--peers", "1=no where:7401"]);
     assert_eq!(out.code, 2, "{}", out.stderr);
-    assert!(out.stderr.contains("nowhere.invalid"), "{}", out.stderr);
+    assert!(out.stderr.contains("no where"), "{}", out.stderr);
 }
 
 #[test]

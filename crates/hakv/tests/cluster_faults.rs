@@ -147,6 +147,26 @@ fn without_a_majority_writes_fail_fast_and_recover_with_it() {
 }
 
 #[test]
+fn a_follower_whose_leader_and_majority_are_gone_turns_not_ready() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut cluster = Cluster::start(dir.path(), 3, &[]);
+    let leader = cluster.leader();
+    let survivor = (1..=3).find(|id| *id != leader).unwrap();
+    let mut probe = Http::connect(cluster.member(survivor).addr).unwrap();
+    assert_eq!(probe.get("/ready").unwrap().status, 200);
+    for id in (1..=3).filter(|id| *id != survivor) {
+        cluster.kill(id);
+    }
+    // It cannot elect anyone (its pre-votes find no majority) and still names the dead leader,
+    // but it has not heard from it: a load balancer must stop sending it requests.
+    support::eventually("the follower turns not ready", Duration::from_secs(10), || {
+        Http::connect(cluster.member(survivor).addr)
+            .and_then(|mut h| h.get("/ready"))
+            .is_ok_and(|reply| reply.status == 503)
+    });
+}
+
+#[test]
 fn a_paused_leader_neither_loses_nor_contradicts_acknowledged_writes() {
     let dir = tempfile::tempdir().unwrap();
     let cluster = Cluster::start(dir.path(), 3, &[]);

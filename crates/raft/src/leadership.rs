@@ -95,6 +95,12 @@ impl Leadership {
     pub(crate) fn metrics(&self) -> RaftMetrics<NodeId, BasicNode> {
         self.metrics.borrow().clone()
     }
+
+    /// How long a leader may go without a majority's acknowledgement (and a follower without
+    /// its leader's word) before it counts as gone.
+    pub(crate) fn stall_timeout(&self) -> std::time::Duration {
+        std::time::Duration::from_millis(self.quorum_window_ms)
+    }
 }
 
 pub(crate) fn standing(metrics: &RaftMetrics<NodeId, BasicNode>, quorum_window_ms: u64) -> Standing {

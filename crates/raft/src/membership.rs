@@ -77,6 +77,13 @@ impl RaftNode {
         addr: String,
         timeout: Duration,
     ) -> Result<(), MembershipError> {
+        // Only the leader changes the membership: a follower dials no address a client chose.
+        let metrics = self.leadership.metrics();
+        if metrics.current_leader != Some(self.id) {
+            return Err(MembershipError::NotLeader {
+                leader: leader_hint(&metrics),
+            });
+        }
         reachable(id, &addr).await?;
         let added = self
             .raft

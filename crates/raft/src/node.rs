@@ -284,6 +284,13 @@ impl RaftNode {
         self.leadership.standing() == crate::leadership::Standing::Leader
     }
 
+    /// True if this follower has heard from a leader within the stall timeout (appends and
+    /// heartbeats): false when its leader is gone or cut off and no new one was elected, as
+    /// in a cluster that lost its majority.
+    pub fn hears_from_leader(&self) -> bool {
+        self.contact.silent_for() < self.leadership.stall_timeout()
+    }
+
     /// True while [`hand_over_leadership`](Self::hand_over_leadership) runs.
     pub fn is_handing_over(&self) -> bool {
         self.handing_over.load(Ordering::SeqCst)

@@ -194,6 +194,13 @@ impl From<hakv_api::KeyError> for ApiError {
     }
 }
 
+/// A path parameter axum could not take (`/auth/tokens/%FF`): a JSON 400 like every other.
+impl From<axum::extract::rejection::PathRejection> for ApiError {
+    fn from(_: axum::extract::rejection::PathRejection) -> Self {
+        ApiError::InvalidKey("a path segment is not valid UTF-8 after percent-decoding")
+    }
+}
+
 impl From<crate::auth::AuthError> for ApiError {
     fn from(err: crate::auth::AuthError) -> Self {
         match err {

@@ -32,9 +32,15 @@ pub async fn track_request(State(node): State<Arc<Node>>, mut request: Request, 
     let mut response = if let Some(None) = permit {
         ApiError::Overloaded("in-flight requests").into_response()
     } else {
-        match tokio::time::timeout(node.config.request_timeout, next.run(request)).await {
-            Ok(response) => response,
-            Err(_) => ApiError::Timeout.into_response(),
+        if ROUTES[route] == "/cluster/members" {
+            // Adding a member waits until it has caught up (bounded by its own catch-up
+            // timeout): cut off at the request timeout, the new member would stay a learner.
+            next.run(request).await
+        } else {
+            match tokio::time::timeout(node.config.request_timeout, next.run(request)).await {
+                Ok(response) => response,
+                Err(_) => ApiError::Timeout.into_response(),
+            }
         }
     };
     drop(permit);

@@ -221,11 +221,14 @@ impl Node {
         }
     }
 
-    /// Ready to serve: the store accepts writes (single), or a leader with a quorum is known.
-    pub fn is_ready(&self) -> bool {
+    /// Why this node cannot serve reads and writes now, if it cannot: its store failed (a
+    /// single node), or the reasons of `ClusterNode::not_ready_because`.
+    pub fn not_ready_because(&self) -> Option<&'static str> {
         match &self.replication {
-            Replication::Single { writer, .. } => writer.is_healthy(),
-            Replication::Cluster(cluster) => cluster.is_ready(),
+            Replication::Single { writer, .. } => {
+                (!writer.is_healthy()).then_some("the store has failed; see the node's log")
+            }
+            Replication::Cluster(cluster) => cluster.not_ready_because(),
         }
     }
 

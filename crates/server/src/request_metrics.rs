@@ -7,7 +7,7 @@ use std::sync::{LazyLock, OnceLock};
 use std::time::Duration;
 
 /// Route labels: a bounded set, never the raw path.
-pub const ROUTES: [&str; 8] = [
+pub const ROUTES: [&str; 12] = [
     "/data/{key}",
     "/data",
     "/health",
@@ -15,15 +15,20 @@ pub const ROUTES: [&str; 8] = [
     "/metrics",
     "/cluster",
     "/cluster/members",
+    "/backup",
+    "/auth/tokens",
+    "/ui",
+    "/openapi.json",
     "unmatched",
 ];
 const METHODS: [&str; 6] = ["GET", "HEAD", "POST", "PUT", "DELETE", "other"];
-const STATUSES: [(u16, &str); 20] = [
+const STATUSES: [(u16, &str); 22] = [
     (200, "200"),
     (201, "201"),
     (304, "304"),
     (400, "400"),
     (401, "401"),
+    (403, "403"),
     (404, "404"),
     (405, "405"),
     (408, "408"),
@@ -34,6 +39,7 @@ const STATUSES: [(u16, &str); 20] = [
     (415, "415"),
     (421, "421"),
     (429, "429"),
+    (431, "431"),
     (500, "500"),
     (503, "503"),
     (504, "504"),
@@ -65,7 +71,11 @@ pub fn route_index(matched: Option<&str>) -> usize {
         Some("/metrics") => 4,
         Some("/cluster") => 5,
         Some("/cluster/members") | Some("/cluster/members/{id}") => 6,
-        _ => 7,
+        Some("/backup") => 7,
+        Some("/auth/tokens") | Some("/auth/tokens/{id}") => 8,
+        Some("/ui") | Some("/ui/") | Some("/ui/{file}") => 9,
+        Some("/openapi.json") => 10,
+        _ => ROUTES.len() - 1,
     }
 }
 

@@ -60,6 +60,10 @@ pub fn parse_write_body(bytes: &[u8], max_value: u64) -> Result<WriteRequest, Ap
         {
             ApiError::InvalidJson(err.to_string())
         }
+        // `{"value": 1, "value": 2}`: which one was meant is unknown.
+        serde_json::error::Category::Data if err.to_string().starts_with("duplicate field") => {
+            ApiError::InvalidJson(err.to_string())
+        }
         // Well-formed JSON of the wrong shape (an array, a string...): the value is missing.
         serde_json::error::Category::Data => ApiError::MissingValue,
         _ => ApiError::InvalidJson(err.to_string()),
@@ -74,12 +78,22 @@ pub fn parse_write_body(bytes: &[u8], max_value: u64) -> Result<WriteRequest, Ap
     }
     let ttl_ms = match body.ttl_seconds {
         None | Some(serde_json::Value::Null) => None,
-        Some(ttl) => match ttl.as_u64() {
+        Some(ttl) => match whole_number(&ttl) {
             Some(seconds) if (1..=MAX_TTL_SECONDS).contains(&seconds) => Some(seconds * 1000),
             _ => return Err(ApiError::InvalidTtl { max: MAX_TTL_SECONDS }),
         },
     };
     Ok(WriteRequest { value, ttl_ms })
+}
+
+/// A JSON number that is a whole number of at least 0, written as an integer or as a float
+/// (`3600.0`: what `timedelta.total_seconds()` and JavaScript give).
+pub(crate) fn whole_number(value: &serde_json::Value) -> Option<u64> {
+    value.as_u64().or_else(|| {
+        let float = value.as_f64()?;
+        // `u64::MAX as f64` rounds up to 2^64, one past the largest u64: hence `..`, not `..=`.
+        (float.fract() == 0.0 && (0.0..u64::MAX as f64).contains(&float)).then_some(float as u64)
+    })
 }
 
 /// Whether `bytes` is a JSON object with a `value` field (read only on the error path).
@@ -149,7 +163,19 @@ mod tests {
             parse_write_body(br#"{"value": "xxxxxx"}"#, 5),
             Err(ApiError::ValueTooLarge { .. })
         ));
-        for ttl in ["0", "-1", "1.5", "\"5\"", "999999999999"] {
+        assert!(matches!(
+            parse_write_body(br#"{"value": 1, "value": 2}"#, 100),
+            Err(ApiError::InvalidJson(_))
+        ));
+        let whole = parse_write_body(br#"{"value": 1, "ttl_seconds": 3600.0}"#, 100).unwrap();
+        assert_eq!(whole.ttl_ms, Some(3_600_000), "a whole number written as a float");
+        assert_eq!(
+            whole_number(&serde_json::json!(18446744073709551616.0)),
+            None,
+            "2^64"
+        );
+        assert_eq!(whole_number(&serde_json::json!(u64::MAX)), Some(u64::MAX));
+        for ttl in ["0", "-1", "1.5", "0.0", "1e300", "\"5\"", "999999999999"] {
             let body = format!(r#"{{"value": 1, "ttl_seconds": {ttl}}}"#);
             assert!(
                 matches!(

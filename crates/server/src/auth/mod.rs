@@ -55,7 +55,7 @@ pub fn authorize(node: &Node, headers: &HeaderMap, need: Need<'_>) -> Result<(),
 fn check(node: &Node, admin: &str, headers: &HeaderMap, need: Need<'_>) -> Result<(), AuthError> {
     let presented = headers
         .get(http::header::AUTHORIZATION)
-        .and_then(|h| h.as_bytes().strip_prefix(b"Bearer "))
+        .and_then(|h| hakv_api::bearer_token(h.as_bytes()))
         .ok_or(AuthError::Missing)?;
     if hakv_api::same_secret(presented, admin.as_bytes()) {
         return Ok(());

@@ -153,26 +153,38 @@ impl ClusterNode {
         self.raft.leader() == Some(self.raft.id())
     }
 
-    /// Ready: a leader is known, this member has applied nearly all of its log (a member
-    /// catching up would answer reads slowly), is not installing a snapshot nor catching up
-    /// after starting with an empty log, and, when it leads, it hears from a majority.
-    pub fn is_ready(&self) -> bool {
-        let caught_up = {
+    /// Ready: a leader is known and heard from, this member has applied nearly all of its
+    /// log (a member catching up would answer reads slowly), is not installing a snapshot nor
+    /// catching up after starting with an empty log, and, when it leads, it hears from a
+    /// majority. `Some(why)` when it is not.
+    pub fn not_ready_because(&self) -> Option<&'static str> {
+        let apply_lag = {
             let metrics = self.raft.raft().metrics();
             let metrics = metrics.borrow();
             let applied = metrics.last_applied.map_or(0, |id| id.index);
-            metrics.last_log_index.unwrap_or(0).saturating_sub(applied) <= READY_MAX_APPLY_LAG
+            metrics.last_log_index.unwrap_or(0).saturating_sub(applied)
         };
-        // A member installing a snapshot refuses reads until it is done.
-        caught_up
-            && !self.raft.core_is_stuck()
-            && !self.raft.is_catching_up()
-            && !self.state_machine().is_installing()
-            && match self.raft.leader() {
-                Some(leader) if leader == self.raft.id() => self.raft.leader_has_quorum(),
-                Some(_) => true,
-                None => false,
-            }
+        if self.raft.core_is_stuck() {
+            return Some(
+                "the Raft core has published nothing for the stall timeout (a stalled disk or a starved core)",
+            );
+        }
+        if self.raft.is_catching_up() {
+            return Some("this member started with an empty log and is catching up with the leader");
+        }
+        if self.state_machine().is_installing() {
+            return Some("this member is installing a snapshot");
+        }
+        if apply_lag > READY_MAX_APPLY_LAG {
+            return Some("this member has more than 1000 log entries not applied yet");
+        }
+        match self.raft.leader() {
+            None => Some("no leader is known"),
+            Some(leader) if leader == self.raft.id() => (!self.raft.leader_has_quorum())
+                .then_some("this leader has not heard from a majority recently"),
+            Some(_) => (!self.raft.hears_from_leader())
+                .then_some("this member has not heard from its leader recently"),
+        }
     }
 
     /// Applies `command` through the log, wherever the leader is. When no leader is known,

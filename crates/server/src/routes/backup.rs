@@ -9,7 +9,7 @@ use crate::node::Node;
 use axum::body::{Body, Bytes};
 use axum::extract::State;
 use axum::response::Response;
-use http::{HeaderMap, HeaderValue, StatusCode, header};
+use http::{HeaderMap, HeaderValue, Method, StatusCode, header};
 use std::io::{self, Write};
 use std::sync::Arc;
 use tokio::sync::{Semaphore, mpsc, oneshot};
@@ -22,7 +22,11 @@ static BACKUPS: Semaphore = Semaphore::const_new(1);
 const CHUNK_BYTES: usize = 256 << 10;
 const QUEUED_CHUNKS: usize = 4;
 
-pub async fn backup(State(node): State<Arc<Node>>, headers: HeaderMap) -> Result<Response, ApiError> {
+pub async fn backup(
+    State(node): State<Arc<Node>>,
+    method: Method,
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
     // A member's backup needs the cluster secret, or an admin token when authentication is
     // on; a single node's needs an admin token when authentication is on.
     let by_cluster_secret = node.cluster().is_some() && require_token(&node, &headers).is_ok();
@@ -31,6 +35,10 @@ pub async fn backup(State(node): State<Arc<Node>>, headers: HeaderMap) -> Result
             return Err(ApiError::Unauthorized);
         }
         crate::auth::authorize(&node, &headers, crate::auth::Need::Admin)?;
+    }
+    if method == Method::HEAD {
+        // What a GET would start with, without taking the one backup slot or a storage view.
+        return Ok(backup_response(Body::empty(), node.state_machine.revision()));
     }
     let slot = BACKUPS
         .try_acquire()
@@ -70,7 +78,11 @@ pub async fn backup(State(node): State<Arc<Node>>, headers: HeaderMap) -> Result
         let chunk = receiver.recv().await?;
         Some((Ok::<_, io::Error>(chunk), receiver))
     });
-    let mut response = Response::new(Body::from_stream(body));
+    Ok(backup_response(Body::from_stream(body), revision))
+}
+
+fn backup_response(body: Body, revision: hakv_api::Revision) -> Response {
+    let mut response = Response::new(body);
     *response.status_mut() = StatusCode::OK;
     let headers = response.headers_mut();
     headers.insert(
@@ -78,7 +90,7 @@ pub async fn backup(State(node): State<Arc<Node>>, headers: HeaderMap) -> Result
         HeaderValue::from_static("application/octet-stream"),
     );
     headers.insert("x-hakv-revision", HeaderValue::from(revision.0));
-    Ok(response)
+    response
 }
 
 /// Hands what is written to the response body in chunks, waiting while the client is behind.

@@ -3,7 +3,7 @@
 use super::data::json_response;
 use crate::ApiError;
 use crate::node::Node;
-use axum::body::Bytes;
+use axum::extract::rejection::PathRejection;
 use axum::extract::{Path, State};
 use axum::response::Response;
 use hakv_raft::CATCH_UP_TIMEOUT;
@@ -22,13 +22,24 @@ pub async fn status(State(node): State<Arc<Node>>) -> Response {
     json_response(StatusCode::OK, body.into(), None)
 }
 
+/// Largest body of `POST /cluster/members` (an id and an address).
+const MAX_MEMBER_BODY_BYTES: usize = 4096;
+
 /// Body of `POST /cluster/members`.
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct NewMember {
+    #[serde(deserialize_with = "member_id")]
     id: u64,
     /// An IP and port, or a host name and port (resolved at each connection).
     addr: String,
+}
+
+/// A member id: a whole number, written as an integer or as a float (`4.0`).
+fn member_id<'de, D: serde::Deserializer<'de>>(d: D) -> Result<u64, D::Error> {
+    let value = serde_json::Value::deserialize(d)?;
+    crate::write_body::whole_number(&value)
+        .ok_or_else(|| serde::de::Error::custom(format!("{value} is not a member id (a whole number)")))
 }
 
 /// `POST /cluster/members {"id", "addr"}`: checks that the new member runs, adds it as a
@@ -38,10 +49,16 @@ struct NewMember {
 pub async fn add_member(
     State(node): State<Arc<Node>>,
     headers: HeaderMap,
-    body: Bytes,
+    body: axum::body::Body,
 ) -> Result<Response, ApiError> {
     let member = node.cluster().ok_or(ApiError::NotClustered)?;
     require_token(&node, &headers)?;
+    // Read only once the caller is known to hold the token, and only a small body.
+    let body = axum::body::to_bytes(body, MAX_MEMBER_BODY_BYTES)
+        .await
+        .map_err(|_| ApiError::BodyTooLarge {
+            limit: MAX_MEMBER_BODY_BYTES,
+        })?;
     let new: NewMember = serde_json::from_slice(&body).map_err(|e| {
         ApiError::InvalidJson(format!("expected {{\"id\": N, \"addr\": \"host:port\"}}: {e}"))
     })?;
@@ -59,8 +76,9 @@ pub async fn add_member(
 pub async fn remove_member(
     State(node): State<Arc<Node>>,
     headers: HeaderMap,
-    Path(id): Path<String>,
+    id: Result<Path<String>, PathRejection>,
 ) -> Result<Response, ApiError> {
+    let Path(id) = id?;
     let member = node.cluster().ok_or(ApiError::NotClustered)?;
     require_token(&node, &headers)?;
     let id: u64 = id

@@ -3,6 +3,7 @@
 //! page calls the node's own API with the token typed into it, so `/ui` itself needs none.
 
 use axum::extract::Path;
+use axum::extract::rejection::PathRejection;
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 
@@ -19,7 +20,8 @@ pub async fn index() -> Response {
 }
 
 /// `GET /ui/{file}`: the page's script and styles.
-pub async fn file(Path(name): Path<String>) -> Result<Response, ApiError> {
+pub async fn file(name: Result<Path<String>, PathRejection>) -> Result<Response, ApiError> {
+    let Path(name) = name?;
     match name.as_str() {
         "console.js" => Ok(asset("text/javascript; charset=utf-8", CONSOLE_JS)),
         "console.css" => Ok(asset("text/css; charset=utf-8", CONSOLE_CSS)),

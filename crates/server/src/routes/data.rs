@@ -46,6 +46,13 @@ pub async fn key_request(State(node): State<Arc<Node>>, request: Request) -> Res
                         "X-Hakv-Min-Revision is more than 1000000 revisions beyond this member's",
                     ));
                 }
+                // A single node applies a write before it answers it: a revision beyond its
+                // own was never handed out, so waiting for it could only time out.
+                if node.cluster().is_none() && revision.0 > applied {
+                    return Err(ApiError::InvalidPrecondition(
+                        "X-Hakv-Min-Revision is beyond this node's revision: no write has reached it yet",
+                    ));
+                }
                 // Read-your-writes on any replica; the request timeout bounds the wait.
                 node.state_machine.wait_for_revision(revision).await;
             }

@@ -36,11 +36,26 @@ pub fn app(node: Arc<Node>) -> Router {
         .route("/ready", get(ops::ready).fallback(ops::get_only))
         .route("/metrics", get(ops::metrics).fallback(ops::get_only))
         .route("/cluster", get(cluster::status).fallback(ops::get_only))
-        .route("/cluster/members", post(cluster::add_member))
-        .route("/cluster/members/{id}", delete(cluster::remove_member))
+        .route(
+            "/cluster/members",
+            post(cluster::add_member).fallback(ops::only("POST")),
+        )
+        .route(
+            "/cluster/members/{id}",
+            delete(cluster::remove_member).fallback(ops::only("DELETE")),
+        )
         .route("/backup", get(backup::backup).fallback(ops::get_only))
-        .route("/auth/tokens", get(tokens::list).post(tokens::create))
-        .route("/auth/tokens/{id}", delete(tokens::revoke))
+        .route(
+            "/auth/tokens",
+            get(tokens::list)
+                .post(tokens::create)
+                .fallback(ops::only("GET, HEAD, POST")),
+        )
+        .route(
+            "/auth/tokens/{id}",
+            delete(tokens::revoke).fallback(ops::only("DELETE")),
+        )
+        .route("/openapi.json", get(ops::openapi).fallback(ops::get_only))
         .route("/ui", get(console::index).fallback(ops::get_only))
         .route("/ui/", get(console::index).fallback(ops::get_only))
         .route("/ui/{file}", get(console::file).fallback(ops::get_only))

@@ -16,10 +16,8 @@ pub async fn health() -> Response {
 
 /// Readiness: the node can serve reads and writes.
 pub async fn ready(State(node): State<Arc<Node>>) -> Result<Response, ApiError> {
-    if !node.is_ready() {
-        return Err(ApiError::Unavailable(
-            "the store has failed; see the node's log".into(),
-        ));
+    if let Some(why) = node.not_ready_because() {
+        return Err(ApiError::Unavailable(why.into()));
     }
     // Ready to serve reads; a nearly full disk refuses writes, and says so here.
     let body = if node.disk.is_low() {
@@ -52,4 +50,27 @@ pub async fn get_only(method: Method) -> ApiError {
         method: method.to_string(),
         allowed: "GET, HEAD",
     }
+}
+
+/// The 405 answer (a JSON error with `Allow`) of a route that serves only `allowed`.
+pub fn only(
+    allowed: &'static str,
+) -> impl Fn(Method) -> std::future::Ready<ApiError> + Clone + Send + Sync + 'static {
+    move |method: Method| {
+        std::future::ready(ApiError::MethodNotAllowed {
+            method: method.to_string(),
+            allowed,
+        })
+    }
+}
+
+/// `GET /openapi.json`: the OpenAPI 3.1 description of this API (`crates/server/openapi.json`,
+/// checked against the router by the tests and against live nodes by schemathesis).
+pub async fn openapi() -> Response {
+    let mut response = (StatusCode::OK, include_str!("../../openapi.json")).into_response();
+    response.headers_mut().insert(
+        http::header::CONTENT_TYPE,
+        http::HeaderValue::from_static("application/json"),
+    );
+    response
 }

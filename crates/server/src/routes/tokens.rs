@@ -5,6 +5,7 @@ use crate::ApiError;
 use crate::auth::{self, Need, NewToken, TOKENS_PREFIX, TokenRecord};
 use crate::node::{Node, unavailable};
 use axum::body::Body;
+use axum::extract::rejection::PathRejection;
 use axum::extract::{Path, State};
 use axum::response::{IntoResponse, Response};
 use hakv_store::{Condition, Op, Outcome};
@@ -68,9 +69,10 @@ pub async fn list(State(node): State<Arc<Node>>, headers: HeaderMap) -> Result<R
 
 pub async fn revoke(
     State(node): State<Arc<Node>>,
-    Path(id): Path<String>,
+    id: Result<Path<String>, PathRejection>,
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
+    let Path(id) = id?;
     require_auth_on(&node)?;
     auth::authorize(&node, &headers, Need::Admin)?;
     let op = Op::Delete {
