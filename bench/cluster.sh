@@ -29,21 +29,12 @@ TSV="$OUT/results.tsv"; : >"$TSV"
 STARTED=$(date +%s)
 
 PIDS=()
-cleanup() {
-  local p
-  for p in "${PIDS[@]}"; do kill -TERM -- "-$p" 2>/dev/null || kill -TERM "$p" 2>/dev/null || true; done
-  sleep 0.5
-  for p in "${PIDS[@]}"; do kill -KILL -- "-$p" 2>/dev/null || true; wait "$p" 2>/dev/null || true; done
-  PIDS=()
-}
+. "$ROOT/bench/lib.sh"
+cleanup() { stop_started; }
 trap cleanup EXIT
 trap 'exit 130' INT TERM
 
-start() { # start NAME CMD...: pinned to SRV_CPU, own process group, log in $OUT
-  local name=$1; shift
-  setsid taskset -c "$SRV_CPU" "$@" >"$OUT/$name.log" 2>&1 &
-  LAST_PID=$!; PIDS+=("$LAST_PID")
-}
+start() { start_pinned "$1" "$SRV_CPU" "${@:2}"; } # start NAME CMD...: pinned to SRV_CPU
 # bounded NAME SECS CMD...: run CMD in its own process group (it and its children, e.g. the
 # members a failover script starts), output in $OUT/NAME.txt; killed after SECS.
 bounded() {
@@ -106,16 +97,6 @@ PY
 }
 
 hakv_cluster_json() { curl -s --max-time 1 "http://127.0.0.1:$1/cluster"; }
-hakv_leader() { # prints the leader's port once all three members name the same leader
-  local i p ids
-  for i in $(seq 200); do
-    ids=$(for p in 1 2 3; do hakv_cluster_json $((HPORT + p)) |
-      python3 -c 'import json,sys; l=json.load(sys.stdin).get("leader"); print(l["addr"] if l else "none")' 2>/dev/null || echo none; done | sort -u)
-    if [ "$(echo "$ids" | wc -l)" = 1 ] && [ "$ids" != none ]; then echo "${ids##*:}"; return 0; fi
-    sleep 0.1
-  done
-  return 1
-}
 hakv_term() { hakv_cluster_json "$1" | python3 -c 'import json,sys; s=json.load(sys.stdin); print(s["term"], (s.get("leader") or {}).get("id"))' 2>/dev/null; }
 etcd_is_leader() {
   curl -s --max-time 2 -X POST "http://127.0.0.1:$1/v3/maintenance/status" -d '{}' |
@@ -129,12 +110,10 @@ echo "# $(etcd --version 2>/dev/null | head -1), $(wrk --version 2>&1 | head -1 
 } | tee "$OUT/meta.txt"
 
 # ---------- hakv, 3 members ----------
-P="1=127.0.0.1:$((HPORT + 1)),2=127.0.0.1:$((HPORT + 2)),3=127.0.0.1:$((HPORT + 3))"
-for i in 1 2 3; do
-  start "hakv-n$i" "$HAKV" serve --node-id "$i" --peers "$P" --cluster-token "$TOKEN" \
-    --listen "127.0.0.1:$((HPORT + i))" --data-dir "$OUT/hakv/n$i"
-done
-HL=$(hakv_leader) || { echo "hakv cluster did not agree on a leader" >&2; exit 1; }
+mkdir -p "$OUT/hakv"
+start_members "$HAKV" "$OUT/hakv" "$HPORT" "$TOKEN" "$SRV_CPU"
+HL=$(leader_of "${MEMBERS[1]}") || { echo "hakv cluster has no leader" >&2; exit 1; }
+HL=${HL##*:}
 HF=$(for i in 1 2 3; do [ $((HPORT + i)) != "$HL" ] && echo $((HPORT + i)); done | head -1)
 curl -s -X POST -H 'Content-Type: application/json' -d '{"value": "hello world"}' "http://127.0.0.1:$HL/data/k1" >/dev/null
 sleep 1

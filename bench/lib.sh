@@ -1,4 +1,26 @@
-# Helpers for the bench scripts that run a local 3-member hakv cluster (sourced, not run).
+# Helpers of the bench scripts (sourced, not run): a local 3-member hakv cluster, its leader
+# and followers, and any other process a benchmark starts (pinned, in its own process group,
+# stopped at exit).
+
+# start_pinned NAME CPU CMD...: starts CMD pinned to CPU in a process group of its own, its
+# output in $OUT/NAME.log; appends its PID to PIDS and sets LAST_PID.
+start_pinned() {
+  local name=$1 cpu=$2; shift 2
+  setsid taskset -c "$cpu" "$@" >"$OUT/$name.log" 2>&1 &
+  LAST_PID=$!; PIDS+=("$LAST_PID")
+}
+
+# stop_started: stops every PID in PIDS (its process group when it leads one), TERM first.
+stop_started() {
+  local p
+  for p in "${PIDS[@]}"; do kill -TERM -- "-$p" 2>/dev/null || kill -TERM "$p" 2>/dev/null || true; done
+  sleep 0.5
+  for p in "${PIDS[@]}"; do
+    kill -KILL -- "-$p" 2>/dev/null || kill -KILL "$p" 2>/dev/null || true
+    wait "$p" 2>/dev/null || true
+  done
+  PIDS=()
+}
 
 # start_members BIN DIR PORT_BASE TOKEN [CPU [FLAG...]]: starts members 1..3 on
 # 127.0.0.1:PORT_BASE+i (pinned to CPU when not empty), data and logs under DIR, with any

@@ -17,20 +17,11 @@ HAKV=${HAKV:-$ROOT/target/release/hakv}
 mkdir -p "$OUT"; rm -rf "$OUT/hakv-data" "$OUT/etcd-data"
 
 PIDS=()
-cleanup() {
-  local p
-  for p in "${PIDS[@]}"; do kill -TERM -- "-$p" 2>/dev/null || kill -TERM "$p" 2>/dev/null || true; done
-  sleep 0.5
-  for p in "${PIDS[@]}"; do kill -KILL -- "-$p" 2>/dev/null || true; wait "$p" 2>/dev/null || true; done
-  PIDS=()
-}
+. "$ROOT/bench/lib.sh"
+cleanup() { stop_started; }
 trap cleanup EXIT
 
-start() { # start NAME CMD...: pinned, own process group, log in $OUT
-  local name=$1; shift
-  setsid taskset -c "$SRV_CPU" "$@" >"$OUT/$name.log" 2>&1 &
-  LAST_PID=$!; PIDS+=("$LAST_PID")
-}
+start() { start_pinned "$1" "$SRV_CPU" "${@:2}"; } # start NAME CMD...: pinned to SRV_CPU
 wait_http() {
   for _ in $(seq 200); do curl -s -o /dev/null --max-time 1 "$1" && return 0; sleep 0.05; done
   echo "timeout waiting for $1" >&2; return 1
