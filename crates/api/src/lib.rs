@@ -5,6 +5,7 @@
 mod address;
 mod base_url;
 mod canonical_json;
+mod console_asset;
 mod error_code;
 mod key_path;
 pub mod request_id;
@@ -17,6 +18,7 @@ mod wire;
 pub use address::{peer_addr, resolve_addr};
 pub use base_url::{BaseUrl, parse_base_url};
 pub use canonical_json::{CanonicalJson, to_canonical_json};
+pub use console_asset::console_asset_headers;
 pub use error_code::ErrorCode;
 pub use key_path::{KeyError, data_path, decode_key, query_value};
 pub use request_id::{REQUEST_ID, RequestIds};

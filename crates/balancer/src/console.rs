@@ -3,7 +3,7 @@
 //! The page calls the admin API (`/lb/*`), with the admin token typed into it for changes.
 
 use crate::body::ResponseBody;
-use http::{HeaderValue, Response, header};
+use http::Response;
 
 const INDEX_HTML: &str = include_str!("../ui/index.html");
 const BALANCER_JS: &str = include_str!("../ui/balancer.js");
@@ -24,19 +24,6 @@ pub fn asset(path: &str) -> Option<Response<ResponseBody>> {
         _ => return None,
     };
     let mut response = Response::new(ResponseBody::local(body));
-    let headers = response.headers_mut();
-    headers.insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
-    // A new binary serves a new console: browsers must not keep an old one.
-    headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
-    headers.insert(
-        header::X_CONTENT_TYPE_OPTIONS,
-        HeaderValue::from_static("nosniff"),
-    );
-    headers.insert(
-        header::CONTENT_SECURITY_POLICY,
-        HeaderValue::from_static(
-            "default-src 'self'; img-src 'self' data:; base-uri 'none'; form-action 'none'; frame-ancestors 'none'",
-        ),
-    );
+    hakv_api::console_asset_headers(response.headers_mut(), content_type);
     Some(response)
 }
