@@ -9,17 +9,21 @@
 //! A snapshot is also put off while the disk could not hold it (the last one's size, a quarter
 //! more for growth, plus the reserve): a snapshot that fills the disk would stop every write.
 //!
-//! Members take turns. They all hold the same log, so they all come due at nearly the same
+//! Followers take turns. Members hold the same log, so they all come due at nearly the same
 //! index, and building at once cost the cluster a third of its throughput for the length of a
-//! build (three 1 GB builds, 11–12 s, in the 10-minute soak: docs/benchmarks.md). Each member
-//! starts a build only at the start of its own slot of the wall clock (its first quarter: a
-//! build begins a moment after it is triggered, once the state machine takes the command):
-//! slots are at least twice as long as a build at the builder's pace, and member k of n (by
-//! id) owns every slot whose number is k modulo n. So at most one member builds at a time, and
-//! the leader always has a follower that is not building to make a majority with. Skewed
-//! clocks only make slots overlap, which costs what building at once cost before, never
-//! correctness; and the wait is at most one round of slots. Snapshots that take less than a
-//! second to build (under 96 MiB) do not wait for a slot: they cost too little to matter.
+//! build (three 1 GB builds, 11–12 s, in the 10-minute soak: docs/benchmarks.md). The leader
+//! builds as soon as it is due: its snapshot is the one a member that catches up receives,
+//! and every second it waits is log that member must replay after it (making every member
+//! wait for a turn doubled a wiped member's catch-up, measured). A follower starts a build
+//! only at the start of its own slot of the wall clock (its first quarter: a build begins a
+//! moment after it is triggered, once the state machine takes the command): slots are at
+//! least twice as long as a build at the builder's pace, and follower k of n (by id, the
+//! leader left out) owns every slot whose number is k modulo n. So no two followers build at
+//! once, and the leader always has a follower that is not building to make a majority with.
+//! Skewed clocks only make slots overlap, which costs what building at once cost before,
+//! never correctness; and the wait is at most one round of slots. Snapshots that take less
+//! than a second to build (under 96 MiB) do not wait for a slot: they cost too little to
+//! matter.
 
 use crate::snapshot_file::BUILD_BYTES_PER_SECOND;
 use crate::{LogStore, NodeId, Raft};
@@ -61,13 +65,18 @@ fn my_slot(now_ms: u64, slot_ms: u64, rank: usize, members: usize) -> bool {
     members <= 1 || (owner && now_ms % slot_ms < slot_ms / 4)
 }
 
-/// This member's rank (by id) among the members of the cluster, and how many there are.
-fn rank_among_members(raft: &Raft) -> (usize, usize) {
+/// This member's rank (by id) among the followers and learners of the cluster, and how many
+/// there are; `None` on the leader, which does not wait for a turn.
+fn rank_among_followers(raft: &Raft) -> Option<(usize, usize)> {
     let metrics = raft.metrics();
     let metrics = metrics.borrow();
+    if metrics.current_leader == Some(metrics.id) {
+        return None;
+    }
+    let others = |id: &&NodeId| Some(**id) != metrics.current_leader;
     let ids: Vec<NodeId> = metrics.membership_config.nodes().map(|(id, _)| *id).collect();
-    let rank = ids.iter().filter(|id| **id < metrics.id).count();
-    (rank, ids.len())
+    let rank = ids.iter().filter(others).filter(|id| **id < metrics.id).count();
+    Some((rank, ids.iter().filter(others).count()))
 }
 
 fn unix_ms() -> u64 {
@@ -120,11 +129,11 @@ pub(crate) fn spawn(
                 continue;
             }
             put_off = false;
-            if let Some(slot) = slot_ms(last_snapshot) {
-                let (rank, members) = rank_among_members(&raft);
-                if !my_slot(unix_ms(), slot, rank, members) {
-                    continue;
-                }
+            if let (Some(slot), Some((rank, followers))) =
+                (slot_ms(last_snapshot), rank_among_followers(&raft))
+                && !my_slot(unix_ms(), slot, rank, followers)
+            {
+                continue;
             }
             bytes_at_last = appended;
             if raft.trigger().snapshot().await.is_err() {
