@@ -1,4 +1,4 @@
-// hakv balancer console (issue 12), loaded by /ui on the admin listener: the backends with their
+// hakv balancer console, loaded by /ui on the admin listener: the backends with their
 // health, weights and counters, and drain/undrain and weight changes. Plain browser JavaScript,
 // no framework and no build step; it calls only the admin API (docs/balancer.md) on its origin.
 

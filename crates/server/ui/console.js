@@ -1,4 +1,4 @@
-// hakv node console (issue 12), loaded by /ui: cluster members, live charts computed from
+// hakv node console, loaded by /ui: cluster members, live charts computed from
 // /metrics, and a key browser. Plain browser JavaScript, no framework and no build step. It
 // calls only this node's own HTTP API (docs/api.md), on the same origin.
 

@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""End-to-end check of hakv's web consoles (issue 12) in headless Chromium, with Playwright.
+"""End-to-end check of hakv's web consoles in headless Chromium, with Playwright.
 
     console_check.py URL [--balancer] [--token TOKEN] --screenshots DIR
 
