@@ -95,7 +95,11 @@ impl Shared {
     /// the balancer makes itself.
     pub async fn forward(&self, mut req: Request<Incoming>, client: &ClientAddr) -> Response<ResponseBody> {
         self.counters.requests.fetch_add(1, Relaxed);
-        let request_id = self.request_ids.of(req.headers_mut());
+        let request_id = self.request_ids.of(req.headers());
+        if req.headers().get(&REQUEST_ID) != Some(&request_id) {
+            // Made here (or the client's was unusable): the backend logs the same id.
+            req.headers_mut().insert(REQUEST_ID, request_id.clone());
+        }
         let mut response = match self.limiter.try_acquire() {
             None => self.error(
                 ProxyError::Overloaded {

@@ -15,9 +15,10 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Instant;
 
-pub async fn track_request(State(node): State<Arc<Node>>, mut request: Request, next: Next) -> Response {
+pub async fn track_request(State(node): State<Arc<Node>>, request: Request, next: Next) -> Response {
     let started = Instant::now();
-    let request_id = node.request_ids.of(request.headers_mut());
+    // Handlers need not see it: forwarding to the leader goes in batches of many requests.
+    let request_id = node.request_ids.of(request.headers());
     let route = route_index(request.extensions().get::<MatchedPath>().map(MatchedPath::as_str));
     let method = request.method().clone();
     // Operational endpoints skip admission: an overloaded node must still say so.

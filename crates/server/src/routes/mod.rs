@@ -31,11 +31,11 @@ pub fn app(node: Arc<Node>) -> Router {
             "/data/",
             on(key_methods, data::empty_key).fallback(data::method_not_allowed),
         )
-        .route("/data", get(scan::scan).fallback(ops::get_only))
-        .route("/health", get(ops::health).fallback(ops::get_only))
-        .route("/ready", get(ops::ready).fallback(ops::get_only))
-        .route("/metrics", get(ops::metrics).fallback(ops::get_only))
-        .route("/cluster", get(cluster::status).fallback(ops::get_only))
+        .route("/data", get(scan::scan).fallback(ops::only("GET, HEAD")))
+        .route("/health", get(ops::health).fallback(ops::only("GET, HEAD")))
+        .route("/ready", get(ops::ready).fallback(ops::only("GET, HEAD")))
+        .route("/metrics", get(ops::metrics).fallback(ops::only("GET, HEAD")))
+        .route("/cluster", get(cluster::status).fallback(ops::only("GET, HEAD")))
         .route(
             "/cluster/members",
             post(cluster::add_member).fallback(ops::only("POST")),
@@ -44,7 +44,7 @@ pub fn app(node: Arc<Node>) -> Router {
             "/cluster/members/{id}",
             delete(cluster::remove_member).fallback(ops::only("DELETE")),
         )
-        .route("/backup", get(backup::backup).fallback(ops::get_only))
+        .route("/backup", get(backup::backup).fallback(ops::only("GET, HEAD")))
         .route(
             "/auth/tokens",
             get(tokens::list)
@@ -55,10 +55,13 @@ pub fn app(node: Arc<Node>) -> Router {
             "/auth/tokens/{id}",
             delete(tokens::revoke).fallback(ops::only("DELETE")),
         )
-        .route("/openapi.json", get(ops::openapi).fallback(ops::get_only))
-        .route("/ui", get(console::index).fallback(ops::get_only))
-        .route("/ui/", get(console::index).fallback(ops::get_only))
-        .route("/ui/{file}", get(console::file).fallback(ops::get_only))
+        .route(
+            "/openapi.json",
+            get(ops::openapi).fallback(ops::only("GET, HEAD")),
+        )
+        .route("/ui", get(console::index).fallback(ops::only("GET, HEAD")))
+        .route("/ui/", get(console::index).fallback(ops::only("GET, HEAD")))
+        .route("/ui/{file}", get(console::file).fallback(ops::only("GET, HEAD")))
         .fallback(ops::route_not_found)
         .layer(axum::middleware::from_fn_with_state(node.clone(), track_request));
     let router = router.with_state(node.clone());

@@ -1,5 +1,5 @@
-//! Operational endpoints: liveness, readiness, Prometheus metrics, and the JSON answers for
-//! unknown routes and methods.
+//! Operational endpoints: liveness, readiness, Prometheus metrics, this API's OpenAPI document,
+//! and the JSON answers for unknown routes and methods.
 
 use crate::ApiError;
 use crate::node::Node;
@@ -43,13 +43,6 @@ pub async fn metrics(State(node): State<Arc<Node>>) -> Response {
 
 pub async fn route_not_found(uri: Uri) -> ApiError {
     ApiError::RouteNotFound(uri.path().chars().take(200).collect())
-}
-
-pub async fn get_only(method: Method) -> ApiError {
-    ApiError::MethodNotAllowed {
-        method: method.to_string(),
-        allowed: "GET, HEAD",
-    }
 }
 
 /// The 405 answer (a JSON error with `Allow`) of a route that serves only `allowed`.
