@@ -3,7 +3,7 @@
 # ../shared/peers/02_etcd.sh: every member pinned to SRV_CPU (core 0), wrk to LOAD_CPU (core 1),
 # keep-alive, closed loop, 32 connections. Rows: writes via the leader, writes via a follower,
 # linearizable reads on the leader and on a follower (etcd: JSON gateway put / range, as 02_etcd.sh),
-# plus hakv bench writes through the leader. Then leader failover: bench/failover.py (hakv,
+# plus hakv bench writes through the leader. Then leader failover: bench/failover.sh (hakv,
 # default timings) and ../shared/peers/02b_etcd_failover.py (etcd default, and tuned 250/50 ms).
 #
 #   bench/cluster.sh                       # DUR=10 REPS=2
@@ -168,7 +168,7 @@ rm -rf "$OUT/hakv" "$OUT/etcd"
 
 # ---------- failover ----------
 # The writers run on LOAD_CPU; the members each script starts are pinned to SRV_CPU.
-bounded fo-hakv $((FO_KILLS * 20 + 30)) taskset -c "$LOAD_CPU" python3 "$ROOT/bench/failover.py" "$FO_KILLS"
+bounded fo-hakv $((FO_KILLS * 20 + 30)) taskset -c "$LOAD_CPU" "$ROOT/bench/failover.sh" "$FO_KILLS"
 cat "$OUT/fo-hakv.txt" >&2
 if [ "$ETCD_FO_TRIALS" -gt 0 ]; then
   bounded fo-etcd-default $((ETCD_FO_TRIALS * 20 + 30)) taskset -c "$LOAD_CPU" python3 "$PEERS/02b_etcd_failover.py" "$ETCD_FO_TRIALS"

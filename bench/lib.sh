@@ -2,12 +2,25 @@
 # and followers, and any other process a benchmark starts (pinned, in its own process group,
 # stopped at exit).
 
-# start_pinned NAME CPU CMD...: starts CMD pinned to CPU in a process group of its own, its
-# output in $OUT/NAME.log; appends its PID to PIDS and sets LAST_PID.
+# start_pinned NAME CPU CMD...: starts CMD pinned to CPU (unpinned when CPU is empty) in a
+# process group of its own, its output in $OUT/NAME.log; appends its PID to PIDS and sets
+# LAST_PID.
 start_pinned() {
-  local name=$1 cpu=$2; shift 2
-  setsid taskset -c "$cpu" "$@" >"$OUT/$name.log" 2>&1 &
+  local name=$1 cpu=$2 pin=(); shift 2
+  [ -n "$cpu" ] && pin=(taskset -c "$cpu")
+  setsid "${pin[@]}" "$@" >"$OUT/$name.log" 2>&1 &
   LAST_PID=$!; PIDS+=("$LAST_PID")
+}
+
+# start_node BIN CPU ADDR DIR [FLAG...]: starts a single node (`serve`) on ADDR with its data in
+# DIR/node and its log in $OUT/node.log, pinned to CPU (unpinned when empty), and waits up to
+# 10 s for its /health; fails when it does not answer.
+start_node() {
+  local bin=$1 cpu=$2 addr=$3 dir=$4 _; shift 4
+  start_pinned node "$cpu" "$bin" serve --listen "$addr" --data-dir "$dir/node" "$@"
+  for _ in $(seq 100); do curl -sf "http://$addr/health" >/dev/null && return 0; sleep 0.1; done
+  echo "the node on $addr did not answer /health within 10 s (log: $OUT/node.log)" >&2
+  return 1
 }
 
 # stop_started: stops every PID in PIDS (its process group when it leads one), TERM first.

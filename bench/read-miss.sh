@@ -14,13 +14,13 @@ for tool in curl python3 taskset; do
   command -v "$tool" >/dev/null || { echo "read-miss.sh needs $tool" >&2; exit 2; }
 done
 [ -x "$BIN" ] || { echo "no hakv binary at $BIN (cargo build --release -p hakv)" >&2; exit 2; }
-rm -rf "$D"; mkdir -p "$D"
+rm -rf "$D"; mkdir -p "$D"; OUT=$D
 PIDS=()
-trap 'kill "${PIDS[@]}" 2>/dev/null; wait 2>/dev/null; rm -rf "$D/node"' EXIT
+. "$ROOT/bench/lib.sh"
+trap 'stop_started; rm -rf "$D/node"' EXIT
+trap 'exit 130' INT TERM
 # shellcheck disable=SC2086 # EXTRA is a list of flags
-taskset -c "$SRV_CPU" "$BIN" serve --listen 127.0.0.1:17795 --data-dir "$D/node" $EXTRA >"$D/node.log" 2>&1 &
-PIDS+=($!)
-for _ in $(seq 100); do curl -sf http://127.0.0.1:17795/health >/dev/null && break; sleep 0.1; done
+start_node "$BIN" "$SRV_CPU" 127.0.0.1:17795 "$D" $EXTRA || exit 1
 T=http://127.0.0.1:17795
 "$BIN" bench --target "$T" -c 64 --keys "$KEYS" --value-size "$VALUE" --prefill -n 1 --write-method put \
   --timeout 10s -q --json >"$D/load.json"

@@ -8,17 +8,17 @@ set -u
 ROOT="$(cd "$(dirname "$0")/.." && pwd)"
 BIN=${HAKV:-$ROOT/target/release/hakv}
 SLOW=${SLOW:-1000}; DUR=${DUR:-10}; REPS=${REPS:-3}; CONN=${CONN:-16}; D=${OUT:-/tmp/hakv-bench-slowloris}
-for tool in python3; do
+for tool in curl python3; do
   command -v "$tool" >/dev/null || { echo "slowloris.sh needs $tool" >&2; exit 2; }
 done
 [ -x "$BIN" ] || { echo "no hakv binary at $BIN (cargo build --release -p hakv)" >&2; exit 2; }
-rm -rf "$D"; mkdir -p "$D"
+rm -rf "$D"; mkdir -p "$D"; OUT=$D
 PIDS=()
-trap 'kill "${PIDS[@]}" 2>/dev/null; wait 2>/dev/null' EXIT
+. "$ROOT/bench/lib.sh"
+trap stop_started EXIT
+trap 'exit 130' INT TERM
 ulimit -n 65536 2>/dev/null
-"$BIN" serve --listen 127.0.0.1:17790 --data-dir "$D/node" >"$D/node.log" 2>&1 &
-PIDS+=($!)
-for _ in $(seq 100); do curl -sf http://127.0.0.1:17790/health >/dev/null && break; sleep 0.1; done
+start_node "$BIN" "" 127.0.0.1:17790 "$D" || exit 1
 "$BIN" bench --target http://127.0.0.1:17790 -c 16 --keys 1000 --prefill -n 1 -q --json >/dev/null
 
 attack() { # attack SECONDS: keeps SLOW trickling connections open for SECONDS
