@@ -38,6 +38,9 @@ pub enum ErrorCode {
     ReservedKey,
     InvalidToken,
     TokenNotFound,
+    MalformedRequest,
+    UriTooLong,
+    HeadersTooLarge,
 }
 
 impl ErrorCode {
@@ -74,6 +77,9 @@ impl ErrorCode {
             ErrorCode::ReservedKey => "reserved_key",
             ErrorCode::InvalidToken => "invalid_token",
             ErrorCode::TokenNotFound => "token_not_found",
+            ErrorCode::MalformedRequest => "malformed_request",
+            ErrorCode::UriTooLong => "uri_too_long",
+            ErrorCode::HeadersTooLarge => "headers_too_large",
         }
     }
 }

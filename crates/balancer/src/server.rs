@@ -322,10 +322,12 @@ async fn serve_connection<I>(
                 let client = Arc::clone(&client);
                 async move { Ok::<_, Infallible>(dispatch(&shared, req, &client, mode).await) }
             });
+            // hyper's own answers to refused request heads get a JSON body, as the
+            // balancer's other errors do.
             let conn = hyper::server::conn::http1::Builder::new()
                 .timer(TokioTimer::new())
                 .keep_alive(true)
-                .serve_connection(io, service);
+                .serve_connection(hakv_api::JsonHeadErrors::new(io), service);
             tokio::pin!(conn);
             tokio::select! {
                 biased;

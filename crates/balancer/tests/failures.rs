@@ -508,3 +508,40 @@ async fn a_write_whose_connection_broke_is_not_sent_again_but_a_read_is() {
     }
     panic!("round robin never sent a GET to the crasher");
 }
+
+/// Sends `bytes` on a fresh connection to `addr` and returns everything answered until the
+/// balancer closes the connection.
+async fn raw_exchange(addr: std::net::SocketAddr, bytes: &[u8]) -> String {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut conn = tokio::net::TcpStream::connect(addr).await.unwrap();
+    conn.write_all(bytes).await.unwrap();
+    let mut answer = Vec::new();
+    tokio::time::timeout(Duration::from_secs(5), conn.read_to_end(&mut answer))
+        .await
+        .expect("the balancer closes the connection")
+        .unwrap();
+    String::from_utf8(answer).unwrap()
+}
+
+#[tokio::test]
+async fn request_heads_the_http_layer_refuses_get_json_errors_too() {
+    let a = TestBackend::start("a").await;
+    let lb = start(config(&[&a])).await;
+    let long_url = format!("GET /data/{} HTTP/1.1\r\nHost: x\r\n\r\n", "k".repeat(100_000));
+    let many: String = (0..200).map(|i| format!("X-Filler-{i}: x\r\n")).collect();
+    let many = format!("GET /data/k HTTP/1.1\r\nHost: x\r\n{many}\r\n");
+    for (request, status, code) in [
+        (long_url.as_str(), 414, "uri_too_long"),
+        (many.as_str(), 431, "headers_too_large"),
+        ("GARBAGE\r\n\r\n", 400, "malformed_request"),
+    ] {
+        let answer = raw_exchange(lb.addr, request.as_bytes()).await;
+        let (head, body) = answer.split_once("\r\n\r\n").expect("a whole answer");
+        assert!(head.starts_with(&format!("HTTP/1.1 {status} ")), "{head}");
+        assert!(head.contains("content-type: application/json"), "{head}");
+        let body: serde_json::Value = serde_json::from_str(body).expect("a JSON body");
+        assert_eq!(body["code"], code, "{head}");
+    }
+    assert_eq!(a.hits(), 0, "nothing refused reached the backend");
+    lb.shutdown().await.unwrap();
+}

@@ -195,10 +195,13 @@ fn every_bad_request_gets_its_status_and_code_and_damages_nothing() {
         assert_eq!(reply.header("content-type"), Some("application/json"));
     }
 
-    // Malformed HTTP is refused by the protocol layer and the node keeps serving.
+    // Malformed HTTP is refused by the protocol layer, with a JSON body like every other
+    // error, and the node keeps serving.
     let mut broken = Http::connect(server.addr).unwrap();
     let reply = broken.raw(b"GARBAGE\r\n\r\n").unwrap();
     assert_eq!(reply.status, 400);
+    assert_eq!(reply.code(), "malformed_request");
+    assert_eq!(reply.header("content-type"), Some("application/json"));
 
     let after = http.get("/data/k").unwrap();
     assert_eq!(
@@ -280,7 +283,7 @@ fn a_stalled_request_times_out_instead_of_hanging() {
 }
 
 #[test]
-fn oversized_request_heads_are_refused_with_431() {
+fn oversized_request_heads_are_refused_with_431_and_a_json_body() {
     let dir = tempfile::tempdir().unwrap();
     let server = ServerProcess::start(&dir.path().join("node"), &[]);
     let many: String = (0..200).map(|i| format!("X-Filler-{i}: x\r\n")).collect();
@@ -290,7 +293,15 @@ fn oversized_request_heads_are_refused_with_431() {
         let head = format!("GET /data/k HTTP/1.1\r\nHost: x\r\n{extra}\r\n");
         let reply = http.raw(head.as_bytes()).unwrap();
         assert_eq!(reply.status, 431, "{} header bytes", extra.len());
+        assert_eq!(reply.code(), "headers_too_large");
+        assert_eq!(reply.header("content-type"), Some("application/json"));
     }
+    // A 100 kB URL does not fit in the 64 KiB a request head may take: the head is too large.
+    let mut http = Http::connect(server.addr).unwrap();
+    let long_url = format!("GET /data/{} HTTP/1.1\r\nHost: x\r\n\r\n", "k".repeat(100_000));
+    let reply = http.raw(long_url.as_bytes()).unwrap();
+    assert_eq!(reply.status, 431, "a 100 kB URL");
+    assert_eq!(reply.code(), "headers_too_large");
     let mut http = Http::connect(server.addr).unwrap();
     assert_eq!(http.get("/data/k").unwrap().status, 404, "the node still serves");
 }

@@ -166,6 +166,8 @@ async fn serve_connection<I>(
 ) where
     I: hyper::rt::Read + hyper::rt::Write + Unpin + Send + 'static,
 {
+    // hyper's own answers to refused request heads get a JSON body like every other error.
+    let io = hakv_api::JsonHeadErrors::new(io);
     let connection = http.serve_connection_with_upgrades(io, TowerToHyperService::new(router));
     tokio::pin!(connection);
     tokio::select! {
