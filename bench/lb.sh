@@ -15,6 +15,16 @@
 set -uo pipefail
 ROOT="$(cd "$(dirname "$0")/.." && pwd)"
 PEERS=${PEERS:-$ROOT/../shared/peers}
+# Every baseline must be there: a missing one would leave rows of `nan`, not an error.
+missing=()
+for tool in wrk nginx haproxy curl python3 taskset; do
+  command -v "$tool" >/dev/null || missing+=("$tool")
+done
+[ -f "$PEERS/common.sh" ] || missing+=("$PEERS/common.sh (the peers' kit; set PEERS)")
+if [ ${#missing[@]} -gt 0 ]; then
+  echo "lb.sh needs: ${missing[*]} (apt-get install wrk nginx haproxy)" >&2
+  exit 2
+fi
 export OUT=${OUT:-/tmp/hakv-lb-bench}
 rm -rf "$OUT"
 . "$PEERS/common.sh"
