@@ -1,8 +1,9 @@
 //! A full disk in a 3-member cluster, each member's data directory on a tmpfs of its own:
 //! - a follower's disk fills: it takes no entries, writes go on through the other two, the
 //!   term does not change, and the follower catches up once space is freed;
-//! - the leader's disk fills: writes get 507 `disk_full` (also when sent to a follower), reads
-//!   go on, `/ready` says why, and writes resume by themselves once space is freed.
+//! - the leader's disk fills: writes get 507 `disk_full` (also when sent to a follower, and the
+//!   leader's log names the forwarded request's id), reads go on, `/ready` says why, and writes
+//!   resume by themselves once space is freed.
 //!
 //! Mounting a tmpfs needs root (CI runs as root); elsewhere the test says so and does nothing.
 
@@ -94,6 +95,29 @@ fn a_full_disk_on_a_follower_or_the_leader_refuses_writes_safely_and_recovers() 
         put(&cluster, leader, "b-probe") == 507
     });
     assert_eq!(put(&cluster, other, "b-forwarded"), 507);
+    // The client's request id went along with the forwarded write: the leader's log line about
+    // the refusal names it.
+    let mut http = Http::connect(cluster.member(other).addr).unwrap();
+    let refused = http
+        .send_json(
+            "PUT",
+            "/data/b-traced",
+            "{\"value\":\"x\"}",
+            &[("X-Request-Id", "traced-through-forwarding")],
+        )
+        .unwrap();
+    assert_eq!(refused.status, 507, "{}", refused.text());
+    let leader_log = cluster.member(leader).data_dir.with_extension("log");
+    eventually(
+        "the leader logs the forwarded write's id",
+        Duration::from_secs(5),
+        || {
+            std::fs::read_to_string(&leader_log).is_ok_and(|log| {
+                log.lines()
+                    .any(|l| l.contains("forwarded write failed") && l.contains("traced-through-forwarding"))
+            })
+        },
+    );
     let mut http = Http::connect(cluster.member(leader).addr).unwrap();
     assert_eq!(http.get("/data/a199").unwrap().status, 200);
     let ready = http.get("/ready").unwrap();

@@ -1,5 +1,5 @@
-//! The per-request envelope: the request id (`X-Request-Id`, echoed in the answer and named
-//! in the log line of a 5xx), admission against the in-flight limit (shedding with 503 and
+//! The per-request envelope: the request id (`X-Request-Id`, echoed in the answer, named in
+//! the log line of a 5xx, and passed on with a forwarded write or read), admission against the in-flight limit (shedding with 503 and
 //! `Retry-After`), the request timeout, and the request metrics.
 
 use crate::ApiError;
@@ -7,6 +7,7 @@ use crate::error::ServerErrorReason;
 use crate::node::Node;
 use crate::request_metrics::{ROUTES, record_request, route_index};
 use axum::extract::{MatchedPath, Request, State};
+use axum::http::HeaderValue;
 use axum::http::StatusCode;
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
@@ -15,9 +16,19 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Instant;
 
+tokio::task_local! {
+    /// The id of the client request the task serves.
+    static SERVING: HeaderValue;
+}
+
+/// The `X-Request-Id` of the client request the calling task serves, for code far from the
+/// handler that passes the request on: a follower forwarding a write or a read to its leader.
+pub fn current_request_id() -> Option<HeaderValue> {
+    SERVING.try_with(Clone::clone).ok()
+}
+
 pub async fn track_request(State(node): State<Arc<Node>>, request: Request, next: Next) -> Response {
     let started = Instant::now();
-    // Handlers need not see it: forwarding to the leader goes in batches of many requests.
     let request_id = node.request_ids.of(request.headers());
     let route = route_index(request.extensions().get::<MatchedPath>().map(MatchedPath::as_str));
     let method = request.method().clone();
@@ -33,12 +44,13 @@ pub async fn track_request(State(node): State<Arc<Node>>, request: Request, next
     let mut response = if let Some(None) = permit {
         ApiError::Overloaded("in-flight requests").into_response()
     } else {
+        let serve = SERVING.scope(request_id.clone(), next.run(request));
         if ROUTES[route] == "/cluster/members" {
             // Adding a member waits until it has caught up (bounded by its own catch-up
             // timeout): cut off at the request timeout, the new member would stay a learner.
-            next.run(request).await
+            serve.await
         } else {
-            match tokio::time::timeout(node.config.request_timeout, next.run(request)).await {
+            match tokio::time::timeout(node.config.request_timeout, serve).await {
                 Ok(response) => response,
                 Err(_) => ApiError::Timeout.into_response(),
             }

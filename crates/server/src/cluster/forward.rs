@@ -1,11 +1,14 @@
 //! Follower → leader requests on the internal routes: forwarded writes and read indexes.
 //! One pooled keep-alive client, authenticated with the cluster token.
 
-use super::internal::{PROPOSE_PATH, READ_INDEX_PATH, Reply};
+use super::internal::{FORWARDED_REQUEST_IDS, PROPOSE_PATH, READ_INDEX_PATH, Reply, forwarded_request_ids};
 use crate::ApiError;
+use crate::limits::current_request_id;
 use bytes::Bytes;
+use hakv_api::REQUEST_ID;
 use hakv_store::{Command, Outcome};
 use hakv_tls::{ClientTls, Connector};
+use http::HeaderValue;
 use http_body_util::{BodyExt, Full};
 use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
@@ -50,14 +53,17 @@ impl Forwarder {
     }
 
     /// Proposes `commands` on the leader; its answers come back in the same order. The
-    /// commands go in bincode (values as their canonical bytes, not escaped again).
+    /// commands go in bincode (values as their canonical bytes, not escaped again), the
+    /// client requests' ids (`request_ids`, in the same order) in a header.
     pub async fn propose_batch(
         &self,
         leader: &str,
         commands: &[&Command],
+        request_ids: &[Option<&HeaderValue>],
     ) -> Result<Vec<Reply<Outcome>>, ForwardError> {
         let body = bincode::serialize(commands).expect("commands serialize");
-        self.call(leader, PROPOSE_PATH, body, "application/octet-stream")
+        let ids = forwarded_request_ids(request_ids).map(|ids| (FORWARDED_REQUEST_IDS, ids));
+        self.call(leader, PROPOSE_PATH, body, "application/octet-stream", ids)
             .await
     }
 
@@ -68,16 +74,21 @@ impl Forwarder {
         leader: &str,
         id: u64,
     ) -> Result<(http::StatusCode, Bytes), ForwardError> {
-        let request = http::Request::delete(format!("{}://{leader}/cluster/members/{id}", self.scheme))
-            .header(http::header::AUTHORIZATION, self.authorization.clone())
+        let mut request = http::Request::delete(format!("{}://{leader}/cluster/members/{id}", self.scheme))
+            .header(http::header::AUTHORIZATION, self.authorization.clone());
+        if let Some(id) = current_request_id() {
+            request = request.header(REQUEST_ID, id);
+        }
+        let request = request
             .body(Full::new(Bytes::new()))
             .map_err(|e| ForwardError::NotSent(e.to_string()))?;
         self.exchange(request).await
     }
 
     pub async fn read_index(&self, leader: &str) -> Result<Result<u64, ApiError>, ForwardError> {
+        let id = current_request_id().map(|id| (REQUEST_ID, id));
         let reply: Reply<u64> = self
-            .call(leader, READ_INDEX_PATH, Vec::new(), "application/json")
+            .call(leader, READ_INDEX_PATH, Vec::new(), "application/json", id)
             .await?;
         Ok(reply.into_result())
     }
@@ -88,10 +99,15 @@ impl Forwarder {
         path: &str,
         body: Vec<u8>,
         content_type: &'static str,
+        extra_header: Option<(http::HeaderName, HeaderValue)>,
     ) -> Result<T, ForwardError> {
-        let request = http::Request::post(format!("{}://{leader}{path}", self.scheme))
+        let mut request = http::Request::post(format!("{}://{leader}{path}", self.scheme))
             .header(http::header::AUTHORIZATION, self.authorization.clone())
-            .header(http::header::CONTENT_TYPE, content_type)
+            .header(http::header::CONTENT_TYPE, content_type);
+        if let Some((name, value)) = extra_header {
+            request = request.header(name, value);
+        }
+        let request = request
             .body(Full::new(Bytes::from(body)))
             .map_err(|e| ForwardError::NotSent(e.to_string()))?;
         let (status, bytes) = self.exchange(request).await?;

@@ -2,11 +2,14 @@
 //! that arrived while its previous requests were in flight, so the hop costs one HTTP
 //! exchange (on both members) per batch instead of per write. At low load a batch is one
 //! write and goes out at once; under load, batches grow by themselves, the way the leader's
-//! own proposer groups commands into log entries.
+//! own proposer groups commands into log entries. Each write's request id goes with it, so
+//! the leader's log names the client request a failure belongs to.
 
 use super::forward::{ForwardError, Forwarder};
 use crate::ApiError;
+use crate::limits::current_request_id;
 use hakv_store::{Command, Op, Outcome};
+use http::HeaderValue;
 use std::sync::Arc;
 use tokio::sync::{Semaphore, mpsc, oneshot};
 
@@ -28,6 +31,7 @@ const QUEUE_CAPACITY: usize = 4096;
 struct Pending {
     leader: String,
     command: Command,
+    request_id: Option<HeaderValue>,
     reply: oneshot::Sender<ForwardResult>,
 }
 
@@ -54,6 +58,7 @@ impl ForwardQueue {
         let pending = Pending {
             leader: leader.to_owned(),
             command,
+            request_id: current_request_id(),
             reply,
         };
         if self.tx.try_send(pending).is_err() {
@@ -125,7 +130,11 @@ async fn run(mut rx: mpsc::Receiver<Pending>, forwarder: Arc<Forwarder>) {
 async fn send(forwarder: &Forwarder, batch: Vec<Pending>) {
     metrics::counter!("hakv_cluster_forward_batches_total").increment(1);
     let commands: Vec<&Command> = batch.iter().map(|p| &p.command).collect();
-    match forwarder.propose_batch(&batch[0].leader, &commands).await {
+    let request_ids: Vec<Option<&HeaderValue>> = batch.iter().map(|p| p.request_id.as_ref()).collect();
+    match forwarder
+        .propose_batch(&batch[0].leader, &commands, &request_ids)
+        .await
+    {
         Ok(answers) if answers.len() == batch.len() => {
             for (pending, answer) in batch.into_iter().zip(answers) {
                 let _ = pending.reply.send(Ok(answer.into_result()));

@@ -1,6 +1,7 @@
 //! The internal routes one member calls on another: a batch of forwarded writes and a read
 //! index. Answers carry each outcome or API error in the body, so the follower relays the
-//! leader's answer exactly.
+//! leader's answer exactly. The client requests' ids come along in headers, and the leader
+//! names them in its log line about any write or read it failed with a 5xx.
 //!
 //! Every request passes `guard` first, before any body byte is read: the cluster token
 //! (401), a bound on requests in flight (503), and a deadline for the whole request, body
@@ -17,14 +18,68 @@ use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::post;
 use futures_util::future::join_all;
-use hakv_api::ErrorCode;
+use hakv_api::{ErrorCode, REQUEST_ID};
 use hakv_store::{Command, Outcome};
-use http::{HeaderMap, StatusCode, header};
+use http::{HeaderMap, HeaderName, HeaderValue, StatusCode, header};
 use serde::{Deserialize, Serialize};
 use std::sync::Arc;
 
 pub const PROPOSE_PATH: &str = "/internal/propose";
 pub const READ_INDEX_PATH: &str = "/internal/read-index";
+
+/// The ids of a forwarded batch's client requests, in the batch's order, separated by spaces
+/// (an id has none); `-` where a write had none. A read index carries its one id in
+/// `X-Request-Id`.
+pub const FORWARDED_REQUEST_IDS: HeaderName = HeaderName::from_static("x-forwarded-request-ids");
+
+/// Most bytes of [`FORWARDED_REQUEST_IDS`]: far below a request head's limit. The writes of a
+/// batch past it go without their ids.
+const MAX_FORWARDED_IDS_BYTES: usize = 16 << 10;
+
+/// The [`FORWARDED_REQUEST_IDS`] value for a batch, or `None` when no write has an id.
+pub fn forwarded_request_ids(ids: &[Option<&HeaderValue>]) -> Option<HeaderValue> {
+    if ids.iter().all(Option::is_none) {
+        return None;
+    }
+    let mut joined = Vec::new();
+    for id in ids {
+        let id = id.map_or(&b"-"[..], |id| id.as_bytes());
+        if joined.len() + 1 + id.len() > MAX_FORWARDED_IDS_BYTES {
+            break;
+        }
+        if !joined.is_empty() {
+            joined.push(b' ');
+        }
+        joined.extend_from_slice(id);
+    }
+    HeaderValue::from_bytes(&joined).ok()
+}
+
+/// The ids of a forwarded batch, as sent in [`FORWARDED_REQUEST_IDS`] (none when absent).
+fn request_ids_of_batch(headers: &HeaderMap) -> Vec<&str> {
+    headers
+        .get(FORWARDED_REQUEST_IDS)
+        .and_then(|ids| ids.to_str().ok())
+        .map(|ids| ids.split(' ').collect())
+        .unwrap_or_default()
+}
+
+/// Logs a forwarded request that failed on this leader with a 5xx (503s excepted: they come
+/// in floods and are counted elsewhere), naming the client request's id, as a member's own
+/// "request failed" line does.
+fn log_if_failed<T>(result: &Result<T, ApiError>, request_id: Option<&str>, what: &'static str) {
+    if let Err(err) = result
+        && err.status().is_server_error()
+        && err.status() != StatusCode::SERVICE_UNAVAILABLE
+    {
+        tracing::warn!(
+            request_id = request_id.unwrap_or("-"),
+            status = err.status().as_u16(),
+            reason = %err,
+            "forwarded {what} failed"
+        );
+    }
+}
 
 /// The answer of an internal route: the value, or the leader's error as the client should
 /// see it.
@@ -145,7 +200,7 @@ fn refuse() -> Response {
     (StatusCode::UNAUTHORIZED, "cluster token missing or wrong\n").into_response()
 }
 
-async fn propose(State(internal): State<Arc<Internal>>, body: Bytes) -> Response {
+async fn propose(State(internal): State<Arc<Internal>>, headers: HeaderMap, body: Bytes) -> Response {
     internal.cluster.raft().client_activity().touch(); // clients' writes, forwarded
     let commands = match bincode::deserialize::<Vec<Command>>(&body) {
         Ok(commands) => commands,
@@ -157,13 +212,20 @@ async fn propose(State(internal): State<Arc<Internal>>, body: Bytes) -> Response
     };
     // Proposed together, the commands join the same log entry.
     let outcomes = join_all(commands.into_iter().map(|c| internal.cluster.propose_here(c))).await;
+    let request_ids = request_ids_of_batch(&headers);
+    for (i, outcome) in outcomes.iter().enumerate() {
+        log_if_failed(outcome, request_ids.get(i).copied(), "write");
+    }
     let replies: Vec<Reply<Outcome>> = outcomes.into_iter().map(Reply::from_result).collect();
     axum::Json(replies).into_response()
 }
 
-async fn read_index(State(internal): State<Arc<Internal>>) -> Response {
+async fn read_index(State(internal): State<Arc<Internal>>, headers: HeaderMap) -> Response {
     internal.cluster.raft().client_activity().touch(); // clients' reads, via a follower
-    axum::Json(Reply::from_result(internal.cluster.read_index_here().await)).into_response()
+    let index = internal.cluster.read_index_here().await;
+    let request_id = headers.get(REQUEST_ID).and_then(|id| id.to_str().ok());
+    log_if_failed(&index, request_id, "read");
+    axum::Json(Reply::from_result(index)).into_response()
 }
 
 #[cfg(test)]
@@ -171,6 +233,34 @@ mod tests {
     use super::*;
     use hakv_api::CanonicalJson;
     use hakv_store::{Condition, Op};
+
+    #[test]
+    fn a_batchs_request_ids_travel_in_order_and_within_their_bound() {
+        let (a, b) = (
+            HeaderValue::from_static("req-a"),
+            HeaderValue::from_static("req-b"),
+        );
+        let value = forwarded_request_ids(&[Some(&a), None, Some(&b)]).unwrap();
+        let mut headers = HeaderMap::new();
+        headers.insert(FORWARDED_REQUEST_IDS, value);
+        assert_eq!(request_ids_of_batch(&headers), ["req-a", "-", "req-b"]);
+        assert_eq!(
+            forwarded_request_ids(&[None, None]),
+            None,
+            "no header without ids"
+        );
+
+        let long = HeaderValue::from_str(&"x".repeat(128)).unwrap();
+        let many = vec![Some(&long); 1024];
+        let value = forwarded_request_ids(&many).unwrap();
+        assert!(value.len() <= MAX_FORWARDED_IDS_BYTES, "{}", value.len());
+        headers.insert(FORWARDED_REQUEST_IDS, value);
+        let sent = request_ids_of_batch(&headers);
+        assert!(
+            sent.len() > 100 && sent.iter().all(|id| *id == long),
+            "the first ids, whole"
+        );
+    }
 
     /// The largest batch the forward queue can form (full, plus one largest write, each with
     /// the longest key and an escape-heavy value) fits the internal route's body limit;
