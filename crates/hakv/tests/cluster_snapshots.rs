@@ -24,15 +24,6 @@ fn files_named(dir: &Path, prefix: &str) -> Vec<(String, u64)> {
         .collect()
 }
 
-/// The log index the snapshot in `data_dir` covers (its file's meta header: a 4-byte length,
-/// then openraft's `SnapshotMeta` as JSON).
-fn snapshot_index(data_dir: &Path) -> Option<u64> {
-    let bytes = std::fs::read(data_dir.join("snapshot/current")).ok()?;
-    let len = u32::from_be_bytes(bytes.get(..4)?.try_into().ok()?) as usize;
-    let meta: serde_json::Value = serde_json::from_slice(bytes.get(4..4 + len)?).ok()?;
-    meta["last_log_id"]["index"].as_u64()
-}
-
 fn caught_up(data_dir: &Path) -> bool {
     std::fs::read_to_string(data_dir.join("identity.json"))
         .is_ok_and(|text| text.contains("\"caught_up\": true"))
@@ -64,17 +55,19 @@ fn a_member_killed_while_receiving_a_snapshot_catches_up_after_a_restart() {
         );
     }
 
-    // The leader keeps 1000 entries behind its snapshot: once its snapshot covers 1100, the
-    // wiped member's log position (a few entries) is gone from the leader's log and only a
-    // snapshot can bring it back (otherwise it could catch up from the log, and no transfer
-    // would ever start).
-    let leader_dir = cluster.member(leader).data_dir.clone();
+    // Once the leader has purged its log past the wiped member's position (a few entries),
+    // only a snapshot can bring that member back (otherwise it could catch up from the log,
+    // and no transfer would ever start). The leader keeps 1000 entries behind its snapshot.
     support::eventually(
-        "the leader's snapshot covers index 1100",
+        "the leader's log is purged past index 100",
         Duration::from_secs(30),
-        || snapshot_index(&leader_dir).is_some_and(|index| index >= 1100),
+        || {
+            let status = Http::connect(cluster.member(leader).addr)
+                .and_then(|mut http| http.get("/cluster"))
+                .map(|reply| reply.json());
+            status.is_ok_and(|s| s["purged_index"].as_u64().is_some_and(|index| index >= 100))
+        },
     );
-    std::thread::sleep(Duration::from_millis(500)); // the purge follows the build
     // A transfer is paced (`--snapshot-rate`) only while the sender serves clients; with none,
     // it would be over in milliseconds. A client keeps reading until the test is done.
     let leader_addr = cluster.member(leader).addr;

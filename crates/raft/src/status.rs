@@ -22,6 +22,11 @@ pub struct ClusterStatus {
     pub commit_index: Option<u64>,
     /// Index of the last entry applied to this node's state machine.
     pub applied_index: Option<u64>,
+    /// The last entry this node's current snapshot covers (built here or installed).
+    pub snapshot_index: Option<u64>,
+    /// The last entry removed from this node's log (covered by its snapshot): a member whose
+    /// log is behind this must be sent the snapshot.
+    pub purged_index: Option<u64>,
     /// On the leader: milliseconds since a quorum last acknowledged it (`None` elsewhere).
     pub millis_since_quorum_ack: Option<u64>,
     /// The effective membership (during a change, the joint configuration's union).
@@ -123,6 +128,8 @@ impl ClusterStatus {
             last_log_index: metrics.last_log_index,
             commit_index,
             applied_index: metrics.last_applied.map(|log_id| log_id.index),
+            snapshot_index: metrics.snapshot.map(|log_id| log_id.index),
+            purged_index: metrics.purged.map(|log_id| log_id.index),
             millis_since_quorum_ack: metrics.millis_since_quorum_ack,
             members,
             replication,

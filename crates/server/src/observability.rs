@@ -136,6 +136,14 @@ fn describe() {
         "Index of the last entry applied to the state machine."
     );
     describe_gauge!(
+        "hakv_raft_snapshot_index",
+        "Index of the last entry the member's current snapshot covers."
+    );
+    describe_gauge!(
+        "hakv_raft_purged_index",
+        "Index of the last entry removed from the member's log (covered by its snapshot)."
+    );
+    describe_gauge!(
         "hakv_raft_members",
         "Members of the cluster, voters and learners."
     );
@@ -210,6 +218,8 @@ pub fn render(node: &Node) -> String {
         gauge!("hakv_raft_last_log_index").set(status.last_log_index.unwrap_or(0) as f64);
         gauge!("hakv_raft_commit_index").set(status.commit_index.unwrap_or(0) as f64);
         gauge!("hakv_raft_applied_index").set(status.applied_index.unwrap_or(0) as f64);
+        gauge!("hakv_raft_snapshot_index").set(status.snapshot_index.unwrap_or(0) as f64);
+        gauge!("hakv_raft_purged_index").set(status.purged_index.unwrap_or(0) as f64);
         gauge!("hakv_raft_members").set(status.members.len() as f64);
         counter!("hakv_raft_rejected_peer_requests_total").absolute(member.raft().rejected_peer_requests());
         for follower in status.replication.iter().flatten() {
