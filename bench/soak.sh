@@ -66,7 +66,8 @@ windows = [sum(rates[i:i + 10]) / len(rates[i:i + 10]) for i in range(0, len(rat
 if windows:
     mean = sum(windows) / len(windows)
     print("req/s per 10 s:", " ".join(f"{w:.0f}" for w in windows))
-    print(f"windows within {100 * max(abs(w - mean) for w in windows) / mean:.0f}% of their mean {mean:.0f}")
+    print(f"windows within {100 * max(abs(w - mean) for w in windows) / mean:.0f}% of their mean {mean:.0f}; "
+          f"{sum(1 for w in windows if abs(w - mean) <= 0.2 * mean)} of {len(windows)} within 20%")
 rows = [l.split() for l in open(f"{d}/samples.txt") if len(l.split()) >= 4]
 for i in range(3):
     peak = max((int(r[1 + i]) for r in rows if r[1 + i].isdigit()), default=0)

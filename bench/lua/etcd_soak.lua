@@ -24,3 +24,20 @@ request = function()
   end
   return wrk.format("POST", "/v3/kv/range", headers, '{"key":"' .. key .. '"}')
 end
+
+-- Throughput over time, as bench/soak.sh reports hakv's: answers per 10 s window, appended to
+-- the file WINDOWS (env) as each window ends ("<window number> <answers>").
+local windows_file = os.getenv("WINDOWS")
+local started, window, answered = os.time(), 0, 0
+response = function()
+  local now = math.floor((os.time() - started) / 10)
+  if now ~= window then
+    if windows_file then
+      local f = io.open(windows_file, "a")
+      f:write(window, " ", answered, "\n")
+      f:close()
+    end
+    window, answered = now, 0
+  end
+  answered = answered + 1
+end
