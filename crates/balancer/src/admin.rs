@@ -29,6 +29,8 @@ enum AdminError {
     BadSpec(#[from] crate::config::ConfigError),
     #[error("no such endpoint: {0} {1}")]
     NotFound(Method, String),
+    #[error("{0} is not allowed here; allowed: {1}")]
+    MethodNotAllowed(Method, &'static str),
     #[error("admin changes need `Authorization: Bearer <admin token>`")]
     Unauthorized,
 }
@@ -43,6 +45,7 @@ impl AdminError {
             Self::Pool(PoolError::Full) => (StatusCode::CONFLICT, "too_many_backends"),
             Self::Pool(PoolError::Unknown(_)) => (StatusCode::NOT_FOUND, "unknown_backend"),
             Self::NotFound(..) => (StatusCode::NOT_FOUND, "not_found"),
+            Self::MethodNotAllowed(..) => (StatusCode::METHOD_NOT_ALLOWED, "method_not_allowed"),
             Self::Unauthorized => (StatusCode::UNAUTHORIZED, "unauthorized"),
         };
         let mut resp = json_response(status, &json!({ "error": self.to_string(), "code": code }));
@@ -52,6 +55,10 @@ impl AdminError {
                 header::HeaderValue::from_static("Bearer"),
             );
         }
+        if let Self::MethodNotAllowed(_, allowed) = &self {
+            resp.headers_mut()
+                .insert(header::ALLOW, header::HeaderValue::from_static(allowed));
+        }
         resp
     }
 }
@@ -60,7 +67,7 @@ impl AdminError {
 #[serde(deny_unknown_fields)]
 struct AddBackend {
     addr: String,
-    #[serde(default = "one")]
+    #[serde(default = "one", deserialize_with = "weight")]
     weight: u32,
 }
 
@@ -71,8 +78,82 @@ fn one() -> u32 {
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct UpdateBackend {
+    #[serde(default, deserialize_with = "optional_weight")]
     weight: Option<u32>,
     draining: Option<bool>,
+}
+
+/// A weight: a whole number, written as an integer or as a float (`2.0`), as the members'
+/// API takes whole numbers; its range is checked where the backend is changed.
+fn weight<'de, D: serde::Deserializer<'de>>(d: D) -> Result<u32, D::Error> {
+    let value = serde_json::Value::deserialize(d)?;
+    hakv_api::whole_number(&value)
+        .and_then(|n| u32::try_from(n).ok())
+        .ok_or_else(|| serde::de::Error::custom(format!("{value} is not a weight (a whole number)")))
+}
+
+fn optional_weight<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<u32>, D::Error> {
+    match Option::<serde_json::Value>::deserialize(d)? {
+        None | Some(serde_json::Value::Null) => Ok(None),
+        Some(value) => weight(value).map(Some).map_err(serde::de::Error::custom),
+    }
+}
+
+/// The balancer's own endpoints, by path.
+enum Endpoint {
+    Metrics,
+    Console,
+    Status,
+    Backends,
+    /// `/lb/backends/{addr}`, the address percent-decoded.
+    Backend(String),
+    /// `/lb/backends/{addr}/drain`.
+    Drain(String),
+}
+
+impl Endpoint {
+    /// The endpoint `path` names; `Err` for a path that names none.
+    fn of(path: &str) -> Result<Endpoint, ()> {
+        match path {
+            "/metrics" => return Ok(Endpoint::Metrics),
+            "/lb/status" => return Ok(Endpoint::Status),
+            "/lb/backends" => return Ok(Endpoint::Backends),
+            _ if crate::console::is_console_path(path) => return Ok(Endpoint::Console),
+            _ => {}
+        }
+        let rest = path.strip_prefix("/lb/backends/").ok_or(())?;
+        // One path segment names the backend: an address has no `/`, and clients encode its
+        // `:`, `[` and `]` (`127.0.0.1%3A7379`).
+        let (addr, drain) = match rest.strip_suffix("/drain") {
+            Some(addr) => (addr, true),
+            None => (rest, false),
+        };
+        if addr.contains('/') {
+            return Err(());
+        }
+        let addr = hakv_api::decode_key(addr).map_err(|_| ())?.into_owned();
+        Ok(if drain {
+            Endpoint::Drain(addr)
+        } else {
+            Endpoint::Backend(addr)
+        })
+    }
+
+    /// The methods the endpoint answers, as an `Allow` header says them.
+    fn allowed(&self) -> &'static str {
+        match self {
+            Endpoint::Metrics | Endpoint::Status => "GET",
+            Endpoint::Console => "GET, HEAD",
+            Endpoint::Backends | Endpoint::Drain(_) => "POST",
+            Endpoint::Backend(_) => "PATCH, DELETE",
+        }
+    }
+}
+
+/// The address a backend is kept under, for the one a request names (as written when it is
+/// no address at all: then no backend has it).
+fn backend_key(addr: &str) -> String {
+    BackendSpec::canonical_addr(addr).unwrap_or_else(|| addr.to_owned())
 }
 
 pub async fn handle(shared: &Shared, req: Request<Incoming>) -> Response<ResponseBody> {
@@ -95,9 +176,11 @@ async fn route(shared: &Shared, req: Request<Incoming>) -> Result<Response<Respo
     {
         return Err(AdminError::Unauthorized);
     }
-    let backend = path.strip_prefix("/lb/backends/").map(str::to_owned);
-    match (&method, path.as_str(), backend) {
-        (&Method::GET, "/metrics", _) => {
+    let Ok(endpoint) = Endpoint::of(&path) else {
+        return Err(AdminError::NotFound(method, path));
+    };
+    match (&method, endpoint) {
+        (&Method::GET, Endpoint::Metrics) => {
             let mut resp = Response::new(ResponseBody::local(crate::metrics::render(shared)));
             resp.headers_mut().insert(
                 header::CONTENT_TYPE,
@@ -105,13 +188,13 @@ async fn route(shared: &Shared, req: Request<Incoming>) -> Result<Response<Respo
             );
             Ok(resp)
         }
-        (&Method::GET | &Method::HEAD, path, _) if crate::console::is_console_path(path) => {
-            crate::console::asset(path).ok_or(AdminError::NotFound(method, path.to_owned()))
+        (&Method::GET | &Method::HEAD, Endpoint::Console) => {
+            crate::console::asset(&path).ok_or(AdminError::NotFound(method, path))
         }
-        (&Method::GET, "/lb/status", _) => Ok(json_response(StatusCode::OK, &status(shared))),
-        (&Method::POST, "/lb/backends", _) => {
+        (&Method::GET, Endpoint::Status) => Ok(json_response(StatusCode::OK, &status(shared))),
+        (&Method::POST, Endpoint::Backends) => {
             let add: AddBackend = read_json(req).await?;
-            let spec: BackendSpec = format!("{}={}", add.addr, add.weight).parse()?;
+            let spec = BackendSpec::new(&add.addr, add.weight)?;
             shared.pool.add(&spec)?;
             tracing::info!(backend = %spec, "backend added");
             Ok(json_response(
@@ -119,24 +202,26 @@ async fn route(shared: &Shared, req: Request<Incoming>) -> Result<Response<Respo
                 &json!({ "added": spec.authority.as_str() }),
             ))
         }
-        (&Method::DELETE, _, Some(addr)) => {
+        (&Method::DELETE, Endpoint::Backend(addr)) => {
+            let addr = backend_key(&addr);
             shared.pool.remove(&addr)?;
             tracing::info!(backend = addr, "backend removed");
             Ok(json_response(StatusCode::OK, &json!({ "removed": addr })))
         }
-        (&Method::PATCH, _, Some(addr)) => {
+        (&Method::PATCH, Endpoint::Backend(addr)) => {
+            let addr = backend_key(&addr);
             let update: UpdateBackend = read_json(req).await?;
             shared.pool.update(&addr, update.weight, update.draining)?;
             tracing::info!(backend = addr, weight = ?update.weight, draining = ?update.draining, "backend updated");
             Ok(json_response(StatusCode::OK, &json!({ "updated": addr })))
         }
-        (&Method::POST, _, Some(rest)) if rest.ends_with("/drain") => {
-            let addr = rest.trim_end_matches("/drain");
-            shared.pool.update(addr, None, Some(true))?;
+        (&Method::POST, Endpoint::Drain(addr)) => {
+            let addr = backend_key(&addr);
+            shared.pool.update(&addr, None, Some(true))?;
             tracing::info!(backend = addr, "backend draining");
             Ok(json_response(StatusCode::OK, &json!({ "draining": addr })))
         }
-        _ => Err(AdminError::NotFound(method, path)),
+        (_, endpoint) => Err(AdminError::MethodNotAllowed(method, endpoint.allowed())),
     }
 }
 

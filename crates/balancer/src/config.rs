@@ -20,8 +20,8 @@ pub const MAX_ATTEMPTS: u32 = 8;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
-    #[error("backend `{0}`: expected HOST:PORT or HOST:PORT=WEIGHT (e.g. 127.0.0.1:7379=2)")]
-    BadBackend(String),
+    #[error("backend `{0}`: expected HOST:PORT or HOST:PORT=WEIGHT (e.g. 127.0.0.1:7379=2): {1}")]
+    BadBackend(String, String),
     #[error("backend `{addr}`: weight must be 1..={max}, got `{weight}`")]
     BadWeight { addr: String, weight: String, max: u32 },
     #[error("TLS: {0}")]
@@ -55,35 +55,55 @@ pub struct BackendSpec {
     pub weight: u32,
 }
 
+impl BackendSpec {
+    /// A backend at `addr` (`HOST:PORT`, optionally with `http://` before and `/` after) with
+    /// `weight`. The address follows hakv's one rule (`hakv_api::peer_addr`): an IP address
+    /// or a DNS name, and a port from 1 to 65535; a host name is kept in lower case, as a
+    /// cluster's members record their peers, so `leader_aware` can match them.
+    pub fn new(addr: &str, weight: u32) -> Result<Self, ConfigError> {
+        let written = addr.trim();
+        let bare = written.strip_prefix("http://").unwrap_or(written);
+        let bare = bare.strip_suffix('/').unwrap_or(bare);
+        let checked =
+            hakv_api::peer_addr(bare).map_err(|why| ConfigError::BadBackend(written.to_owned(), why))?;
+        let authority: Authority = checked
+            .parse()
+            .map_err(|e: http::uri::InvalidUri| ConfigError::BadBackend(written.to_owned(), e.to_string()))?;
+        if !(1..=MAX_WEIGHT).contains(&weight) {
+            return Err(ConfigError::BadWeight {
+                addr: bare.to_owned(),
+                weight: weight.to_string(),
+                max: MAX_WEIGHT,
+            });
+        }
+        Ok(Self { authority, weight })
+    }
+
+    /// The form a backend's address is kept in (see [`new`](Self::new)), for finding it by
+    /// the address a request names; `None` when it is no address at all.
+    pub fn canonical_addr(addr: &str) -> Option<String> {
+        let bare = addr.trim();
+        let bare = bare.strip_prefix("http://").unwrap_or(bare);
+        hakv_api::peer_addr(bare.strip_suffix('/').unwrap_or(bare)).ok()
+    }
+}
+
 impl FromStr for BackendSpec {
     type Err = ConfigError;
 
     fn from_str(s: &str) -> Result<Self, Self::Err> {
         let s = s.trim();
-        let (addr, weight) = match s.rsplit_once('=') {
-            Some((a, w)) => (a, Some(w)),
-            None => (s, None),
+        let Some((addr, weight)) = s.rsplit_once('=') else {
+            return Self::new(s, 1);
         };
-        let addr = addr.strip_prefix("http://").unwrap_or(addr);
-        let addr = addr.strip_suffix('/').unwrap_or(addr);
-        let authority: Authority = addr.parse().map_err(|_| ConfigError::BadBackend(s.to_owned()))?;
-        if authority.port_u16().is_none() {
-            return Err(ConfigError::BadBackend(s.to_owned()));
+        match weight.parse::<u32>() {
+            Ok(weight) => Self::new(addr, weight),
+            Err(_) => Err(ConfigError::BadWeight {
+                addr: addr.to_owned(),
+                weight: weight.to_owned(),
+                max: MAX_WEIGHT,
+            }),
         }
-        let weight = match weight {
-            None => 1,
-            Some(w) => match w.parse::<u32>() {
-                Ok(n) if (1..=MAX_WEIGHT).contains(&n) => n,
-                _ => {
-                    return Err(ConfigError::BadWeight {
-                        addr: addr.to_owned(),
-                        weight: w.to_owned(),
-                        max: MAX_WEIGHT,
-                    });
-                }
-            },
-        };
-        Ok(Self { authority, weight })
     }
 }
 

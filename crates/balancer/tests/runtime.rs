@@ -371,3 +371,73 @@ async fn the_admin_api_is_unreachable_through_the_proxy_port() {
     assert_eq!(s, 404);
     lb.shutdown().await.unwrap();
 }
+
+#[tokio::test]
+async fn the_admin_api_names_backends_by_encoded_address_and_answers_wrong_methods_with_405() {
+    let (a, b) = (TestBackend::start("a").await, TestBackend::start("b").await);
+    let lb = start(config(&[&a])).await;
+    let cl = client();
+    let admin = |p: &str| format!("http://{}{p}", lb.admin_addr);
+    // A weight written as a whole float is a whole number, as on the members' API.
+    let body = format!("{{\"addr\":\"{}\",\"weight\":2.0}}", b.addr);
+    let (s, _, resp, _) = send(&cl, "POST", &admin("/lb/backends"), &body).await.unwrap();
+    assert_eq!(s, 201, "{resp}");
+    for bad in [
+        r#"{"addr":"127.0.0.1:9","weight":1.5}"#,
+        r#"{"addr":"127.0.0.1:9","weight":-1}"#,
+    ] {
+        let (s, _, resp, _) = send(&cl, "POST", &admin("/lb/backends"), bad).await.unwrap();
+        assert_eq!(s, 400, "{bad}: {resp}");
+    }
+    // Addresses follow the one rule of every subcommand: an IP or a DNS name, a port 1..65535.
+    for bad in [":80", "a@b:1", "a!:1", "localhost:0", "x%41@b:1"] {
+        let body = format!("{{\"addr\":\"{bad}\"}}");
+        let (s, _, resp, _) = send(&cl, "POST", &admin("/lb/backends"), &body).await.unwrap();
+        assert_eq!(s, 400, "{bad}: {resp}");
+    }
+
+    // OpenAPI clients percent-encode the address's `:`; both forms name the backend.
+    let encoded = b.addr.to_string().replace(':', "%3A");
+    let (s, _, resp, _) = send(
+        &cl,
+        "PATCH",
+        &admin(&format!("/lb/backends/{encoded}")),
+        "{\"weight\":3.0}",
+    )
+    .await
+    .unwrap();
+    assert_eq!(s, 200, "{resp}");
+    let (s, _, resp, _) = send(&cl, "POST", &admin(&format!("/lb/backends/{encoded}/drain")), "")
+        .await
+        .unwrap();
+    assert_eq!(s, 200, "{resp}");
+    // One path segment names the backend: no `/drain` repeated, no slashes in an address.
+    let (s, _, resp, _) = send(
+        &cl,
+        "POST",
+        &admin(&format!("/lb/backends/{}/drain/drain", b.addr)),
+        "",
+    )
+    .await
+    .unwrap();
+    assert_eq!(s, 404, "{resp}");
+
+    for (method, path, allowed) in [
+        ("TRACE", "/lb/status".to_owned(), "GET"),
+        ("PUT", "/lb/backends".to_owned(), "POST"),
+        ("POST", "/metrics".to_owned(), "GET"),
+        ("DELETE", "/ui".to_owned(), "GET, HEAD"),
+        ("PATCH", format!("/lb/backends/{encoded}/drain"), "POST"),
+        ("GET", format!("/lb/backends/{encoded}"), "PATCH, DELETE"),
+    ] {
+        let (s, _, resp, headers) = send(&cl, method, &admin(&path), "").await.unwrap();
+        assert_eq!(s, 405, "{method} {path}: {resp}");
+        assert_eq!(headers["allow"], allowed, "{method} {path}");
+        assert!(resp.contains("\"method_not_allowed\""), "{resp}");
+    }
+    let (s, _, resp, _) = send(&cl, "DELETE", &admin(&format!("/lb/backends/{encoded}")), "")
+        .await
+        .unwrap();
+    assert_eq!(s, 200, "{resp}");
+    lb.shutdown().await.unwrap();
+}

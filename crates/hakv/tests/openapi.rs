@@ -3,7 +3,8 @@
 //! method on a documented path is a JSON 405 naming the documented ones; and schemathesis
 //! (PyPI, `crates/server/schemathesis/`) checks every answer of a live single node, a node
 //! with authentication on and a cluster's follower and leader against it, with no 5xx from
-//! anything a client sent.
+//! anything a client sent. `crates/balancer/openapi.json`, the balancer's admin API, is checked
+//! the same way against a live `hakv balance` (`crates/balancer/schemathesis/`).
 
 mod support;
 
@@ -88,45 +89,53 @@ fn every_documented_operation_is_routed_and_every_other_method_refused() {
 
 #[test]
 fn schemathesis_finds_every_answer_of_live_nodes_true_to_the_spec() {
-    let repo = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
-    let out = tempfile::tempdir().unwrap();
-    let output = Command::new("bash")
-        .arg("crates/server/schemathesis/run.sh")
-        .current_dir(&repo)
-        .env("HAKV", env!("CARGO_BIN_EXE_hakv"))
-        .env("OUT", out.path())
-        // Enough cases to cover every operation and status a few times within a minute or two.
-        .env("EXAMPLES", "30")
-        .output()
-        .expect("run schemathesis (pip install -r crates/server/schemathesis/requirements.txt)");
-    let report = format!(
-        "{}{}",
-        String::from_utf8_lossy(&output.stdout),
-        String::from_utf8_lossy(&output.stderr)
-    );
-    if !output.status.success() {
-        for name in [
+    schemathesis(
+        "crates/server/schemathesis/run.sh",
+        &[
             "single",
             "auth-admin",
             "auth-limited",
             "cluster-follower",
             "cluster-follower-token",
             "cluster-leader",
-        ] {
+        ],
+    );
+}
+
+#[test]
+fn schemathesis_finds_every_answer_of_a_live_balancers_admin_api_true_to_its_spec() {
+    schemathesis("crates/balancer/schemathesis/run.sh", &["lb-notoken", "lb-token"]);
+}
+
+/// Runs one of the repository's schemathesis scripts against live processes of this build and
+/// fails with the end of each run's report (`runs`: the names the script gives them).
+fn schemathesis(script: &str, runs: &[&str]) {
+    let repo = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
+    let out = tempfile::tempdir().unwrap();
+    let output = Command::new("bash")
+        .arg(script)
+        .current_dir(&repo)
+        .env("HAKV", env!("CARGO_BIN_EXE_hakv"))
+        .env("OUT", out.path())
+        // Enough cases to cover every operation and status a few times within a minute or two.
+        .env("EXAMPLES", "30")
+        .output()
+        .unwrap_or_else(|e| panic!("run {script} (pip install its requirements.txt): {e}"));
+    let report = format!(
+        "{}{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+    if !output.status.success() {
+        for name in runs {
             if let Ok(text) = std::fs::read_to_string(out.path().join(format!("{name}.txt"))) {
+                let lines: Vec<&str> = text.lines().collect();
                 eprintln!(
                     "--- {name}\n{}",
-                    text.lines()
-                        .rev()
-                        .take(60)
-                        .collect::<Vec<_>>()
-                        .into_iter()
-                        .rev()
-                        .collect::<Vec<_>>()
-                        .join("\n")
+                    lines[lines.len().saturating_sub(60)..].join("\n")
                 );
             }
         }
-        panic!("schemathesis found answers that break the spec:\n{report}");
+        panic!("schemathesis found answers that break the spec ({script}):\n{report}");
     }
 }

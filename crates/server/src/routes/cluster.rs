@@ -38,7 +38,7 @@ struct NewMember {
 /// A member id: a whole number, written as an integer or as a float (`4.0`).
 fn member_id<'de, D: serde::Deserializer<'de>>(d: D) -> Result<u64, D::Error> {
     let value = serde_json::Value::deserialize(d)?;
-    crate::write_body::whole_number(&value)
+    hakv_api::whole_number(&value)
         .ok_or_else(|| serde::de::Error::custom(format!("{value} is not a member id (a whole number)")))
 }
 
