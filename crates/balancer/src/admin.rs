@@ -112,16 +112,16 @@ enum Endpoint {
 }
 
 impl Endpoint {
-    /// The endpoint `path` names; `Err` for a path that names none.
-    fn of(path: &str) -> Result<Endpoint, ()> {
+    /// The endpoint `path` names, if any.
+    fn of(path: &str) -> Option<Endpoint> {
         match path {
-            "/metrics" => return Ok(Endpoint::Metrics),
-            "/lb/status" => return Ok(Endpoint::Status),
-            "/lb/backends" => return Ok(Endpoint::Backends),
-            _ if crate::console::is_console_path(path) => return Ok(Endpoint::Console),
+            "/metrics" => return Some(Endpoint::Metrics),
+            "/lb/status" => return Some(Endpoint::Status),
+            "/lb/backends" => return Some(Endpoint::Backends),
+            _ if crate::console::is_console_path(path) => return Some(Endpoint::Console),
             _ => {}
         }
-        let rest = path.strip_prefix("/lb/backends/").ok_or(())?;
+        let rest = path.strip_prefix("/lb/backends/")?;
         // One path segment names the backend: an address has no `/`, and clients encode its
         // `:`, `[` and `]` (`127.0.0.1%3A7379`).
         let (addr, drain) = match rest.strip_suffix("/drain") {
@@ -129,10 +129,10 @@ impl Endpoint {
             None => (rest, false),
         };
         if addr.contains('/') {
-            return Err(());
+            return None;
         }
-        let addr = hakv_api::decode_key(addr).map_err(|_| ())?.into_owned();
-        Ok(if drain {
+        let addr = hakv_api::decode_key(addr).ok()?.into_owned();
+        Some(if drain {
             Endpoint::Drain(addr)
         } else {
             Endpoint::Backend(addr)
@@ -176,7 +176,7 @@ async fn route(shared: &Shared, req: Request<Incoming>) -> Result<Response<Respo
     {
         return Err(AdminError::Unauthorized);
     }
-    let Ok(endpoint) = Endpoint::of(&path) else {
+    let Some(endpoint) = Endpoint::of(&path) else {
         return Err(AdminError::NotFound(method, path));
     };
     match (&method, endpoint) {
