@@ -153,7 +153,7 @@ impl Endpoint {
 /// The address a backend is kept under, for the one a request names (as written when it is
 /// no address at all: then no backend has it).
 fn backend_key(addr: &str) -> String {
-    BackendSpec::canonical_addr(addr).unwrap_or_else(|| addr.to_owned())
+    BackendSpec::canonical_addr(addr).unwrap_or_else(|_| addr.to_owned())
 }
 
 pub async fn handle(shared: &Shared, req: Request<Incoming>) -> Response<ResponseBody> {

@@ -62,16 +62,14 @@ impl BackendSpec {
     /// cluster's members record their peers, so `leader_aware` can match them.
     pub fn new(addr: &str, weight: u32) -> Result<Self, ConfigError> {
         let written = addr.trim();
-        let bare = written.strip_prefix("http://").unwrap_or(written);
-        let bare = bare.strip_suffix('/').unwrap_or(bare);
-        let checked =
-            hakv_api::peer_addr(bare).map_err(|why| ConfigError::BadBackend(written.to_owned(), why))?;
-        let authority: Authority = checked
+        let bad = |why: String| ConfigError::BadBackend(written.to_owned(), why);
+        let authority: Authority = Self::canonical_addr(addr)
+            .map_err(bad)?
             .parse()
-            .map_err(|e: http::uri::InvalidUri| ConfigError::BadBackend(written.to_owned(), e.to_string()))?;
+            .map_err(|e: http::uri::InvalidUri| bad(e.to_string()))?;
         if !(1..=MAX_WEIGHT).contains(&weight) {
             return Err(ConfigError::BadWeight {
-                addr: bare.to_owned(),
+                addr: authority.to_string(),
                 weight: weight.to_string(),
                 max: MAX_WEIGHT,
             });
@@ -79,12 +77,12 @@ impl BackendSpec {
         Ok(Self { authority, weight })
     }
 
-    /// The form a backend's address is kept in (see [`new`](Self::new)), for finding it by
-    /// the address a request names; `None` when it is no address at all.
-    pub fn canonical_addr(addr: &str) -> Option<String> {
+    /// The form a backend's address is kept in (see [`new`](Self::new)), also for finding a
+    /// backend by the address a request names; why not, when it is no address at all.
+    pub fn canonical_addr(addr: &str) -> Result<String, String> {
         let bare = addr.trim();
         let bare = bare.strip_prefix("http://").unwrap_or(bare);
-        hakv_api::peer_addr(bare.strip_suffix('/').unwrap_or(bare)).ok()
+        hakv_api::peer_addr(bare.strip_suffix('/').unwrap_or(bare))
     }
 }
 

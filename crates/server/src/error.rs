@@ -225,6 +225,13 @@ impl From<ProposeError> for ApiError {
 #[derive(Debug, Clone)]
 pub struct ServerErrorReason(pub String);
 
+/// Whether an answer with `status` gets a WARN line naming its request (the client's own or
+/// one forwarded to this leader): every 5xx but 503. 503s (shedding, no leader, a failed store)
+/// come in floods and are counted and explained elsewhere.
+pub fn worth_a_log_line(status: StatusCode) -> bool {
+    status.is_server_error() && status != StatusCode::SERVICE_UNAVAILABLE
+}
+
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let status = self.status();

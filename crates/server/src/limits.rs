@@ -1,14 +1,14 @@
 //! The per-request envelope: the request id (`X-Request-Id`, echoed in the answer, named in
-//! the log line of a 5xx, and passed on with a forwarded write or read), admission against the in-flight limit (shedding with 503 and
-//! `Retry-After`), the request timeout, and the request metrics.
+//! the log line of a 5xx, and passed on with a forwarded write or read), admission against
+//! the in-flight limit (shedding with 503 and `Retry-After`), the request timeout, and the
+//! request metrics.
 
 use crate::ApiError;
-use crate::error::ServerErrorReason;
+use crate::error::{ServerErrorReason, worth_a_log_line};
 use crate::node::Node;
 use crate::request_metrics::{ROUTES, record_request, route_index};
 use axum::extract::{MatchedPath, Request, State};
 use axum::http::HeaderValue;
-use axum::http::StatusCode;
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use hakv_api::REQUEST_ID;
@@ -59,10 +59,8 @@ pub async fn track_request(State(node): State<Arc<Node>>, request: Request, next
     drop(permit);
     record_request(route, &method, response.status(), started.elapsed());
     if let Some(ServerErrorReason(reason)) = response.extensions().get()
-        && response.status() != StatusCode::SERVICE_UNAVAILABLE
+        && worth_a_log_line(response.status())
     {
-        // 503s (shedding, no leader, a failed store) come in floods and are counted and
-        // explained elsewhere; every other 5xx is worth a line an operator can find by id.
         tracing::warn!(
             request_id = %String::from_utf8_lossy(request_id.as_bytes()),
             %method,

@@ -64,13 +64,11 @@ fn request_ids_of_batch(headers: &HeaderMap) -> Vec<&str> {
         .unwrap_or_default()
 }
 
-/// Logs a forwarded request that failed on this leader with a 5xx (503s excepted: they come
-/// in floods and are counted elsewhere), naming the client request's id, as a member's own
-/// "request failed" line does.
+/// Logs a forwarded request that failed on this leader as a member's own "request failed"
+/// line would be logged (`worth_a_log_line`), naming the client request's id.
 fn log_if_failed<T>(result: &Result<T, ApiError>, request_id: Option<&str>, what: &'static str) {
     if let Err(err) = result
-        && err.status().is_server_error()
-        && err.status() != StatusCode::SERVICE_UNAVAILABLE
+        && crate::error::worth_a_log_line(err.status())
     {
         tracing::warn!(
             request_id = request_id.unwrap_or("-"),
