@@ -101,11 +101,12 @@ impl Http {
             head.push_str(&format!("Content-Length: {}\r\n", body.len()));
         }
         head.push_str("\r\n");
-        let stream = self.reader.get_mut();
-        stream.write_all(head.as_bytes())?;
-        if let Some(body) = body {
-            stream.write_all(body)?;
-        }
+        // Head and body in one write, as real clients send a small request: written apart,
+        // the body can arrive after a server that answered from the head alone (a 405, a 401)
+        // has closed the connection, and the peer's reset then discards the answer unread.
+        let mut request = head.into_bytes();
+        request.extend_from_slice(body.unwrap_or_default());
+        self.reader.get_mut().write_all(&request)?;
         self.read_reply(method == "HEAD")
     }
 
