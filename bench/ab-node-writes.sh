@@ -3,7 +3,7 @@
 # uniform keys (far more than the caches), `hakv bench` with 32 connections for DUR seconds
 # on core 1, the node on both cores; REPS interleaved pairs (A, B, A, B, ...) on fresh data
 # directories. Prints per run: writes/s, p99, failures, and the CPU time of the node's
-# storage-engine workers (threads named fjall:worker) against the whole node's.
+# storage-engine workers (threads named fjall:worker) against the whole node's, and its peak RSS.
 #   bench/ab-node-writes.sh OLD_BINARY NEW_BINARY      (env: DUR=25, REPS=3, KEYS=2000000)
 set -u
 ROOT="$(cd "$(dirname "$0")/.." && pwd)"
@@ -31,10 +31,11 @@ run() { # run BINARY LABEL
   start_node "$bin" 0,1 "$ADDR" "$OUT" || return
   taskset -c 1 "$bin" bench --target "http://$ADDR" -c 32 -d "${DUR}s" --keys "$KEYS" \
     --key-dist uniform --value-size 1024 --write-ratio 1 --write-method put -q --json >"$OUT/b.json"
-  local workers all
+  local workers all peak
   workers=$(cpu_seconds "$LAST_PID" fjall:worker); all=$(cpu_seconds "$LAST_PID")
+  peak=$(awk '/VmHWM/ {print int($2 / 1024)}' "/proc/$LAST_PID/status")
   stop_started
-  python3 -c "import json,sys; r=json.load(open(sys.argv[1])); print(f\"{sys.argv[2]} {r['qps']:8.0f} writes/s  p99 {r['latency_us']['p99']/1e3:6.1f} ms  failed {r['failed']}  storage workers {sys.argv[3]} s CPU of the node's {sys.argv[4]} s\")" \
-    "$OUT/b.json" "$label" "$workers" "$all"
+  python3 -c "import json,sys; r=json.load(open(sys.argv[1])); print(f\"{sys.argv[2]} {r['qps']:8.0f} writes/s  p99 {r['latency_us']['p99']/1e3:6.1f} ms  failed {r['failed']}  storage workers {sys.argv[3]} s CPU of the node's {sys.argv[4]} s  peak RSS {sys.argv[5]} MiB\")" \
+    "$OUT/b.json" "$label" "$workers" "$all" "$peak"
 }
 for _ in $(seq "$REPS"); do run "$A" A; run "$B" B; done
