@@ -11,7 +11,7 @@ use hakv_tls::{ClientTls, ClientTlsFiles};
 use serde_json::json;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
-use support::{Cluster, HakvProcess, Http, ServerProcess, eventually};
+use support::{Cluster, HakvProcess, Http, ServerProcess, eventually, metric};
 
 /// A CA written to `dir/NAME-ca.pem`, which issues certificates for loopback.
 struct TestCa {
@@ -251,14 +251,6 @@ async fn fetch(tls: &ClientTls, url: &str) -> String {
     let response = client.get(url.parse().unwrap()).await.unwrap();
     let body = response.into_body().collect().await.unwrap().to_bytes();
     String::from_utf8_lossy(&body).into_owned()
-}
-
-/// The value of an unlabelled counter in a Prometheus exposition (0 when absent).
-fn metric(exposition: &str, name: &str) -> f64 {
-    exposition
-        .lines()
-        .find_map(|line| line.strip_prefix(name)?.strip_prefix(' ')?.trim().parse().ok())
-        .unwrap_or(0.0)
 }
 
 #[test]

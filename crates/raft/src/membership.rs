@@ -1,6 +1,8 @@
 //! Runtime membership changes on the leader, over openraft: add a node as a learner (checking
 //! first that it runs, then waiting until it has caught up: openraft 0.9's own "blocking"
-//! add gives up after half a second and reports success anyway), promote it, or remove a node.
+//! add gives up after half a second and reports success anyway), and then promote it to
+//! voter or keep it as a read replica (a learner that serves reads and never votes), promote
+//! a read replica later, or remove a node.
 //! Each change commits through the log; openraft runs a joint configuration in between, so
 //! quorums overlap. Adding a voter twice or removing a stranger is an error, not a no-op.
 
@@ -24,9 +26,9 @@ pub enum MembershipError {
     /// The change was proposed but its fate is unknown (shutdown, lost leadership).
     #[error("membership change outcome unknown: {0}")]
     Unknown(String),
-    /// Adding a member that is already a voter.
-    #[error("node {0} is already a voter")]
-    AlreadyMember(NodeId),
+    /// Adding a member that is already one (`role`: voter or learner), or promoting a voter.
+    #[error("node {id} is already a {role}")]
+    AlreadyMember { id: NodeId, role: &'static str },
     /// Removing a node that is not a member.
     #[error("node {0} is not a member")]
     NotMember(NodeId),
@@ -37,8 +39,8 @@ pub enum MembershipError {
         addr: String,
         reason: String,
     },
-    /// The new member did not catch up in time; it stays a learner (it serves stale reads,
-    /// never votes) and can be promoted by adding it again, or removed.
+    /// The new member did not catch up in time; it stays a learner (it serves reads, never
+    /// votes) and can be promoted, or removed.
     #[error(
         "node {id} did not catch up within {waited:?} (matched {matched:?} of {target}); it stays a learner"
     )]
@@ -101,13 +103,58 @@ impl RaftNode {
         addr: String,
         timeout: Duration,
     ) -> Result<(), MembershipError> {
-        let membership = self.leadership.metrics().membership_config.clone();
-        if membership.membership().voter_ids().any(|voter| voter == id) {
-            return Err(MembershipError::AlreadyMember(id));
+        if self.role_of(id) == Some("voter") {
+            return Err(MembershipError::AlreadyMember { id, role: "voter" });
         }
         self.add_learner(id, addr, timeout).await?;
         self.change_membership(ChangeMembers::AddVoterIds(BTreeSet::from([id])))
             .await
+    }
+
+    /// Adds `id` as a read replica: a learner, kept one, that has caught up when this returns
+    /// (or fails after `timeout`, still a learner that keeps catching up). Any member already
+    /// is refused.
+    pub async fn add_read_replica(
+        &self,
+        id: NodeId,
+        addr: String,
+        timeout: Duration,
+    ) -> Result<(), MembershipError> {
+        if let Some(role) = self.role_of(id) {
+            return Err(MembershipError::AlreadyMember { id, role });
+        }
+        self.add_learner(id, addr, timeout).await
+    }
+
+    /// Makes the learner `id` a voter once it holds every entry this leader has now (or fails
+    /// after `timeout`, leaving it a learner).
+    pub async fn promote(&self, id: NodeId, timeout: Duration) -> Result<(), MembershipError> {
+        let metrics = self.leadership.metrics();
+        if metrics.current_leader != Some(self.id) {
+            return Err(MembershipError::NotLeader {
+                leader: leader_hint(&metrics),
+            });
+        }
+        match self.role_of(id) {
+            None => return Err(MembershipError::NotMember(id)),
+            Some("voter") => return Err(MembershipError::AlreadyMember { id, role: "voter" }),
+            Some(_) => {}
+        }
+        let target = metrics.last_log_index.unwrap_or_default();
+        self.wait_caught_up(id, target, timeout).await?;
+        self.change_membership(ChangeMembers::AddVoterIds(BTreeSet::from([id])))
+            .await
+    }
+
+    /// `id`'s role in the membership this node knows: `voter`, `learner`, or none.
+    fn role_of(&self, id: NodeId) -> Option<&'static str> {
+        let membership = self.leadership.metrics().membership_config.clone();
+        let membership = membership.membership();
+        if membership.voter_ids().any(|voter| voter == id) {
+            Some("voter")
+        } else {
+            membership.get_node(&id).map(|_| "learner")
+        }
     }
 
     /// Waits until `id` has matched the log up to `target` (at least), as this leader's

@@ -3,18 +3,16 @@
 //! local state machine has applied up to it. Followers get the index from the leader and wait
 //! for it locally.
 //!
-//! Confirming leadership costs a heartbeat round, so concurrent readers share rounds: one
-//! round is in flight at a time, and a reader that arrives while one is running waits for the
-//! next. It must not join the running one: that round may have started before the reader
-//! arrived, and a write acknowledged in between would then be missing from its read.
+//! Confirming leadership costs a heartbeat round, so concurrent readers share rounds
+//! ([`Rounds`]: a reader is answered only by a round that started after it arrived).
 
 use crate::leadership::{Leadership, Standing};
+use crate::rounds::Rounds;
 use crate::{NodeId, Raft};
 use openraft::BasicNode;
 use openraft::error::{CheckIsLeaderError, RaftError};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
-use tokio::sync::oneshot;
 use tokio::time::Instant;
 
 /// Why a read barrier could not be passed. Nothing was read; all are safe to retry.
@@ -33,24 +31,12 @@ pub enum BarrierError {
     ShuttingDown,
 }
 
-/// See `run_rounds`.
-const ROUND_GATHER_YIELDS: u32 = 2;
-
-type Waiter = oneshot::Sender<Result<u64, BarrierError>>;
-
-#[derive(Default)]
-struct Rounds {
-    running: bool,
-    /// Readers registered after the running round started: the next round answers them.
-    next: Vec<Waiter>,
-}
-
 pub(crate) struct ReadBarrier {
     raft: Raft,
     leadership: Leadership,
     /// Bound on one confirmation round, so a stuck round cannot hold later readers forever.
     round_timeout: Duration,
-    rounds: Mutex<Rounds>,
+    rounds: Arc<Rounds<(), Result<u64, BarrierError>>>,
 }
 
 impl ReadBarrier {
@@ -59,7 +45,7 @@ impl ReadBarrier {
             raft,
             leadership,
             round_timeout,
-            rounds: Mutex::new(Rounds::default()),
+            rounds: Arc::default(),
         })
     }
 
@@ -82,44 +68,15 @@ impl ReadBarrier {
     }
 
     async fn read_index(self: &Arc<Self>, deadline: Instant) -> Result<u64, BarrierError> {
-        let (waiter, answer) = oneshot::channel();
-        let start_round = {
-            let mut rounds = self.rounds.lock().expect("read barrier lock");
-            rounds.next.push(waiter);
-            !std::mem::replace(&mut rounds.running, true)
+        let this = self.clone();
+        let round = move |_readers| {
+            let this = this.clone();
+            async move { this.confirm().await }
         };
-        if start_round {
-            // A task of its own: a reader that gives up must not cancel others' round.
-            tokio::spawn(self.clone().run_rounds());
-        }
-        match tokio::time::timeout_at(deadline, answer).await {
+        match tokio::time::timeout_at(deadline, self.rounds.join((), round)).await {
             Err(_) => Err(BarrierError::Timeout),
-            Ok(Err(_)) => Err(BarrierError::ShuttingDown),
-            Ok(Ok(result)) => result,
-        }
-    }
-
-    /// Runs rounds until no reader is waiting.
-    async fn run_rounds(self: Arc<Self>) {
-        loop {
-            // Readers that are runnable right now (their requests already read, often on this
-            // very core) get two chances to join before the round starts: a round costs a
-            // heartbeat to every follower however many readers it serves.
-            for _ in 0..ROUND_GATHER_YIELDS {
-                tokio::task::yield_now().await;
-            }
-            let waiters = {
-                let mut rounds = self.rounds.lock().expect("read barrier lock");
-                if rounds.next.is_empty() {
-                    rounds.running = false;
-                    return;
-                }
-                std::mem::take(&mut rounds.next)
-            };
-            let result = self.confirm().await;
-            for waiter in waiters {
-                let _ = waiter.send(result.clone());
-            }
+            Ok(None) => Err(BarrierError::ShuttingDown),
+            Ok(Some(result)) => result,
         }
     }
 

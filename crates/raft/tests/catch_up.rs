@@ -132,7 +132,10 @@ async fn impossible_membership_changes_fail_and_change_nothing() {
         .add_voter(1, first.member().addr, Duration::from_secs(5))
         .await;
     assert!(
-        matches!(twice, Err(MembershipError::AlreadyMember(1))),
+        matches!(
+            twice,
+            Err(MembershipError::AlreadyMember { id: 1, role: "voter" })
+        ),
         "{twice:?}"
     );
     let stranger = first.remove_member(9).await;

@@ -170,7 +170,7 @@ impl From<MembershipError> for ApiError {
             },
             MembershipError::Refused(why) => ApiError::MembershipRefused(why),
             MembershipError::Unknown(why) => ApiError::OutcomeUnknown(why),
-            MembershipError::AlreadyMember(_) => ApiError::AlreadyMember(message),
+            MembershipError::AlreadyMember { .. } => ApiError::AlreadyMember(message),
             MembershipError::NotMember(_) => ApiError::NotMember(message),
             MembershipError::Unreachable { .. } => ApiError::MemberUnreachable(message),
             MembershipError::CatchUpTimeout { .. } => ApiError::CatchUpTimeout(message),

@@ -160,6 +160,14 @@ fn describe() {
         "Writes this member forwarded to the leader."
     );
     describe_counter!(
+        "hakv_cluster_forwarded_reads_total",
+        "Linearizable reads this member served with the leader's read index."
+    );
+    describe_counter!(
+        "hakv_cluster_read_index_requests_total",
+        "Read-index requests this member sent to the leader (one serves every read waiting)."
+    );
+    describe_counter!(
         "hakv_cluster_rejected_internal_requests_total",
         "Internal requests refused for a bad token."
     );

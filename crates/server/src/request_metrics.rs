@@ -70,7 +70,7 @@ pub fn route_index(matched: Option<&str>) -> usize {
         Some("/ready") => 3,
         Some("/metrics") => 4,
         Some("/cluster") => 5,
-        Some("/cluster/members") | Some("/cluster/members/{id}") => 6,
+        Some("/cluster/members") | Some("/cluster/members/{id}") | Some("/cluster/members/{id}/promote") => 6,
         Some("/backup") => 7,
         Some("/auth/tokens") | Some("/auth/tokens/{id}") => 8,
         Some("/ui") | Some("/ui/") | Some("/ui/{file}") => 9,

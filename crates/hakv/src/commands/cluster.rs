@@ -22,7 +22,8 @@ pub enum ClusterCommand {
     /// Ask every member for its view and print one table (id, role, state, term, applied,
     /// lag, reachable).
     Status(StatusArgs),
-    /// Add a member: it joins as a learner, catches up, then becomes a voter.
+    /// Add a member: it joins as a learner, catches up, then becomes a voter (with
+    /// --learner, it stays a learner: a read replica).
     Add {
         /// The new member's id.
         #[arg(long)]
@@ -31,6 +32,18 @@ pub enum ClusterCommand {
         /// written and looked up at each connection), and its port.
         #[arg(long, value_parser = hakv_api::peer_addr)]
         addr: String,
+        /// Keep it a learner: a read replica that serves reads and never votes (promote it
+        /// later with `hakv cluster promote`).
+        #[arg(long)]
+        learner: bool,
+        #[command(flatten)]
+        member: MemberArgs,
+    },
+    /// Promote a learner to voter, once it has caught up.
+    Promote {
+        /// The learner's id.
+        #[arg(long)]
+        id: u64,
         #[command(flatten)]
         member: MemberArgs,
     },
@@ -102,8 +115,13 @@ pub fn run(cmd: ClusterCommand) -> ExitCode {
             let caller = Caller::new(args.member.tls.load()?.as_ref());
             super::cluster_status::show(&args.member.url, args.json, &caller).await
         }),
-        ClusterCommand::Add { id, addr, member } => {
-            let body = serde_json::json!({ "id": id, "addr": addr }).to_string();
+        ClusterCommand::Add {
+            id,
+            addr,
+            learner,
+            member,
+        } => {
+            let body = serde_json::json!({ "id": id, "addr": addr, "learner": learner }).to_string();
             runtime.block_on(change_membership(
                 &member,
                 "POST",
@@ -111,6 +129,12 @@ pub fn run(cmd: ClusterCommand) -> ExitCode {
                 body,
             ))
         }
+        ClusterCommand::Promote { id, member } => runtime.block_on(change_membership(
+            &member,
+            "POST",
+            format!("/cluster/members/{id}/promote"),
+            String::new(),
+        )),
         ClusterCommand::Remove { id, member } => runtime.block_on(change_membership(
             &member,
             "DELETE",

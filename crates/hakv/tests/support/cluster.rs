@@ -18,6 +18,8 @@ pub struct Member {
     pub env: Vec<(String, String)>,
     /// The network namespace the member runs in (`Cluster::prepare_in`), if any.
     pub netns: Option<String>,
+    /// Starts with `--join`, waiting to be added (`Cluster::prepare_joiner`).
+    pub joins: bool,
     child: Option<Child>,
 }
 
@@ -93,6 +95,7 @@ impl Cluster {
                 data_dir: dir.join(format!("node-{}", i + 1)),
                 env: Vec::new(),
                 netns: None,
+                joins: false,
                 child: None,
             })
             .collect();
@@ -101,6 +104,22 @@ impl Cluster {
             peers,
             extra: extra.iter().map(|s| s.to_string()).collect(),
         }
+    }
+
+    /// Chooses one more member's address and data directory (the next id), for a member
+    /// that starts with `--join` and waits to be added; returns its id.
+    pub fn prepare_joiner(&mut self, dir: &Path) -> u64 {
+        let id = self.members.len() as u64 + 1;
+        self.members.push(Member {
+            id,
+            addr: TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap(),
+            data_dir: dir.join(format!("node-{id}")),
+            env: Vec::new(),
+            netns: None,
+            joins: true,
+            child: None,
+        });
+        id
     }
 
     pub fn member(&self, id: u64) -> &Member {
@@ -113,8 +132,12 @@ impl Cluster {
     }
 
     pub fn start_member(&mut self, id: u64) {
-        let (peers, extra) = (self.peers.clone(), self.extra.clone());
+        let (mut peers, extra) = (self.peers.clone(), self.extra.clone());
         let member = &mut self.members[id as usize - 1];
+        if member.joins {
+            // A joining member knows only itself; the cluster learns of it when it is added.
+            peers = format!("{id}={}", member.addr);
+        }
         assert!(member.child.is_none(), "member {id} is already running");
         let log = std::fs::OpenOptions::new()
             .create(true)
@@ -142,6 +165,7 @@ impl Cluster {
             ])
             .args(["--cluster-token", TOKEN, "--data-dir"])
             .arg(&member.data_dir)
+            .args(member.joins.then_some("--join"))
             .args(&extra)
             // Namespaced members listen off loopback, on a bridge only this test reaches.
             .args(member.netns.as_ref().map(|_| "--insecure"))

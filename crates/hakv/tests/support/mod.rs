@@ -4,7 +4,7 @@
 //! - `cli`: `hakv` subcommands run to completion;
 //! - `http`: a raw HTTP/1.1 client that shows responses byte for byte;
 //! - `clients`: clients that record histories for the linearizability checker;
-//! - `eventually`: polls a condition, bounded in time;
+//! - `eventually`: polls a condition, bounded in time; `metric`: reads one from an exposition;
 //! - `hosts`: host names of a test's own (`/etc/hosts`);
 //! - faults: `netns` (partitions), `tmpfs` (full disks), `faketime` (clocks), and `nemesis`,
 //!   which injects them all on a seeded schedule.
@@ -43,4 +43,12 @@ pub fn eventually(what: &str, limit: Duration, mut done: impl FnMut() -> bool) -
         std::thread::sleep(Duration::from_millis(50));
     }
     started.elapsed()
+}
+
+/// The value of an unlabelled metric in a Prometheus exposition (0 when absent).
+pub fn metric(exposition: &str, name: &str) -> f64 {
+    exposition
+        .lines()
+        .find_map(|line| line.strip_prefix(name)?.strip_prefix(' ')?.trim().parse().ok())
+        .unwrap_or(0.0)
 }

@@ -2,7 +2,6 @@
 //! One pooled keep-alive client, authenticated with the cluster token.
 
 use super::internal::{FORWARDED_REQUEST_IDS, PROPOSE_PATH, READ_INDEX_PATH, Reply, forwarded_request_ids};
-use crate::ApiError;
 use crate::limits::current_request_id;
 use bytes::Bytes;
 use hakv_api::REQUEST_ID;
@@ -85,12 +84,16 @@ impl Forwarder {
         self.exchange(request).await
     }
 
-    pub async fn read_index(&self, leader: &str) -> Result<Result<u64, ApiError>, ForwardError> {
-        let id = current_request_id().map(|id| (REQUEST_ID, id));
-        let reply: Reply<u64> = self
-            .call(leader, READ_INDEX_PATH, Vec::new(), "application/json", id)
-            .await?;
-        Ok(reply.into_result())
+    /// Asks the leader for a read index on behalf of one round of this member's readers
+    /// (`request_ids`: theirs, sent as a forwarded batch's are).
+    pub async fn read_index(
+        &self,
+        leader: &str,
+        request_ids: &[Option<&HeaderValue>],
+    ) -> Result<Reply<u64>, ForwardError> {
+        let ids = forwarded_request_ids(request_ids).map(|ids| (FORWARDED_REQUEST_IDS, ids));
+        self.call(leader, READ_INDEX_PATH, Vec::new(), "application/json", ids)
+            .await
     }
 
     async fn call<T: serde::de::DeserializeOwned>(

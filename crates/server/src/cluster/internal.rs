@@ -18,7 +18,7 @@ use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::post;
 use futures_util::future::join_all;
-use hakv_api::{ErrorCode, REQUEST_ID};
+use hakv_api::ErrorCode;
 use hakv_store::{Command, Outcome};
 use http::{HeaderMap, HeaderName, HeaderValue, StatusCode, header};
 use serde::{Deserialize, Serialize};
@@ -28,8 +28,8 @@ pub const PROPOSE_PATH: &str = "/internal/propose";
 pub const READ_INDEX_PATH: &str = "/internal/read-index";
 
 /// The ids of a forwarded batch's client requests, in the batch's order, separated by spaces
-/// (an id has none); `-` where a write had none. A read index carries its one id in
-/// `X-Request-Id`.
+/// (an id has none); `-` where a request had none. Forwarded writes carry theirs, and so does
+/// a read index (the ids of the reads it serves).
 pub const FORWARDED_REQUEST_IDS: HeaderName = HeaderName::from_static("x-forwarded-request-ids");
 
 /// Most bytes of [`FORWARDED_REQUEST_IDS`]: far below a request head's limit. The writes of a
@@ -81,7 +81,7 @@ fn log_if_failed<T>(result: &Result<T, ApiError>, request_id: Option<&str>, what
 
 /// The answer of an internal route: the value, or the leader's error as the client should
 /// see it.
-#[derive(Debug, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub enum Reply<T> {
     Ok(T),
     Err {
@@ -221,8 +221,14 @@ async fn propose(State(internal): State<Arc<Internal>>, headers: HeaderMap, body
 async fn read_index(State(internal): State<Arc<Internal>>, headers: HeaderMap) -> Response {
     internal.cluster.raft().client_activity().touch(); // clients' reads, via a follower
     let index = internal.cluster.read_index_here().await;
-    let request_id = headers.get(REQUEST_ID).and_then(|id| id.to_str().ok());
-    log_if_failed(&index, request_id, "read");
+    // One read index serves a round of the follower's readers; a failure is theirs, each.
+    let request_ids = request_ids_of_batch(&headers);
+    if request_ids.is_empty() {
+        log_if_failed(&index, None, "read");
+    }
+    for request_id in request_ids {
+        log_if_failed(&index, Some(request_id), "read");
+    }
     axum::Json(Reply::from_result(index)).into_response()
 }
 

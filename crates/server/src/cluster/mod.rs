@@ -12,13 +12,18 @@ use crate::{ApiError, ServeConfig};
 use forward::{ForwardError, Forwarder};
 use forward_queue::ForwardQueue;
 use hakv_api::ErrorCode;
-use hakv_raft::{BarrierError, HandoverError, ProposeError, RaftNode, RaftNodeConfig, RaftTiming};
+use hakv_raft::{BarrierError, HandoverError, ProposeError, RaftNode, RaftNodeConfig, RaftTiming, Rounds};
 use hakv_store::{ApplyHook, Command, Outcome, StateMachine};
 use hakv_tls::ClientTls;
+use http::HeaderValue;
+use internal::Reply;
 use openraft::BasicNode;
 use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
+
+/// Rounds of read-index requests to the leader (see `ClusterNode::read_index_of`).
+type ReadIndexRounds = Rounds<(String, Option<HeaderValue>), Result<Reply<u64>, ForwardError>>;
 
 /// A member with more log entries than this not yet applied reports itself not ready.
 const READY_MAX_APPLY_LAG: u64 = 1000;
@@ -49,8 +54,11 @@ fn exit_when_raft_fails(raft: std::sync::Weak<RaftNode>) {
 /// The Raft side of a node.
 pub struct ClusterNode {
     raft: Arc<RaftNode>,
-    /// Read-index requests to the leader.
-    forwarder: Forwarder,
+    /// Read-index requests and member removals to the leader.
+    forwarder: Arc<Forwarder>,
+    /// This member's readers' requests for the leader's read index, one per round (each reader
+    /// brings the leader's address as it knows it and its request id).
+    read_indexes: Arc<ReadIndexRounds>,
     /// Writes to the leader, batched.
     forward_queue: ForwardQueue,
     /// How long a read barrier or a forwarded request may take.
@@ -127,7 +135,8 @@ impl ClusterNode {
         let wait = config.request_timeout;
         Ok(ClusterNode {
             raft,
-            forwarder: Forwarder::new(&token, wait, peer_tls.as_ref()),
+            forwarder: Arc::new(Forwarder::new(&token, wait, peer_tls.as_ref())),
+            read_indexes: Arc::default(),
             forward_queue: ForwardQueue::start(Forwarder::new(&token, wait, peer_tls.as_ref())),
             wait,
             // The lease plus up to a third (the election watch), a failed election's retry
@@ -241,7 +250,7 @@ impl ClusterNode {
                 Err(BarrierError::NotLeader {
                     leader: Some((id, addr)),
                 }) => {
-                    match self.forwarder.read_index(&addr).await {
+                    match self.read_index_of(&addr).await {
                         Ok(Ok(index)) => {
                             return self
                                 .raft
@@ -338,6 +347,32 @@ impl ClusterNode {
     /// or the time is up.
     async fn wait_for_quorum(&self) -> bool {
         self.raft.wait_for_quorum(self.election_wait).await
+    }
+
+    /// The read index of the leader at `leader`, asked in the next round this member sends
+    /// for its readers: under load, one request to the leader serves many reads.
+    async fn read_index_of(&self, leader: &str) -> Result<Result<u64, ApiError>, ForwardError> {
+        let forwarder = self.forwarder.clone();
+        let round = move |readers: Vec<(String, Option<HeaderValue>)>| {
+            let forwarder = forwarder.clone();
+            async move {
+                // Readers may name different leaders around an election: ask the one the
+                // latest knew of. Any member that confirms its leadership after they all
+                // arrived gives an index good for all of them; a deposed one refuses (503).
+                let leader = readers
+                    .last()
+                    .map(|(leader, _)| leader.as_str())
+                    .unwrap_or_default();
+                let ids: Vec<Option<&HeaderValue>> = readers.iter().map(|(_, id)| id.as_ref()).collect();
+                metrics::counter!("hakv_cluster_read_index_requests_total").increment(1);
+                forwarder.read_index(leader, &ids).await
+            }
+        };
+        metrics::counter!("hakv_cluster_forwarded_reads_total").increment(1);
+        let reader = (leader.to_owned(), crate::limits::current_request_id());
+        let answer = self.read_indexes.join(reader, round).await;
+        let answer = answer.unwrap_or_else(|| Err(ForwardError::NotSent("the node is shutting down".into())));
+        answer.map(Reply::into_result)
     }
 
     /// The leader side of a follower's read barrier: the index the follower must apply.

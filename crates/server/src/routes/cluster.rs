@@ -33,6 +33,9 @@ struct NewMember {
     id: u64,
     /// An IP and port, or a host name and port (resolved at each connection).
     addr: String,
+    /// Kept a learner: a read replica that serves reads and never votes.
+    #[serde(default)]
+    learner: bool,
 }
 
 /// A member id: a whole number, written as an integer or as a float (`4.0`).
@@ -42,10 +45,11 @@ fn member_id<'de, D: serde::Deserializer<'de>>(d: D) -> Result<u64, D::Error> {
         .ok_or_else(|| serde::de::Error::custom(format!("{value} is not a member id (a whole number)")))
 }
 
-/// `POST /cluster/members {"id", "addr"}`: checks that the new member runs, adds it as a
-/// learner, waits until it has caught up (at most `CATCH_UP_TIMEOUT`, else 504
-/// `catch_up_timeout` and it stays a learner), then promotes it to voter. On the leader only;
-/// a voter already is 409 `already_member`.
+/// `POST /cluster/members {"id", "addr", "learner"}`: checks that the new member runs, adds it
+/// as a learner, waits until it has caught up (at most `CATCH_UP_TIMEOUT`, else 504
+/// `catch_up_timeout` and it stays a learner), then promotes it to voter, unless `learner` is
+/// true (a read replica). On the leader only; a voter already is 409 `already_member`, and so
+/// is any member when adding a read replica.
 pub async fn add_member(
     State(node): State<Arc<Node>>,
     headers: HeaderMap,
@@ -60,14 +64,44 @@ pub async fn add_member(
             limit: MAX_MEMBER_BODY_BYTES,
         })?;
     let new: NewMember = serde_json::from_slice(&body).map_err(|e| {
-        ApiError::InvalidJson(format!("expected {{\"id\": N, \"addr\": \"host:port\"}}: {e}"))
+        ApiError::InvalidJson(format!(
+            "expected {{\"id\": N, \"addr\": \"host:port\", \"learner\": false}}: {e}"
+        ))
     })?;
     if new.id == 0 {
         return Err(ApiError::InvalidJson("member ids start at 1".into()));
     }
     let addr = hakv_api::peer_addr(&new.addr).map_err(ApiError::InvalidJson)?;
-    member.raft().add_voter(new.id, addr, CATCH_UP_TIMEOUT).await?;
+    if new.learner {
+        member
+            .raft()
+            .add_read_replica(new.id, addr, CATCH_UP_TIMEOUT)
+            .await?;
+    } else {
+        member.raft().add_voter(new.id, addr, CATCH_UP_TIMEOUT).await?;
+    }
     Ok(status(State(node)).await)
+}
+
+/// `POST /cluster/members/{id}/promote`: makes a learner a voter once it has caught up (at
+/// most `CATCH_UP_TIMEOUT`, else 504 `catch_up_timeout` and it stays a learner). On the
+/// leader only; an unknown id is 404 `not_member`, a voter 409 `already_member`.
+pub async fn promote_member(
+    State(node): State<Arc<Node>>,
+    headers: HeaderMap,
+    id: Result<Path<String>, PathRejection>,
+) -> Result<Response, ApiError> {
+    let Path(id) = id?;
+    let member = node.cluster().ok_or(ApiError::NotClustered)?;
+    require_token(&node, &headers)?;
+    let id = member_id_in_path(&id)?;
+    member.raft().promote(id, CATCH_UP_TIMEOUT).await?;
+    Ok(status(State(node)).await)
+}
+
+fn member_id_in_path(id: &str) -> Result<u64, ApiError> {
+    id.parse()
+        .map_err(|_| ApiError::InvalidKey("a member id is a number"))
 }
 
 /// `DELETE /cluster/members/{id}`: removes a member. The leader removing itself first hands
@@ -81,9 +115,7 @@ pub async fn remove_member(
     let Path(id) = id?;
     let member = node.cluster().ok_or(ApiError::NotClustered)?;
     require_token(&node, &headers)?;
-    let id: u64 = id
-        .parse()
-        .map_err(|_| ApiError::InvalidKey("a member id is a number"))?;
+    let id = member_id_in_path(&id)?;
     if id == member.raft().id() && member.is_leader() {
         let (status, body) = member.remove_self().await?;
         return Ok(json_response(status, body, None));

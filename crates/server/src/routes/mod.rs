@@ -44,6 +44,10 @@ pub fn app(node: Arc<Node>) -> Router {
             "/cluster/members/{id}",
             delete(cluster::remove_member).fallback(ops::only("DELETE")),
         )
+        .route(
+            "/cluster/members/{id}/promote",
+            post(cluster::promote_member).fallback(ops::only("POST")),
+        )
         .route("/backup", get(backup::backup).fallback(ops::only("GET, HEAD")))
         .route(
             "/auth/tokens",
