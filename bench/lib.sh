@@ -35,19 +35,20 @@ stop_started() {
   PIDS=()
 }
 
-# start_members BIN DIR PORT_BASE TOKEN [CPU [FLAG...]]: starts members 1..3 on
-# 127.0.0.1:PORT_BASE+i (pinned to CPU when not empty), data and logs under DIR, with any
-# further FLAGs; appends their PIDs to PIDS and sets MEMBERS[i] to member i's address.
+# start_members BIN DIR PORT_BASE TOKEN [CPU [FLAG...]]: starts members 1..VOTERS (3 unless
+# VOTERS is set) on 127.0.0.1:PORT_BASE+i (pinned to CPU when not empty), data and logs under
+# DIR, with any further FLAGs; appends their PIDs to PIDS and sets MEMBERS[i] to member i's
+# address.
 start_members() {
   local bin=$1 dir=$2 base=$3 token=$4 cpu=${5:-} i peers="" pin=()
   shift 4; [ $# -gt 0 ] && shift
   [ -n "$cpu" ] && pin=(taskset -c "$cpu")
   MEMBERS=(none)
-  for i in 1 2 3; do
+  for i in $(seq "${VOTERS:-3}"); do
     MEMBERS+=("127.0.0.1:$((base + i))")
     peers+="${peers:+,}$i=${MEMBERS[$i]}"
   done
-  for i in 1 2 3; do
+  for i in $(seq "${VOTERS:-3}"); do
     "${pin[@]}" "$bin" serve --listen "${MEMBERS[$i]}" --node-id "$i" --peers "$peers" \
       --cluster-token "$token" --data-dir "$dir/n$i" "$@" >"$dir/n$i.log" 2>&1 &
     PIDS+=($!)
@@ -70,7 +71,7 @@ leader_of() {
 # follower_of LEADER: the first member that is not LEADER.
 follower_of() {
   local i
-  for i in 1 2 3; do [ "${MEMBERS[$i]}" != "$1" ] && { echo "${MEMBERS[$i]}"; return 0; }; done
+  for i in $(seq "${VOTERS:-3}"); do [ "${MEMBERS[$i]}" != "$1" ] && { echo "${MEMBERS[$i]}"; return 0; }; done
   return 1
 }
 
@@ -84,7 +85,7 @@ write_post_lua() {
 # extra flags), to restart it by hand.
 member_flags() {
   local i peers=""
-  for i in 1 2 3; do peers+="${peers:+,}$i=${MEMBERS[$i]}"; done
+  for i in $(seq "${VOTERS:-3}"); do peers+="${peers:+,}$i=${MEMBERS[$i]}"; done
   echo "--listen ${MEMBERS[$1]} --node-id $1 --peers $peers --cluster-token $2 --data-dir $3/n$1"
 }
 
@@ -100,3 +101,30 @@ wait_caught_up() {
   done
   return 1
 }
+
+# add_read_replica BIN DIR PORT_BASE TOKEN I [FLAG...]: starts member I (beyond the voters) with
+# --join on 127.0.0.1:PORT_BASE+I and adds it as a read replica (`hakv cluster add --learner`)
+# through member 1; sets MEMBERS[I] and appends its PID to PIDS. Fails when the add fails.
+add_read_replica() {
+  local bin=$1 dir=$2 base=$3 token=$4 i=$5 _; shift 5
+  MEMBERS[i]="127.0.0.1:$((base + i))"
+  "$bin" serve --join --listen "${MEMBERS[$i]}" --node-id "$i" --peers "$i=${MEMBERS[$i]}" \
+    --cluster-token "$token" --data-dir "$dir/n$i" "$@" >"$dir/n$i.log" 2>&1 &
+  PIDS+=($!)
+  for _ in $(seq 100); do curl -sf "http://${MEMBERS[$i]}/health" >/dev/null && break; sleep 0.1; done
+  "$bin" cluster add --learner --id "$i" --addr "${MEMBERS[$i]}" --url "http://${MEMBERS[1]}" \
+    --cluster-token "$token" >/dev/null
+}
+
+# cap_cpu NAME PID SHARE: puts PID in a cgroup v1 CPU group NAME (created) limited to SHARE of
+# one core (e.g. 0.25); remove it with uncap_cpu NAME once PID has exited. Root only. The
+# period is 10 ms, not the kernel's default 100 ms: a process that spends its quota is
+# stopped until the period ends, and 75 ms stalls would dominate every latency figure.
+cap_cpu() {
+  local group=/sys/fs/cgroup/cpu/$1 quota
+  quota=$(python3 -c "print(int($3 * 10000))")
+  mkdir -p "$group" || return 1
+  echo -1 >"$group/cpu.cfs_quota_us" && echo 10000 >"$group/cpu.cfs_period_us" &&
+    echo "$quota" >"$group/cpu.cfs_quota_us" && echo "$2" >"$group/cgroup.procs"
+}
+uncap_cpu() { rmdir "/sys/fs/cgroup/cpu/$1" 2>/dev/null || true; }

@@ -6,6 +6,7 @@ mod support;
 
 use hakv_testkit::{Op, OpResult};
 use serde_json::json;
+use std::io::Write;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
@@ -198,6 +199,60 @@ fn a_paused_leader_neither_loses_nor_contradicts_acknowledged_writes() {
     std::thread::sleep(Duration::from_millis(1500));
     let history = load.stop();
     assert_linearizable(&history, 30, 15);
+}
+
+/// The leader's read lease (`crates/raft/src/lease.rs`) across a process pause: a read that
+/// reaches a leader while it is paused, and is served once it resumes after another leader
+/// took writes, returns the newer value or an error, never the value the paused leader had.
+#[test]
+fn a_read_on_a_resumed_leader_never_returns_what_a_newer_leader_replaced() {
+    let dir = tempfile::tempdir().unwrap();
+    let cluster = Cluster::start(dir.path(), 3, &[]);
+    let leader = cluster.leader();
+    let mut http = Http::connect(cluster.member(leader).addr).unwrap();
+    assert_eq!(
+        http.send_json("PUT", "/data/k", r#"{"value": 1}"#, &[])
+            .unwrap()
+            .status,
+        201
+    );
+    for _ in 0..20 {
+        assert_eq!(http.get("/data/k").unwrap().json()["data"], 1);
+    }
+    let exposition = http.get("/metrics").unwrap().text();
+    assert!(
+        support::metric(&exposition, "hakv_raft_lease_reads_total") > 0.0,
+        "the leader serves reads under its lease"
+    );
+
+    cluster.pause(leader, true);
+    let mut new_leader = None;
+    support::eventually("a new leader", Duration::from_secs(20), || {
+        new_leader = (1..=3)
+            .filter(|id| *id != leader)
+            .find_map(|id| cluster.leader_seen_by(id).filter(|l| *l != leader));
+        new_leader.is_some()
+    });
+    let mut to_new = Http::connect(cluster.member(new_leader.unwrap()).addr).unwrap();
+    let replaced = to_new
+        .send_json("PUT", "/data/k", r#"{"value": 2}"#, &[])
+        .unwrap();
+    assert_eq!(replaced.status, 200, "{}", replaced.text());
+    // Sent while the old leader is paused: it is read when it resumes.
+    let mut stale = Http::connect_with_timeout(cluster.member(leader).addr, Duration::from_secs(30)).unwrap();
+    stale
+        .stream()
+        .write_all(b"GET /data/k HTTP/1.1\r\nHost: x\r\n\r\n")
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(300));
+    cluster.pause(leader, false);
+    let reply = stale.read_reply(false).unwrap();
+    assert!(
+        reply.status != 200 || reply.json()["data"] == 2,
+        "the resumed leader answered {} {}",
+        reply.status,
+        reply.text()
+    );
 }
 
 #[test]

@@ -166,6 +166,9 @@ pub struct RaftNodeConfig {
     /// Refuse appends and snapshots while fewer bytes than this are free on the data
     /// directory's filesystem (`None`: a tenth of it, at most 1 GiB); see `hakv_store::DiskSpace`.
     pub disk_reserve: Option<u64>,
+    /// Serve the leader's linearizable reads under a lease instead of a heartbeat round
+    /// each (`lease.rs`; assumes no member's clock runs more than 1.5 times as fast as another's).
+    pub lease_reads: bool,
 }
 
 impl RaftNodeConfig {
@@ -183,6 +186,7 @@ impl RaftNodeConfig {
             logs_kept_after_snapshot: 1_000,
             block_cache_bytes: 64 << 20,
             disk_reserve: None,
+            lease_reads: true,
         }
     }
 

@@ -37,6 +37,8 @@ struct Paused<'a>(&'a RaftNode);
 impl Drop for Paused<'_> {
     fn drop(&mut self) {
         self.0.handing_over.store(false, Ordering::SeqCst);
+        // The successor may still win with this member's vote: no lease for a while yet.
+        self.0.lease.suspend_until(std::time::Instant::now());
     }
 }
 
@@ -80,6 +82,10 @@ impl RaftNode {
         let addr = address_of(&metrics, to).filter(|_| is_voter && to != self.id);
         let addr = addr.ok_or_else(|| HandoverError::NoSuccessor(format!("{to} is not another voter")))?;
 
+        // The successor campaigns without a pre-vote and this member will vote for it, so the
+        // read lease (`lease.rs`) no longer holds from here on.
+        self.lease
+            .suspend_until(std::time::Instant::now() + Duration::from_secs(24 * 3600));
         self.handing_over.store(true, Ordering::SeqCst);
         let _paused = Paused(self);
         let deadline = Instant::now() + timeout;

@@ -92,6 +92,11 @@ impl Leadership {
         self.published.age_ms() >= self.quorum_window_ms
     }
 
+    /// `f` of the latest metrics, without cloning them.
+    pub(crate) fn with_metrics<R>(&self, f: impl FnOnce(&RaftMetrics<NodeId, BasicNode>) -> R) -> R {
+        f(&self.metrics.borrow())
+    }
+
     pub(crate) fn metrics(&self) -> RaftMetrics<NodeId, BasicNode> {
         self.metrics.borrow().clone()
     }

@@ -23,6 +23,7 @@ mod error;
 mod handover;
 mod identity;
 mod leadership;
+mod lease;
 mod log_store;
 mod membership;
 mod node;
@@ -47,6 +48,7 @@ pub use config::{PeerClientConfig, PeerServerLimits, ProposerConfig, RaftNodeCon
 pub use error::RaftStoreError;
 pub use handover::HandoverError;
 pub use identity::{Identity, IdentityError, cluster_id_for};
+pub use lease::Lease;
 pub use log_store::{CommittedIndex, LogStore};
 pub use membership::{CATCH_UP_TIMEOUT, MembershipError};
 pub use node::{NodeError, RaftNode};

@@ -9,11 +9,12 @@ use crate::config::RaftNodeConfig;
 use crate::election_watch::{self, LeaderContact};
 use crate::identity::{IdentityError, IdentityFile, NodeIdentity};
 use crate::leadership::Leadership;
+use crate::lease::Lease;
 use crate::peer_client::PeerNetwork;
 use crate::peer_server::{self, PeerAuth};
 use crate::pre_vote::{Judge, Patience};
 use crate::proposer::{self, ProposeError, Proposer};
-use crate::read_barrier::{self, BarrierError, ReadBarrier};
+use crate::read_barrier::{BarrierError, ReadBarrier};
 use crate::snapshot_policy;
 use crate::status::ClusterStatus;
 use crate::{CommittedIndex, LogStore, NodeId, Raft, RaftStoreError, StateMachineStore};
@@ -83,6 +84,8 @@ pub struct RaftNode {
     committed: CommittedIndex,
     /// Set while [`hand_over_leadership`](Self::hand_over_leadership) runs: no new proposals.
     pub(crate) handing_over: Arc<AtomicBool>,
+    /// The leader's read lease; a handover suspends it.
+    pub(crate) lease: Arc<Lease>,
     /// Calls to peers outside openraft's own (asking a successor to campaign).
     pub(crate) network: PeerNetwork,
     listener: Option<OwnListener>,
@@ -111,8 +114,20 @@ impl RaftNode {
         );
         let state_machine = StateMachineStore::open(state.clone(), hook, config.data_dir.join("snapshot"))?;
         let snapshot_bytes = state_machine.snapshot_bytes();
+        let applied_index = state_machine.applied_index();
         let log_for_policy = log.clone();
-        let network = PeerNetwork::new(config.node_id, &config.cluster_token, config.peer_client.clone());
+        // openraft's followers refuse votes for election_timeout_max after hearing from their
+        // leader (its `leader_lease`); the leader's read lease relies on a share of that.
+        let lease = Arc::new(Lease::new(
+            Duration::from_millis(config.timing.election_timeout_max_ms),
+            config.lease_reads,
+        ));
+        let network = PeerNetwork::new(
+            config.node_id,
+            &config.cluster_token,
+            config.peer_client.clone(),
+            lease.clone(),
+        );
         let raft = Raft::new(config.node_id, raft_config, network.clone(), log, state_machine).await?;
 
         let timing = config.timing;
@@ -130,7 +145,13 @@ impl RaftNode {
             heartbeat,
             handing_over.clone(),
         );
-        let barrier = ReadBarrier::new(raft.clone(), leadership.clone(), config.proposer.timeout);
+        let barrier = ReadBarrier::new(
+            raft.clone(),
+            leadership.clone(),
+            applied_index,
+            lease.clone(),
+            config.proposer.timeout,
+        );
         let contact = Arc::new(LeaderContact::new());
         let judge = Arc::new(Judge {
             id: config.node_id,
@@ -186,6 +207,7 @@ impl RaftNode {
             snapshot_policy,
             committed,
             handing_over,
+            lease,
             network,
             listener: None,
         })
@@ -384,7 +406,7 @@ impl RaftNode {
     /// Waits until this node has applied `index` (a read index from the leader, or a write's
     /// log index), at most `timeout`.
     pub async fn wait_applied(&self, index: u64, timeout: Duration) -> Result<(), BarrierError> {
-        read_barrier::wait_applied(&self.raft, index, timeout).await
+        self.barrier.wait_applied(index, timeout).await
     }
 
     /// Stops, in order: the peer listener if [`start`](Self::start) runs one, new proposals

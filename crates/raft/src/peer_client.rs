@@ -8,6 +8,7 @@
 //! else as a network error.
 
 use crate::config::PeerClientConfig;
+use crate::lease::Lease;
 use crate::peer_server::{
     APPEND_PATH, CAMPAIGN_PATH, IDENTITY_PATH, PRE_VOTE_PATH, PeerIdentity, SNAPSHOT_PATH, VOTE_PATH,
 };
@@ -74,6 +75,8 @@ pub struct PeerNetwork {
     /// Each peer's failure log, shared by every connection to it (openraft's replication,
     /// pre-votes, handover calls), so its warnings are rate-limited per peer.
     troubles: Arc<Mutex<HashMap<NodeId, Arc<PeerTrouble>>>>,
+    /// Where accepted appends are recorded, for the leader's read lease.
+    lease: Arc<Lease>,
 }
 
 impl PeerNetwork {
@@ -82,7 +85,12 @@ impl PeerNetwork {
         &self.config.client_activity
     }
 
-    pub fn new(node_id: NodeId, cluster_token: &str, config: PeerClientConfig) -> PeerNetwork {
+    pub fn new(
+        node_id: NodeId,
+        cluster_token: &str,
+        config: PeerClientConfig,
+        lease: Arc<Lease>,
+    ) -> PeerNetwork {
         let mut connector = HttpConnector::new();
         connector.set_connect_timeout(Some(config.connect_timeout));
         connector.set_nodelay(true);
@@ -105,6 +113,7 @@ impl PeerNetwork {
             authorization,
             config: Arc::new(config),
             troubles: Arc::default(),
+            lease,
         }
     }
 }
@@ -257,17 +266,25 @@ impl RaftNetwork<TypeConfig> for PeerConnection {
         option: RPCOption,
     ) -> Result<AppendEntriesResponse<NodeId>, RpcError> {
         let entries = rpc.entries.len() as u64;
+        let (term, sent) = (rpc.vote.leader_id().term, std::time::Instant::now());
         // Binary: openraft 0.9 gives an append one heartbeat interval, and JSON would escape
         // every value's canonical text a second time and parse it back on the follower.
         let body = bincode::serialize(&rpc).map_err(|e| RPCError::Network(NetworkError::new(&e)))?;
-        self.call(
-            APPEND_PATH,
-            RPCTypes::AppendEntries,
-            (body, "application/octet-stream"),
-            &option,
-            entries,
-        )
-        .await
+        let response = self
+            .call(
+                APPEND_PATH,
+                RPCTypes::AppendEntries,
+                (body, "application/octet-stream"),
+                &option,
+                entries,
+            )
+            .await?;
+        // Any answer but a higher vote means the follower took this leader's vote, and with
+        // it refuses other candidates for its lease from the moment it received the append.
+        if rpc.vote.is_committed() && !matches!(response, AppendEntriesResponse::HigherVote(_)) {
+            self.network.lease.acknowledged(self.target, term, sent);
+        }
+        Ok(response)
     }
 
     async fn vote(

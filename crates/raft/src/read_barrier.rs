@@ -7,7 +7,9 @@
 //! ([`Rounds`]: a reader is answered only by a round that started after it arrived).
 
 use crate::leadership::{Leadership, Standing};
+use crate::lease::Lease;
 use crate::rounds::Rounds;
+use crate::state_machine_store::AppliedIndex;
 use crate::{NodeId, Raft};
 use openraft::BasicNode;
 use openraft::error::{CheckIsLeaderError, RaftError};
@@ -34,18 +36,28 @@ pub enum BarrierError {
 pub(crate) struct ReadBarrier {
     raft: Raft,
     leadership: Leadership,
+    applied_index: AppliedIndex,
+    lease: Arc<Lease>,
     /// Bound on one confirmation round, so a stuck round cannot hold later readers forever.
     round_timeout: Duration,
     rounds: Arc<Rounds<(), Result<u64, BarrierError>>>,
 }
 
 impl ReadBarrier {
-    pub(crate) fn new(raft: Raft, leadership: Leadership, round_timeout: Duration) -> Arc<ReadBarrier> {
+    pub(crate) fn new(
+        raft: Raft,
+        leadership: Leadership,
+        applied_index: AppliedIndex,
+        lease: Arc<Lease>,
+        round_timeout: Duration,
+    ) -> Arc<ReadBarrier> {
         Arc::new(ReadBarrier {
             raft,
             leadership,
+            applied_index,
+            lease,
             round_timeout,
-            rounds: Arc::default(),
+            rounds: Arc::new(Rounds::new(1)),
         })
     }
 
@@ -57,14 +69,25 @@ impl ReadBarrier {
             Standing::NotLeader(leader) => return Err(BarrierError::NotLeader { leader }),
             Standing::NoQuorum => return Err(BarrierError::NoQuorum),
         }
+        if let Some(index) = self.lease_read_index() {
+            metrics::counter!("hakv_raft_lease_reads_total").increment(1);
+            return Ok(index);
+        }
         let index = self.read_index(deadline).await?;
-        wait_applied(
-            &self.raft,
-            index,
-            deadline.saturating_duration_since(Instant::now()),
-        )
-        .await?;
+        self.wait_applied(index, deadline.saturating_duration_since(Instant::now()))
+            .await?;
         Ok(index)
+    }
+
+    /// The read index without a heartbeat round, when this leader holds a lease (`lease.rs`)
+    /// and has applied an entry of its term: what it has applied then.
+    fn lease_read_index(&self) -> Option<u64> {
+        let now = std::time::Instant::now();
+        let term = self
+            .leadership
+            .with_metrics(|metrics| self.lease.holds(metrics, now).then_some(metrics.current_term))?;
+        let (applied_term, applied_index) = *self.applied_index.borrow();
+        (applied_term == term).then_some(applied_index)
     }
 
     async fn read_index(self: &Arc<Self>, deadline: Instant) -> Result<u64, BarrierError> {
@@ -120,17 +143,17 @@ fn addr_of(node: Option<BasicNode>) -> String {
     node.map(|n| n.addr).unwrap_or_default()
 }
 
-/// Waits until the local state machine has applied `index`.
-pub(crate) async fn wait_applied(raft: &Raft, index: u64, timeout: Duration) -> Result<(), BarrierError> {
-    if index == 0 {
-        return Ok(());
+impl ReadBarrier {
+    /// Waits until the local state machine has applied `index`, at most `timeout`.
+    pub(crate) async fn wait_applied(&self, index: u64, timeout: Duration) -> Result<(), BarrierError> {
+        if self.applied_index.borrow().1 >= index {
+            return Ok(());
+        }
+        let mut applied = self.applied_index.subscribe();
+        match tokio::time::timeout(timeout, applied.wait_for(|(_, applied)| *applied >= index)).await {
+            Err(_) => Err(BarrierError::Timeout),
+            Ok(Err(_)) => Err(BarrierError::ShuttingDown),
+            Ok(Ok(_)) => Ok(()),
+        }
     }
-    raft.wait(Some(timeout))
-        .applied_index_at_least(Some(index), "read barrier")
-        .await
-        .map(|_| ())
-        .map_err(|err| match err {
-            openraft::metrics::WaitError::Timeout(..) => BarrierError::Timeout,
-            openraft::metrics::WaitError::ShuttingDown => BarrierError::ShuttingDown,
-        })
 }

@@ -34,6 +34,16 @@ pub struct StateMachineStore {
     /// Mirrors what the last batch wrote to `meta`, so `applied_state` needs no disk read.
     last_applied: Option<LogId>,
     membership: StoredMembership,
+    /// The term and index of `last_applied`, for readers waiting for a read index: cheaper
+    /// to watch than openraft's metrics, which its waiters clone whole at every change.
+    applied_index: AppliedIndex,
+}
+
+/// The term and index of the last entry whose changes readers can see, as they change.
+pub type AppliedIndex = Arc<tokio::sync::watch::Sender<(u64, u64)>>;
+
+fn term_and_index(log_id: Option<LogId>) -> (u64, u64) {
+    log_id.map_or((0, 0), |id| (id.leader_id.term, id.index))
 }
 
 impl StateMachineStore {
@@ -54,18 +64,25 @@ impl StateMachineStore {
         }
         let last_applied = read_json(&state, LAST_APPLIED_KEY)?.flatten();
         let membership = read_json(&state, MEMBERSHIP_KEY)?.unwrap_or_default();
+        let applied_index = Arc::new(tokio::sync::watch::Sender::new(term_and_index(last_applied)));
         Ok(StateMachineStore {
             state,
             hook,
             snapshots,
             last_applied,
             membership,
+            applied_index,
         })
     }
 
     /// The size of the last snapshot built or installed, as it changes.
     pub(crate) fn snapshot_bytes(&self) -> Arc<std::sync::atomic::AtomicU64> {
         self.snapshots.last_bytes.clone()
+    }
+
+    /// The index of the last applied entry, as it changes.
+    pub(crate) fn applied_index(&self) -> AppliedIndex {
+        self.applied_index.clone()
     }
 
     /// The state machine this store applies to (for reads).
@@ -132,6 +149,7 @@ impl RaftStateMachine<TypeConfig> for StateMachineStore {
         hook.after_visible(&changes);
         self.last_applied = Some(last);
         self.membership = membership;
+        self.applied_index.send_replace(term_and_index(Some(last)));
         Ok(spans.into_iter().map(|span| outcomes[span].to_vec()).collect())
     }
 
@@ -167,6 +185,7 @@ impl RaftStateMachine<TypeConfig> for StateMachineStore {
             .map_err(|e| e.into_storage(subject, ErrorVerb::Write))?;
         self.last_applied = meta.last_log_id;
         self.membership = meta.last_membership.clone();
+        self.applied_index.send_replace(term_and_index(meta.last_log_id));
         Ok(())
     }
 

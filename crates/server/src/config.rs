@@ -69,6 +69,9 @@ pub struct ServeConfig {
     /// Start as a new member waiting to be added (`POST /cluster/members`) instead of
     /// forming the cluster of `--peers`.
     pub join: bool,
+    /// The leader serves linearizable reads under a lease instead of a heartbeat round each
+    /// (docs/cluster.md, "Leader leases"; assumes no member's clock runs more than 1.5 times as fast as another's).
+    pub lease_reads: bool,
     /// The listener speaks TLS with this certificate chain (PEM, leaf first); in a cluster,
     /// every member then does, and members call each other at `https://`.
     pub tls_cert: Option<PathBuf>,
@@ -155,6 +158,7 @@ impl Default for ServeConfig {
             snapshot_rate: 64 << 20,
             disk_reserve: None,
             join: false,
+            lease_reads: true,
             tls_cert: None,
             tls_key: None,
             tls_client_ca: None,
@@ -483,6 +487,11 @@ pub struct ServeArgs {
     /// filesystem, at most 1GiB].
     #[arg(long, env = "HAKV_DISK_RESERVE", value_name = "SIZE", value_parser = parse_bytes)]
     pub disk_reserve: Option<u64>,
+    /// The leader serves linearizable reads under a lease (true) or confirms each round of
+    /// them with a heartbeat to a majority (false); leases assume no member's clock runs
+    /// more than 1.5 times as fast as another's [default: true].
+    #[arg(long, env = "HAKV_LEASE_READS", value_name = "BOOL", value_parser = clap::builder::BoolishValueParser::new())]
+    pub lease_reads: Option<bool>,
     /// Join an existing cluster: wait to be added with `hakv cluster add` instead of forming
     /// the cluster of --peers (which then only needs this member's own entry).
     #[arg(long, env = "HAKV_JOIN", value_parser = clap::builder::BoolishValueParser::new())]
@@ -532,7 +541,8 @@ impl ServeArgs {
             election_timeout,
             leader_stall_timeout,
             snapshot_every,
-            snapshot_rate
+            snapshot_rate,
+            lease_reads
         );
         if self.join {
             config.join = true;

@@ -160,6 +160,10 @@ fn describe() {
         "Writes this member forwarded to the leader."
     );
     describe_counter!(
+        "hakv_raft_lease_reads_total",
+        "Read indexes this leader gave under its lease, without a heartbeat round."
+    );
+    describe_counter!(
         "hakv_cluster_forwarded_reads_total",
         "Linearizable reads this member served with the leader's read index."
     );

@@ -97,6 +97,7 @@ impl ClusterNode {
         raft_config.proposer.queue_capacity = config.write_queue;
         raft_config.block_cache_bytes = config.store_cache_bytes;
         raft_config.disk_reserve = config.disk_reserve;
+        raft_config.lease_reads = config.lease_reads;
         // Members reach each other, and forward requests, at the address --peers gives,
         // resolved at each new connection.
         raft_config.advertise_addr = config.own_peer().map(|p| p.addr);
@@ -136,7 +137,7 @@ impl ClusterNode {
         Ok(ClusterNode {
             raft,
             forwarder: Arc::new(Forwarder::new(&token, wait, peer_tls.as_ref())),
-            read_indexes: Arc::default(),
+            read_indexes: Arc::new(Rounds::new(1)),
             forward_queue: ForwardQueue::start(Forwarder::new(&token, wait, peer_tls.as_ref())),
             wait,
             // The lease plus up to a third (the election watch), a failed election's retry
