@@ -5,13 +5,15 @@
 # VALUE bytes, then runs DUR-second windows, REPS times: stale reads and linearizable reads
 # with one `hakv bench` per member at once (CONN connections each; their rates add up), and
 # writes through the leader. p is the 1-member rate of the same kind; each rate is printed
-# against n × p. Needs root (cgroups).
+# against n × p. EXTRA holds more `hakv serve` flags for every member (e.g. EXTRA="--lease-reads
+# false"). Needs root (cgroups).
 #   cargo build --release -p hakv && bench/read-scaling.sh        (env: SIZES="1 3 5" SHARE=0.25)
 set -u
 ROOT="$(cd "$(dirname "$0")/.." && pwd)"
 BIN=${HAKV:-$ROOT/target/release/hakv}
 SIZES=${SIZES:-1 3 5}; SHARE=${SHARE:-0.25}; KEYS=${KEYS:-10000}; VALUE=${VALUE:-1024}
-DUR=${DUR:-10}; CONN=${CONN:-16}; REPS=${REPS:-2}; D=${OUT:-/tmp/hakv-bench-read-scaling}
+DUR=${DUR:-10}; CONN=${CONN:-64}; REPS=${REPS:-2}; D=${OUT:-/tmp/hakv-bench-read-scaling}
+EXTRA=${EXTRA:-}
 for tool in curl python3; do
   command -v "$tool" >/dev/null || { echo "read-scaling.sh needs $tool" >&2; exit 2; }
 done
@@ -68,11 +70,13 @@ PY
 for rep in $(seq "$REPS"); do
   for n in $SIZES; do
     dir=$D/c$n; rm -rf "$dir"; mkdir -p "$dir"
-    VOTERS=$((n < 3 ? n : 3)) start_members "$BIN" "$dir" 17830 "$TOKEN"
+    # shellcheck disable=SC2086 # EXTRA is a list of flags
+    VOTERS=$((n < 3 ? n : 3)) start_members "$BIN" "$dir" 17830 "$TOKEN" "" $EXTRA
     VOTERS=$((n < 3 ? n : 3))
     L=$(leader_of "${MEMBERS[1]}") || { echo "no leader (n=$n)" >&2; exit 1; }
     for i in $(seq $((VOTERS + 1)) "$n"); do
-      add_read_replica "$BIN" "$dir" 17830 "$TOKEN" "$i" || { echo "adding replica $i failed" >&2; exit 1; }
+      # shellcheck disable=SC2086
+      add_read_replica "$BIN" "$dir" 17830 "$TOKEN" "$i" $EXTRA || { echo "adding replica $i failed" >&2; exit 1; }
     done
     for i in $(seq "$n"); do cap_cpu "hakv-read-scaling-$i" "${PIDS[$((i - 1))]}" "$SHARE" || exit 1; done
     "$BIN" bench --target "http://$L" -c 32 --keys "$KEYS" --value-size "$VALUE" --prefill -n 1 \
