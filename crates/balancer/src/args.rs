@@ -64,6 +64,11 @@ pub struct BalanceArgs {
     /// Send writes to the leader named by the backends' GET /cluster.
     #[arg(long, env = "HAKV_BALANCE_LEADER_AWARE", value_parser = clap::builder::BoolishValueParser::new())]
     pub leader_aware: bool,
+    /// With --leader-aware: send reads to the other backends (followers and read replicas)
+    /// while any of them is available, so the leader's queue stays short for writes and
+    /// for the read indexes followers ask it for.
+    #[arg(long, env = "HAKV_BALANCE_READS_OFF_LEADER", value_parser = clap::builder::BoolishValueParser::new())]
+    pub reads_off_leader: bool,
     /// Seed for the random choices (p2c, backoff jitter); 0 = from the clock [default: 0].
     #[arg(long, env = "HAKV_BALANCE_SEED")]
     pub seed: Option<u64>,
@@ -131,6 +136,7 @@ impl BalanceArgs {
             }
         }
         c.leader_aware |= self.leader_aware;
+        c.reads_off_leader |= self.reads_off_leader;
         c.validate()?;
         Ok(c)
     }

@@ -141,6 +141,8 @@ pub struct BalancerConfig {
     pub threads: usize,
     /// Send writes to the leader named by the backends' `GET /cluster`.
     pub leader_aware: bool,
+    /// With `leader_aware`: reads go to the other backends while any of them is available.
+    pub reads_off_leader: bool,
     pub leader_refresh_ms: u64,
     /// Bounded-load factor of key-hash: no backend takes more than this × its fair share.
     pub hash_load_factor: f64,
@@ -276,6 +278,7 @@ impl Default for BalancerConfig {
             algorithm: Algorithm::RoundRobin,
             threads: 0,
             leader_aware: false,
+            reads_off_leader: false,
             leader_refresh_ms: 1000,
             hash_load_factor: 1.25,
             seed: 0,
@@ -550,6 +553,12 @@ impl BalancerConfig {
             "hash_load_factor",
             ">= 1.0",
             self.hash_load_factor,
+        )?;
+        check(
+            self.leader_aware || !self.reads_off_leader,
+            "reads_off_leader",
+            "only with leader_aware (the leader must be known)",
+            self.reads_off_leader,
         )?;
         check(
             self.leader_refresh_ms >= 10,

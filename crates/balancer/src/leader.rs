@@ -45,6 +45,11 @@ impl LeaderTracker {
         self.leader.store(leader.map(Arc::new));
     }
 
+    /// The leader's index in `set`, if it is there.
+    pub fn leader_position(&self, set: &BackendSet) -> Option<usize> {
+        set.find(self.leader.load().as_deref()?)
+    }
+
     /// The leader's index in `set` if it may take this request now.
     pub fn leader_index(&self, set: &BackendSet, pick: &Pick<'_>) -> Option<usize> {
         let guard = self.leader.load();

@@ -191,6 +191,13 @@ impl Shared {
         let mut body = self.prepare(body, deadline).await?;
         let set = self.pool.load();
         let leader_route = self.leader.as_deref().filter(|_| is_write(&parts.method));
+        // Reads kept off the leader (`reads_off_leader`) while another backend can take them.
+        let avoided_leader = match &self.leader {
+            Some(leader) if self.config.reads_off_leader && leader_route.is_none() => {
+                leader.leader_position(&set)
+            }
+            _ => None,
+        };
         let max_attempts = self.config.retry.max_attempts.min(MAX_ATTEMPTS) as usize;
         let mut tried = [usize::MAX; MAX_ATTEMPTS as usize];
         let mut last_error = ProxyError::NoBackend;
@@ -211,6 +218,15 @@ impl Shared {
             };
             let chosen = leader_route
                 .and_then(|l| l.leader_index(&set, &pick))
+                .or_else(|| {
+                    let leader = avoided_leader?;
+                    let mut avoid = tried;
+                    avoid[attempt] = leader;
+                    set.select(&Pick {
+                        tried: &avoid[..=attempt],
+                        ..pick
+                    })
+                })
                 .or_else(|| set.select(&pick));
             let Some(i) = chosen else { return Err(last_error) };
             tried[attempt] = i;

@@ -1,7 +1,8 @@
 //! The seed's front door end to end: `hakv balance` (leader-aware) in front of a real 3-member
 //! cluster; killing the leader under a continuous GET/PUT load costs clients no failed read
 //! and at most a write per client whose outcome is reported as unknown (504, or 502 from the
-//! balancer), only a latency blip.
+//! balancer), only a latency blip. With `--reads-off-leader`, reads go to the followers and
+//! read replicas and writes to the leader.
 
 mod support;
 
@@ -12,6 +13,10 @@ use std::time::{Duration, Instant};
 use support::{Cluster, HakvProcess, Http, ServerProcess};
 
 fn start_balancer(backends: &[SocketAddr], log: &std::path::Path) -> HakvProcess {
+    start_balancer_with(backends, log, &[])
+}
+
+fn start_balancer_with(backends: &[SocketAddr], log: &std::path::Path, extra: &[&str]) -> HakvProcess {
     let mut args = vec![
         "balance",
         "--listen",
@@ -32,6 +37,7 @@ fn start_balancer(backends: &[SocketAddr], log: &std::path::Path) -> HakvProcess
     for backend in &backends {
         args.extend(["--backend", backend.as_str()]);
     }
+    args.extend(extra);
     HakvProcess::spawn(&args, log)
 }
 
@@ -150,4 +156,106 @@ fn independent_single_nodes_behind_the_balancer_are_named_in_a_warning() {
         assert!(Instant::now() < deadline, "no warning:\n{text}");
         std::thread::sleep(Duration::from_millis(50));
     }
+}
+
+/// Proxied requests per backend address, from the balancer's `/lb/status`, and the leader it
+/// follows.
+fn requests_per_backend(balancer: &HakvProcess) -> (Option<String>, std::collections::BTreeMap<String, u64>) {
+    let status = Http::connect(balancer.admin.unwrap())
+        .unwrap()
+        .get("/lb/status")
+        .unwrap()
+        .json();
+    let leader = status["leader"].as_str().map(str::to_owned);
+    let counts = status["backends"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|b| {
+            (
+                b["addr"].as_str().unwrap().to_owned(),
+                b["requests"].as_u64().unwrap(),
+            )
+        })
+        .collect();
+    (leader, counts)
+}
+
+#[test]
+fn with_reads_off_the_leader_reads_go_to_followers_and_read_replicas_and_writes_to_the_leader() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut cluster = Cluster::start(dir.path(), 3, &[]);
+    let replica = cluster.prepare_joiner(dir.path());
+    cluster.start_member(replica);
+    let leader = cluster.leader_seen_by(1).unwrap();
+    let body = format!(
+        r#"{{"id": {replica}, "addr": "{}", "learner": true}}"#,
+        cluster.member(replica).addr
+    );
+    let added = Http::connect(cluster.member(leader).addr)
+        .unwrap()
+        .send_json(
+            "POST",
+            "/cluster/members",
+            &body,
+            &[("Authorization", "Bearer test-cluster-secret")],
+        )
+        .unwrap();
+    assert_eq!(added.status, 200, "{}", added.text());
+    let backends: Vec<SocketAddr> = cluster.members.iter().map(|m| m.addr).collect();
+    let balancer = start_balancer_with(
+        &backends,
+        &dir.path().join("balancer.log"),
+        &["--reads-off-leader"],
+    );
+    let leader_addr = cluster.member(leader).addr.to_string();
+    support::eventually("the balancer follows the leader", Duration::from_secs(10), || {
+        requests_per_backend(&balancer)
+            .0
+            .is_some_and(|l| l.ends_with(&leader_addr))
+    });
+
+    let mut front = Http::connect(balancer.addr).unwrap();
+    assert_eq!(
+        front
+            .send_json("PUT", "/data/k", r#"{"value": 1}"#, &[])
+            .unwrap()
+            .status,
+        201
+    );
+    let (_, before) = requests_per_backend(&balancer);
+    for _ in 0..200 {
+        let reply = front.get("/data/k").unwrap();
+        assert_eq!(
+            (reply.status, reply.json()["data"].clone()),
+            (200, serde_json::json!(1))
+        );
+    }
+    let (_, after) = requests_per_backend(&balancer);
+    let served = |addr: &SocketAddr| after[&addr.to_string()] - before[&addr.to_string()];
+    assert_eq!(
+        served(&cluster.member(leader).addr),
+        0,
+        "no read went to the leader: {after:?}"
+    );
+    for member in &cluster.members {
+        if member.id != leader {
+            assert!(
+                served(&member.addr) > 0,
+                "member {} took reads: {after:?}",
+                member.id
+            );
+        }
+    }
+    for i in 0..20 {
+        let body = format!(r#"{{"value": {i}}}"#);
+        assert!(front.send_json("PUT", "/data/k", &body, &[]).unwrap().status < 300);
+    }
+    let (_, writes) = requests_per_backend(&balancer);
+    let leader_key = cluster.member(leader).addr.to_string();
+    assert_eq!(
+        writes[&leader_key] - after[&leader_key],
+        20,
+        "writes go to the leader"
+    );
 }
