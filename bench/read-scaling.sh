@@ -6,7 +6,8 @@
 # with one `hakv bench` per member at once (CONN connections each; their rates add up), and
 # writes through the leader. p is the 1-member rate of the same kind; each rate is printed
 # against n × p. EXTRA holds more `hakv serve` flags for every member (e.g. EXTRA="--lease-reads
-# false"). Needs root (cgroups).
+# false"). READS_OFF_LEADER=1 sends the read windows to the followers and replicas only (for
+# n > 1), as `hakv balance --reads-off-leader` would. Needs root (cgroups).
 #   cargo build --release -p hakv && bench/read-scaling.sh        (env: SIZES="1 3 5" SHARE=0.25)
 set -u
 ROOT="$(cd "$(dirname "$0")/.." && pwd)"
@@ -82,8 +83,12 @@ for rep in $(seq "$REPS"); do
     "$BIN" bench --target "http://$L" -c 32 --keys "$KEYS" --value-size "$VALUE" --prefill -n 1 \
       --write-method put --timeout 10s -q --json >"$dir/load.json" || { echo "load failed" >&2; exit 1; }
     applied_everywhere "${MEMBERS[@]:1:$n}" || exit 1
-    stale=$(window "stale-$n" "${MEMBERS[@]:1:$n}" -- --write-ratio 0 --stale-reads)
-    linear=$(window "linear-$n" "${MEMBERS[@]:1:$n}" -- --write-ratio 0)
+    readers=("${MEMBERS[@]:1:$n}")
+    if [ "${READS_OFF_LEADER:-0}" = 1 ] && [ "$n" -gt 1 ]; then
+      readers=(); for m in "${MEMBERS[@]:1:$n}"; do [ "$m" != "$L" ] && readers+=("$m"); done
+    fi
+    stale=$(window "stale-$n" "${readers[@]}" -- --write-ratio 0 --stale-reads)
+    linear=$(window "linear-$n" "${readers[@]}" -- --write-ratio 0)
     writes=$(window "writes-$n" "$L" -- --write-ratio 1)
     echo "$rep $n $stale $linear $writes" | tee -a "$D/rows"
     stop_cluster
