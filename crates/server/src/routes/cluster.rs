@@ -2,6 +2,7 @@
 
 use super::data::json_response;
 use crate::ApiError;
+use crate::cluster::ClusterNode;
 use crate::node::Node;
 use axum::extract::rejection::PathRejection;
 use axum::extract::{Path, State};
@@ -91,17 +92,25 @@ pub async fn promote_member(
     headers: HeaderMap,
     id: Result<Path<String>, PathRejection>,
 ) -> Result<Response, ApiError> {
-    let Path(id) = id?;
-    let member = node.cluster().ok_or(ApiError::NotClustered)?;
-    require_token(&node, &headers)?;
-    let id = member_id_in_path(&id)?;
+    let (member, id) = member_in_path(&node, &headers, id)?;
     member.raft().promote(id, CATCH_UP_TIMEOUT).await?;
     Ok(status(State(node)).await)
 }
 
-fn member_id_in_path(id: &str) -> Result<u64, ApiError> {
-    id.parse()
-        .map_err(|_| ApiError::InvalidKey("a member id is a number"))
+/// The checks of a change to the member named in the path, in their documented order: a
+/// cluster (409), the cluster token (401), a numeric id (400).
+fn member_in_path<'a>(
+    node: &'a Node,
+    headers: &HeaderMap,
+    id: Result<Path<String>, PathRejection>,
+) -> Result<(&'a ClusterNode, u64), ApiError> {
+    let Path(id) = id?;
+    let member = node.cluster().ok_or(ApiError::NotClustered)?;
+    require_token(node, headers)?;
+    let id = id
+        .parse()
+        .map_err(|_| ApiError::InvalidKey("a member id is a number"))?;
+    Ok((member.as_ref(), id))
 }
 
 /// `DELETE /cluster/members/{id}`: removes a member. The leader removing itself first hands
@@ -112,10 +121,7 @@ pub async fn remove_member(
     headers: HeaderMap,
     id: Result<Path<String>, PathRejection>,
 ) -> Result<Response, ApiError> {
-    let Path(id) = id?;
-    let member = node.cluster().ok_or(ApiError::NotClustered)?;
-    require_token(&node, &headers)?;
-    let id = member_id_in_path(&id)?;
+    let (member, id) = member_in_path(&node, &headers, id)?;
     if id == member.raft().id() && member.is_leader() {
         let (status, body) = member.remove_self().await?;
         return Ok(json_response(status, body, None));
