@@ -85,6 +85,91 @@ fn hakv(args: &[&str], env: &[(&str, &str)]) -> std::process::Output {
     command.output().unwrap()
 }
 
+/// Starts `hakv cluster up` with its folder in `dir`, members from `base + 1`, the balancer on
+/// `balancer` and `args`, and returns once it says it is up (bounded), with its stdout lines.
+fn start_up(
+    dir: &std::path::Path,
+    base: u16,
+    balancer: &str,
+    args: &[&str],
+) -> (Stopped, mpsc::Receiver<String>) {
+    let mut up = Stopped(
+        Command::new(env!("CARGO_BIN_EXE_hakv"))
+            .args([
+                "cluster",
+                "up",
+                "--base-port",
+                &base.to_string(),
+                "--listen",
+                balancer,
+            ])
+            .args(args)
+            .arg("--dir")
+            .arg(dir)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    let stdout = BufReader::new(up.0.stdout.take().unwrap());
+    let (tx, rx) = mpsc::channel();
+    std::thread::spawn(move || {
+        for line in stdout.lines().map_while(Result::ok) {
+            let _ = tx.send(line);
+        }
+    });
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while !rx
+        .recv_timeout(deadline.saturating_duration_since(Instant::now()))
+        .unwrap_or_else(|_| panic!("cluster up {args:?} never said it is up"))
+        .starts_with("hakv cluster is up")
+    {}
+    (up, rx)
+}
+
+#[test]
+fn cluster_up_starts_read_replicas_that_serve_reads_behind_the_balancer() {
+    let dir = tempfile::tempdir().unwrap();
+    let base = free_port_run(6, 3); // 2 voters, 2 replicas, the balancer and its admin listener
+    let balancer = format!("127.0.0.1:{}", base + 5);
+    let (_up, _lines) = start_up(
+        dir.path(),
+        base,
+        &balancer,
+        &["--nodes", "2", "--read-replicas", "2"],
+    );
+    let member = |id: u16| -> SocketAddr { format!("127.0.0.1:{}", base + id).parse().unwrap() };
+    let view = Http::connect(member(1)).unwrap().get("/cluster").unwrap().json();
+    let roles: Vec<(u64, String)> = view["members"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| (m["id"].as_u64().unwrap(), m["role"].as_str().unwrap().to_owned()))
+        .collect();
+    assert_eq!(
+        roles,
+        [
+            (1, "voter".into()),
+            (2, "voter".into()),
+            (3, "learner".into()),
+            (4, "learner".into())
+        ],
+        "{view}"
+    );
+    let mut client = Http::connect(balancer.parse().unwrap()).unwrap();
+    let put = client
+        .send_json("PUT", "/data/hello", r#"{"value": "world"}"#, &[])
+        .unwrap();
+    assert_eq!(put.status, 201, "{}", put.text());
+    for replica in [3, 4] {
+        let read = Http::connect(member(replica))
+            .unwrap()
+            .get("/data/hello")
+            .unwrap();
+        assert_eq!(read.json()["data"], "world", "replica {replica}: {}", read.text());
+    }
+}
+
 #[test]
 fn cluster_up_serves_changes_membership_and_stops_cleanly() {
     let dir = tempfile::tempdir().unwrap();
@@ -186,6 +271,10 @@ fn cluster_up_serves_changes_membership_and_stops_cleanly() {
             .spawn()
             .unwrap(),
     );
+    // `cluster add` refuses an address nothing listens at yet (503 member_unreachable).
+    support::eventually("member 4 listens", Duration::from_secs(20), || {
+        Http::connect(addr4).is_ok()
+    });
     let without_token = hakv(
         &[
             "cluster",
@@ -358,38 +447,7 @@ fn cluster_up_with_tls_serves_https_and_members_require_client_certificates() {
     let dir = tempfile::tempdir().unwrap();
     let base = free_port_run(5, 2);
     let balancer = format!("127.0.0.1:{}", base + 4);
-    let mut up = Stopped(
-        Command::new(env!("CARGO_BIN_EXE_hakv"))
-            .args([
-                "cluster",
-                "up",
-                "--tls",
-                "--nodes",
-                "3",
-                "--base-port",
-                &base.to_string(),
-            ])
-            .args(["--listen", &balancer])
-            .arg("--dir")
-            .arg(dir.path())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap(),
-    );
-    let stdout = BufReader::new(up.0.stdout.take().unwrap());
-    let (tx, rx) = mpsc::channel();
-    std::thread::spawn(move || {
-        for line in stdout.lines().map_while(Result::ok) {
-            let _ = tx.send(line);
-        }
-    });
-    let deadline = Instant::now() + Duration::from_secs(60);
-    while !rx
-        .recv_timeout(deadline.saturating_duration_since(Instant::now()))
-        .expect("cluster up --tls never said it is up")
-        .starts_with("hakv cluster is up")
-    {}
+    let _up = start_up(dir.path(), base, &balancer, &["--tls", "--nodes", "3"]);
 
     let tls = dir.path().join("tls");
     let file = |name: &str| tls.join(name).to_str().unwrap().to_owned();

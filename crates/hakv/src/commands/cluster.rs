@@ -84,6 +84,10 @@ pub struct UpArgs {
     /// Number of members (voters).
     #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(u64).range(1..=9))]
     nodes: u64,
+    /// Read replicas besides the voters: learners that serve reads and never vote (as `hakv
+    /// cluster add --learner` adds them), with the ids and ports after the voters'.
+    #[arg(long, default_value_t = 0, value_parser = clap::value_parser!(u64).range(0..=6))]
+    read_replicas: u64,
     /// Folder for every member's data and the logs.
     #[arg(long, default_value = "hakv-cluster")]
     dir: PathBuf,
@@ -162,10 +166,11 @@ async fn up(args: UpArgs) -> anyhow::Result<()> {
     std::fs::create_dir_all(&args.dir).with_context(|| format!("cannot create {}", args.dir.display()))?;
     let token = cluster_token(&args.dir)?;
     let exe = std::env::current_exe().context("cannot find the hakv binary")?;
-    let addrs: Vec<SocketAddr> = (1..=args.nodes)
+    let addrs: Vec<SocketAddr> = (1..=args.nodes + args.read_replicas)
         .map(|id| SocketAddr::from(([127, 0, 0, 1], args.base_port + id as u16)))
         .collect();
-    let peers = addrs
+    let (voters, replicas) = addrs.split_at(args.nodes as usize);
+    let peers = voters
         .iter()
         .enumerate()
         .map(|(i, a)| format!("{}={a}", i + 1))
@@ -173,12 +178,15 @@ async fn up(args: UpArgs) -> anyhow::Result<()> {
         .join(",");
 
     let pki = match args.tls {
-        true => Some(LocalPki::ensure(&args.dir, args.nodes)?),
+        true => Some(LocalPki::ensure(&args.dir, addrs.len() as u64)?),
         false => None,
     };
     let mut members = Vec::new();
     for (i, addr) in addrs.iter().enumerate() {
         let id = i as u64 + 1;
+        // A read replica knows only itself and waits to be added (below).
+        let replica = id > args.nodes;
+        let own_peers = format!("{id}={addr}");
         let mut command = Command::new(&exe);
         command
             .arg("serve")
@@ -188,8 +196,9 @@ async fn up(args: UpArgs) -> anyhow::Result<()> {
                 "--node-id",
                 &id.to_string(),
                 "--peers",
-                &peers,
+                if replica { &own_peers } else { &peers },
             ])
+            .args(replica.then_some("--join"))
             .arg("--data-dir")
             .arg(args.dir.join(format!("node-{id}")))
             .args(pki.as_ref().map(|pki| pki.member_args(id)).unwrap_or_default())
@@ -212,7 +221,11 @@ async fn up(args: UpArgs) -> anyhow::Result<()> {
     // A child that exits while the others start (a port taken, a bad flag) fails `up` at once,
     // with the end of its log.
     let outcome = tokio::select! {
-        ready = wait_ready(&addrs, admin, client_tls.as_ref()) => ready,
+        ready = async {
+            wait_ready(voters, admin, client_tls.as_ref()).await?;
+            add_read_replicas(voters, args.nodes + 1, replicas, &token, client_tls.as_ref()).await?;
+            wait_ready(replicas, admin, client_tls.as_ref()).await
+        } => ready,
         (index, exited) = first_exit(&mut members) => {
             let log = args.dir.join(format!("{}.log", members[index].name));
             let text = std::fs::read_to_string(&log).unwrap_or_default();
@@ -351,6 +364,47 @@ fn admin_addr(listen: SocketAddr) -> SocketAddr {
 
 /// Polls every member's `/ready` and the balancer's `/lb/status` on its admin listener
 /// (bounded).
+/// Adds each of `replicas` (ids from `first_id`) as a read replica through the leader that
+/// the first voter names; one that is already a member (`up` run again over the same folder)
+/// is left as it is.
+async fn add_read_replicas(
+    voters: &[SocketAddr],
+    first_id: u64,
+    replicas: &[SocketAddr],
+    token: &str,
+    tls: Option<&ClientTls>,
+) -> anyhow::Result<()> {
+    let scheme = if tls.is_some() { "https" } else { "http" };
+    let caller = Caller::new(tls);
+    for (id, addr) in (first_id..).zip(replicas) {
+        let body = serde_json::json!({"id": id, "addr": addr.to_string(), "learner": true}).to_string();
+        let deadline = Instant::now() + Duration::from_secs(60);
+        loop {
+            let (_, view) = caller
+                .request("GET", &format!("{scheme}://{}/cluster", voters[0]), None, "")
+                .await?;
+            let leader = serde_json::from_str::<serde_json::Value>(&view)
+                .ok()
+                .and_then(|view| view["leader"]["addr"].as_str().map(str::to_owned));
+            let answer = match leader {
+                Some(leader) => {
+                    let url = format!("{scheme}://{leader}/cluster/members");
+                    Some(caller.request("POST", &url, Some(token), &body).await?)
+                }
+                None => None,
+            };
+            match answer {
+                Some((200, _)) | Some((409, _)) => break,
+                _ if Instant::now() > deadline => {
+                    bail!("read replica {id} at {addr} could not be added within 60s: {answer:?}")
+                }
+                _ => tokio::time::sleep(Duration::from_millis(200)).await,
+            }
+        }
+    }
+    Ok(())
+}
+
 async fn wait_ready(
     members: &[SocketAddr],
     balancer_admin: SocketAddr,
@@ -383,7 +437,12 @@ fn print_usage(args: &UpArgs, addrs: &[SocketAddr], pki: Option<&LocalPki>) {
         args.dir.display()
     );
     for (i, addr) in addrs.iter().enumerate() {
-        println!("  node {}  {scheme}://{addr}", i + 1);
+        let role = if i as u64 >= args.nodes {
+            "  (read replica)"
+        } else {
+            ""
+        };
+        println!("  node {}  {scheme}://{addr}{role}", i + 1);
     }
     println!("  balancer {scheme}://{}  (send clients here)", args.listen);
     println!(
