@@ -86,14 +86,7 @@ fn leader_kills_under_load_lose_nothing_and_stay_linearizable() {
 fn without_a_majority_writes_fail_fast_and_recover_with_it() {
     let dir = tempfile::tempdir().unwrap();
     let mut cluster = Cluster::start(dir.path(), 3, &[]);
-    let leader = cluster.leader();
-    let mut http = Http::connect(cluster.member(leader).addr).unwrap();
-    assert_eq!(
-        http.send_json("PUT", "/data/before", r#"{"value": 1}"#, &[])
-            .unwrap()
-            .status,
-        201
-    );
+    let (leader, _) = cluster.create_via_leader("before", "1");
     let others: Vec<u64> = (1..=3).filter(|id| *id != leader).collect();
     for id in &others {
         cluster.kill(*id);
@@ -208,14 +201,7 @@ fn a_paused_leader_neither_loses_nor_contradicts_acknowledged_writes() {
 fn a_read_on_a_resumed_leader_never_returns_what_a_newer_leader_replaced() {
     let dir = tempfile::tempdir().unwrap();
     let cluster = Cluster::start(dir.path(), 3, &[]);
-    let leader = cluster.leader();
-    let mut http = Http::connect(cluster.member(leader).addr).unwrap();
-    assert_eq!(
-        http.send_json("PUT", "/data/k", r#"{"value": 1}"#, &[])
-            .unwrap()
-            .status,
-        201
-    );
+    let (leader, mut http) = cluster.create_via_leader("k", "1");
     for _ in 0..20 {
         assert_eq!(http.get("/data/k").unwrap().json()["data"], 1);
     }

@@ -65,14 +65,7 @@ fn a_read_replica_serves_reads_never_campaigns_and_is_promoted_on_request() {
     assert_eq!(AUTH, format!("Bearer {TOKEN}"));
     let dir = tempfile::tempdir().unwrap();
     let mut cluster = Cluster::start(dir.path(), 3, &[]);
-    let leader = cluster.leader();
-    let mut http = Http::connect(cluster.member(leader).addr).unwrap();
-    assert_eq!(
-        http.send_json("PUT", "/data/before", r#"{"value": 1}"#, &[])
-            .unwrap()
-            .status,
-        201
-    );
+    cluster.create_via_leader("before", "1");
 
     let replica = cluster.prepare_joiner(dir.path());
     cluster.start_member(replica);
@@ -144,15 +137,8 @@ fn a_read_replica_serves_reads_never_campaigns_and_is_promoted_on_request() {
 fn a_followers_concurrent_linearizable_reads_share_read_index_requests() {
     let dir = tempfile::tempdir().unwrap();
     let cluster = Cluster::start(dir.path(), 3, &[]);
-    let leader = cluster.leader();
+    let (leader, _) = cluster.create_via_leader("k", "0");
     let follower = if leader == 1 { 2 } else { 1 };
-    let mut http = Http::connect(cluster.member(leader).addr).unwrap();
-    assert_eq!(
-        http.send_json("PUT", "/data/k", r#"{"value": 0}"#, &[])
-            .unwrap()
-            .status,
-        201
-    );
 
     const READERS: u64 = 16;
     const READS: u64 = 40;

@@ -297,6 +297,19 @@ impl Cluster {
             .collect()
     }
 
+    /// Creates `key` with the JSON `value` through the leader (asserting 201); returns the
+    /// leader's id and the connection to it.
+    pub fn create_via_leader(&self, key: &str, value: &str) -> (u64, Http) {
+        let leader = self.leader();
+        let mut http = Http::connect(self.member(leader).addr).unwrap();
+        let body = format!(r#"{{"value": {value}}}"#);
+        let reply = http
+            .send_json("PUT", &format!("/data/{key}"), &body, &[])
+            .unwrap();
+        assert_eq!(reply.status, 201, "creating {key}: {}", reply.text());
+        (leader, http)
+    }
+
     /// The leader every running member reports (bounded wait).
     pub fn leader(&self) -> u64 {
         let deadline = Instant::now() + Duration::from_secs(30);
