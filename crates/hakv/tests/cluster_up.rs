@@ -86,7 +86,7 @@ fn hakv(args: &[&str], env: &[(&str, &str)]) -> std::process::Output {
 }
 
 /// Starts `hakv cluster up` with its folder in `dir`, members from `base + 1`, the balancer on
-/// `balancer` and `args`, and returns once it says it is up (bounded), with its stdout lines.
+/// `balancer` and `args`, and returns once it says it is up (bounded), with its stderr lines.
 fn start_up(
     dir: &std::path::Path,
     base: u16,
@@ -107,24 +107,28 @@ fn start_up(
             .arg("--dir")
             .arg(dir)
             .stdout(Stdio::piped())
-            .stderr(Stdio::null())
+            .stderr(Stdio::piped())
             .spawn()
             .unwrap(),
     );
-    let stdout = BufReader::new(up.0.stdout.take().unwrap());
-    let (tx, rx) = mpsc::channel();
-    std::thread::spawn(move || {
-        for line in stdout.lines().map_while(Result::ok) {
-            let _ = tx.send(line);
-        }
-    });
+    let lines = |stream: Box<dyn std::io::Read + Send>| {
+        let (tx, rx) = mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stream).lines().map_while(Result::ok) {
+                let _ = tx.send(line);
+            }
+        });
+        rx
+    };
+    let stdout = lines(Box::new(up.0.stdout.take().unwrap()));
+    let stderr = lines(Box::new(up.0.stderr.take().unwrap()));
     let deadline = Instant::now() + Duration::from_secs(60);
-    while !rx
+    while !stdout
         .recv_timeout(deadline.saturating_duration_since(Instant::now()))
         .unwrap_or_else(|_| panic!("cluster up {args:?} never said it is up"))
         .starts_with("hakv cluster is up")
     {}
-    (up, rx)
+    (up, stderr)
 }
 
 #[test]
@@ -132,7 +136,7 @@ fn cluster_up_starts_read_replicas_that_serve_reads_behind_the_balancer() {
     let dir = tempfile::tempdir().unwrap();
     let base = free_port_run(6, 3); // 2 voters, 2 replicas, the balancer and its admin listener
     let balancer = format!("127.0.0.1:{}", base + 5);
-    let (_up, _lines) = start_up(
+    let (_up, _stderr) = start_up(
         dir.path(),
         base,
         &balancer,
@@ -175,48 +179,7 @@ fn cluster_up_serves_changes_membership_and_stops_cleanly() {
     let dir = tempfile::tempdir().unwrap();
     let base = free_port_run(6, 0); // 3 members, a fourth, the balancer and its admin listener
     let balancer: SocketAddr = format!("127.0.0.1:{}", base + 5).parse().unwrap();
-    let mut up = Stopped(
-        Command::new(env!("CARGO_BIN_EXE_hakv"))
-            .args([
-                "cluster",
-                "up",
-                "--nodes",
-                "3",
-                "--base-port",
-                &base.to_string(),
-                "--listen",
-                &balancer.to_string(),
-            ])
-            .arg("--dir")
-            .arg(dir.path())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap(),
-    );
-    let (tx, rx) = mpsc::channel();
-    let stdout = up.0.stdout.take().unwrap();
-    let (err_tx, err_rx) = mpsc::channel();
-    let stderr = up.0.stderr.take().unwrap();
-    std::thread::spawn(move || {
-        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-            let _ = err_tx.send(line);
-        }
-    });
-    std::thread::spawn(move || {
-        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-            let _ = tx.send(line);
-        }
-    });
-    let deadline = Instant::now() + Duration::from_secs(60);
-    loop {
-        let line = rx
-            .recv_timeout(deadline.saturating_duration_since(Instant::now()))
-            .expect("cluster up never said it is up");
-        if line.starts_with("hakv cluster is up") {
-            break;
-        }
-    }
+    let (mut up, err_rx) = start_up(dir.path(), base, &balancer.to_string(), &["--nodes", "3"]);
 
     // Through the balancer, and read back (linearizably) from a member.
     let mut client = Http::connect(balancer).unwrap();
