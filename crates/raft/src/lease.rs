@@ -28,30 +28,38 @@ use std::time::{Duration, Instant};
 pub const DRIFT_MARGIN: f64 = 0.4;
 
 pub struct Lease {
-    /// Per follower: the term and send time of the latest append it accepted.
-    acks: Mutex<HashMap<NodeId, (u64, Instant)>>,
     /// How long after sending an acknowledged append the leader may rely on it.
     duration: Duration,
     enabled: bool,
+    /// One lock for both, taken once per leader read.
+    state: Mutex<State>,
+}
+
+#[derive(Default)]
+struct State {
+    /// Per follower: the term and send time of the latest append it accepted.
+    acks: HashMap<NodeId, (u64, Instant)>,
     /// Leases are off until then (set by a handover).
-    off_until: Mutex<Option<Instant>>,
+    off_until: Option<Instant>,
 }
 
 impl Lease {
     /// `follower_lease`: how long followers refuse votes after hearing from their leader.
     pub fn new(follower_lease: Duration, enabled: bool) -> Lease {
         Lease {
-            acks: Mutex::new(HashMap::new()),
             duration: follower_lease.mul_f64(1.0 - DRIFT_MARGIN),
             enabled,
-            off_until: Mutex::new(None),
+            state: Mutex::default(),
         }
     }
 
     /// `target` accepted (did not refuse for a higher vote) an append of `term` sent at `sent`.
     pub fn acknowledged(&self, target: NodeId, term: u64, sent: Instant) {
-        let mut acks = self.acks.lock().expect("lease lock");
-        let ack = acks.entry(target).or_insert((term, sent));
+        if !self.enabled {
+            return;
+        }
+        let mut state = self.state.lock().expect("lease lock");
+        let ack = state.acks.entry(target).or_insert((term, sent));
         if (term, sent) > *ack {
             *ack = (term, sent);
         }
@@ -60,7 +68,7 @@ impl Lease {
     /// Leases off from now until a lease period after `until` (a handover in progress
     /// passes a time far enough ahead, and ends by passing its end).
     pub fn suspend_until(&self, until: Instant) {
-        *self.off_until.lock().expect("lease lock") = Some(until + self.duration);
+        self.state.lock().expect("lease lock").off_until = Some(until + self.duration);
     }
 
     /// True if this node, leading in `metrics`, holds a lease at `now`: in every voter
@@ -70,19 +78,14 @@ impl Lease {
         if !self.enabled || metrics.state != ServerState::Leader {
             return false;
         }
-        if self
-            .off_until
-            .lock()
-            .expect("lease lock")
-            .is_some_and(|until| now < until)
-        {
+        let state = self.state.lock().expect("lease lock");
+        if state.off_until.is_some_and(|until| now < until) {
             return false;
         }
         let term = metrics.current_term;
-        let acks = self.acks.lock().expect("lease lock");
         let fresh = |voter: &NodeId| {
             *voter == metrics.id
-                || acks.get(voter).is_some_and(|(t, sent)| {
+                || state.acks.get(voter).is_some_and(|(t, sent)| {
                     *t == term && now.saturating_duration_since(*sent) < self.duration
                 })
         };

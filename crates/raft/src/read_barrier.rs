@@ -57,7 +57,7 @@ impl ReadBarrier {
             applied_index,
             lease,
             round_timeout,
-            rounds: Arc::new(Rounds::new(1)),
+            rounds: Arc::default(),
         })
     }
 
@@ -88,6 +88,19 @@ impl ReadBarrier {
             .with_metrics(|metrics| self.lease.holds(metrics, now).then_some(metrics.current_term))?;
         let (applied_term, applied_index) = *self.applied_index.borrow();
         (applied_term == term).then_some(applied_index)
+    }
+
+    /// Waits until the local state machine has applied `index`, at most `timeout`.
+    pub(crate) async fn wait_applied(&self, index: u64, timeout: Duration) -> Result<(), BarrierError> {
+        if self.applied_index.borrow().1 >= index {
+            return Ok(());
+        }
+        let mut applied = self.applied_index.subscribe();
+        match tokio::time::timeout(timeout, applied.wait_for(|(_, applied)| *applied >= index)).await {
+            Err(_) => Err(BarrierError::Timeout),
+            Ok(Err(_)) => Err(BarrierError::ShuttingDown),
+            Ok(Ok(_)) => Ok(()),
+        }
     }
 
     async fn read_index(self: &Arc<Self>, deadline: Instant) -> Result<u64, BarrierError> {
@@ -141,19 +154,4 @@ impl ReadBarrier {
 
 fn addr_of(node: Option<BasicNode>) -> String {
     node.map(|n| n.addr).unwrap_or_default()
-}
-
-impl ReadBarrier {
-    /// Waits until the local state machine has applied `index`, at most `timeout`.
-    pub(crate) async fn wait_applied(&self, index: u64, timeout: Duration) -> Result<(), BarrierError> {
-        if self.applied_index.borrow().1 >= index {
-            return Ok(());
-        }
-        let mut applied = self.applied_index.subscribe();
-        match tokio::time::timeout(timeout, applied.wait_for(|(_, applied)| *applied >= index)).await {
-            Err(_) => Err(BarrierError::Timeout),
-            Ok(Err(_)) => Err(BarrierError::ShuttingDown),
-            Ok(Ok(_)) => Ok(()),
-        }
-    }
 }

@@ -1,17 +1,14 @@
 //! Callers sharing rounds of one operation whose answer is good only for callers that arrived
 //! before it started: a read index, confirmed by a quorum (on the leader) or asked of the
-//! leader (on a follower). A round answers exactly the callers that were waiting when it
-//! started; a caller that arrives while rounds run waits for the next one to start. Joining
-//! a running round would be wrong: it may have started before the caller arrived, and a write
-//! acknowledged in between would then be missing from the caller's read.
+//! leader (on a follower). One round runs at a time and answers exactly the callers that
+//! were waiting when it started; a caller that arrives while one runs waits for the next.
+//! Joining a running round would be wrong: it may have started before the caller arrived,
+//! and a write acknowledged in between would then be missing from the caller's read.
 //!
-//! At most `in_flight` rounds run at once, so however many readers arrive, a member sends at
-//! most that many requests per round trip: many followers' reads cost the leader a few
-//! requests per follower and round trip, not one per read. More than one round in flight
-//! lets a caller that just missed a round start the next at once instead of waiting for the
-//! running one to end first; hakv runs one, since two or four in flight measured no faster
-//! (`bench/read-scaling.sh`, members capped at a quarter of a core: the leader's CPU, not
-//! the wait, bounded the rate).
+//! So however many readers arrive, a member sends one request per round trip: many
+//! followers' reads cost the leader one request per follower and round trip, not one per
+//! read. (Up to four rounds in flight, to spare a caller that just missed one the wait for
+//! its end, measured no faster: `bench/read-scaling.sh`, docs/benchmarks.md.)
 
 use std::future::Future;
 use std::sync::{Arc, Mutex};
@@ -26,32 +23,31 @@ const GATHER_YIELDS: u32 = 2;
 /// its request id).
 pub struct Rounds<I, T> {
     queue: Mutex<Queue<I, T>>,
-    in_flight: usize,
 }
 
 struct Queue<I, T> {
-    /// Tasks running rounds (each runs one round at a time).
-    running: usize,
+    /// A task is running rounds.
+    running: bool,
     /// Callers that arrived after the running round started: the next round answers them.
     next: Vec<(I, oneshot::Sender<T>)>,
 }
 
-impl<I: Send + 'static, T: Clone + Send + 'static> Rounds<I, T> {
-    /// Rounds of which at most `in_flight` (at least one) run at once.
-    pub fn new(in_flight: usize) -> Rounds<I, T> {
+impl<I, T> Default for Rounds<I, T> {
+    fn default() -> Self {
         Rounds {
             queue: Mutex::new(Queue {
-                running: 0,
+                running: false,
                 next: Vec::new(),
             }),
-            in_flight: in_flight.max(1),
         }
     }
+}
 
+impl<I: Send + 'static, T: Clone + Send + 'static> Rounds<I, T> {
     /// The answer of the first round that starts after this call; that round is given `item`
     /// with those of every other caller it answers. `round` runs one round; it is used only
-    /// when fewer than `in_flight` rounds run (else a running task's own `round` serves), on a
-    /// task of its own so that a caller that gives up cancels nobody else's round.
+    /// when no rounds are running (else the running task's own `round` serves), on a task of
+    /// its own so that a caller that gives up cancels nobody else's round.
     /// `None`: the task running the rounds ended without answering (the runtime is going down).
     pub async fn join<F, Fut>(self: &Arc<Self>, item: I, round: F) -> Option<T>
     where
@@ -62,9 +58,7 @@ impl<I: Send + 'static, T: Clone + Send + 'static> Rounds<I, T> {
         let start = {
             let mut queue = self.queue.lock().expect("rounds lock");
             queue.next.push((item, waiter));
-            let start = queue.running < self.in_flight;
-            queue.running += usize::from(start);
-            start
+            !std::mem::replace(&mut queue.running, true)
         };
         if start {
             tokio::spawn(self.clone().run(round));
@@ -85,7 +79,7 @@ impl<I: Send + 'static, T: Clone + Send + 'static> Rounds<I, T> {
             let (items, waiters): (Vec<I>, Vec<_>) = {
                 let mut queue = self.queue.lock().expect("rounds lock");
                 if queue.next.is_empty() {
-                    queue.running -= 1;
+                    queue.running = false;
                     return;
                 }
                 std::mem::take(&mut queue.next).into_iter().unzip()
@@ -109,7 +103,7 @@ mod tests {
     /// items.
     #[tokio::test]
     async fn a_caller_is_answered_only_by_a_round_that_started_after_it_arrived() {
-        let rounds = Arc::new(Rounds::<u32, (u64, Vec<u32>)>::new(1));
+        let rounds = Arc::new(Rounds::<u32, (u64, Vec<u32>)>::default());
         let started = Arc::new(AtomicU64::new(0));
         let release = Arc::new(Notify::new());
         let round = {
@@ -165,7 +159,7 @@ mod tests {
     /// A caller that gives up does not stop the round that others wait for.
     #[tokio::test]
     async fn a_caller_that_gives_up_cancels_nobody_elses_round() {
-        let rounds = Arc::new(Rounds::<(), u64>::new(1));
+        let rounds = Arc::new(Rounds::<(), u64>::default());
         let release = Arc::new(Notify::new());
         let round = {
             let release = release.clone();

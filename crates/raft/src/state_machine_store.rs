@@ -80,7 +80,7 @@ impl StateMachineStore {
         self.snapshots.last_bytes.clone()
     }
 
-    /// The index of the last applied entry, as it changes.
+    /// The term and index of the last applied entry, as they change.
     pub(crate) fn applied_index(&self) -> AppliedIndex {
         self.applied_index.clone()
     }

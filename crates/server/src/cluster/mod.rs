@@ -137,7 +137,7 @@ impl ClusterNode {
         Ok(ClusterNode {
             raft,
             forwarder: Arc::new(Forwarder::new(&token, wait, peer_tls.as_ref())),
-            read_indexes: Arc::new(Rounds::new(1)),
+            read_indexes: Arc::default(),
             forward_queue: ForwardQueue::start(Forwarder::new(&token, wait, peer_tls.as_ref())),
             wait,
             // The lease plus up to a third (the election watch), a failed election's retry
