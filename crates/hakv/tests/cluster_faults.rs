@@ -194,9 +194,12 @@ fn a_paused_leader_neither_loses_nor_contradicts_acknowledged_writes() {
     assert_linearizable(&history, 30, 15);
 }
 
-/// The leader's read lease (`crates/raft/src/lease.rs`) across a process pause: a read that
-/// reaches a leader while it is paused, and is served once it resumes after another leader
-/// took writes, returns the newer value or an error, never the value the paused leader had.
+/// Linearizable reads across a process pause, with leases on: a read that reaches a leader
+/// while it is paused, and is served once it resumes after another leader took writes,
+/// returns the newer value or an error, never the value the paused leader had. (The pause
+/// outlasts the stall window too, so this holds even with a lease that never expired; the
+/// lease's own expiry is pinned by `cluster_partitions.rs`, where a cut-off leader keeps a
+/// fresh stall window.)
 #[test]
 fn a_read_on_a_resumed_leader_never_returns_what_a_newer_leader_replaced() {
     let dir = tempfile::tempdir().unwrap();
@@ -230,6 +233,8 @@ fn a_read_on_a_resumed_leader_never_returns_what_a_newer_leader_replaced() {
         .stream()
         .write_all(b"GET /data/k HTTP/1.1\r\nHost: x\r\n\r\n")
         .unwrap();
+    // Give the request time to reach the paused process's socket; if it arrived only after
+    // the resume, the same answer is still required.
     std::thread::sleep(Duration::from_millis(300));
     cluster.pause(leader, false);
     let reply = stale.read_reply(false).unwrap();
