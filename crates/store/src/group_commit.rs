@@ -2,6 +2,7 @@
 //! them as one fsynced batch, and then answers each proposer. Concurrent writers therefore
 //! share fsyncs, and revisions and conditions are decided in one total order.
 
+use crate::answers::{Answer, Answers, Reply};
 use crate::state_machine::Change;
 use crate::{Command, Outcome, StateMachine, StoreError};
 use hakv_api::Revision;
@@ -85,7 +86,7 @@ const YIELDS_BEFORE_COMMIT: u32 = 2;
 
 struct Proposal {
     command: Command,
-    reply: oneshot::Sender<Result<Outcome, ProposeError>>,
+    reply: Reply,
 }
 
 /// The handle proposers use; cheap to clone. Dropping every handle stops the writer thread
@@ -106,6 +107,7 @@ impl Writer {
         let (queue, proposals) = mpsc::channel(config.queue_capacity.max(1));
         let healthy = Arc::new(AtomicBool::new(true));
         let thread_healthy = healthy.clone();
+        let answers = Answers::start();
         let thread = std::thread::Builder::new()
             .name("hakv-writer".into())
             .spawn(move || {
@@ -113,6 +115,7 @@ impl Writer {
                     &state_machine,
                     hook.as_ref(),
                     proposals,
+                    &answers,
                     config.max_batch.max(1),
                     &thread_healthy,
                 )
@@ -149,6 +152,7 @@ fn write_loop(
     state_machine: &StateMachine,
     hook: &dyn ApplyHook,
     mut proposals: mpsc::Receiver<Proposal>,
+    answers: &Answers,
     max_batch: usize,
     healthy: &AtomicBool,
 ) {
@@ -182,9 +186,7 @@ fn write_loop(
         match result {
             Ok((outcomes, changes)) => {
                 hook.after_visible(&changes);
-                for (reply, outcome) in replies.drain(..).zip(outcomes) {
-                    let _ = reply.send(Ok(outcome));
-                }
+                answers.send(replies.drain(..).zip(outcomes.into_iter().map(Ok)).collect());
             }
             Err(err) => {
                 tracing::error!(error = %err, commands = commands.len(), "commit failed; the store takes no more writes");
@@ -192,9 +194,11 @@ fn write_loop(
                 healthy.store(false, Ordering::Relaxed);
                 // The cache saw the batch before the commit: forget it all.
                 hook.reset(state_machine.revision());
-                for reply in replies.drain(..) {
-                    let _ = reply.send(Err(ProposeError::from(&err)));
-                }
+                let failed: Vec<Answer> = replies
+                    .drain(..)
+                    .map(|reply| (reply, Err(ProposeError::from(&err))))
+                    .collect();
+                answers.send(failed);
             }
         }
         commands.clear();

@@ -2,6 +2,7 @@
 //! fed by a group-commit writer. No network code lives here, so the Raft layer can drive the
 //! same state machine from its log.
 
+mod answers;
 mod clock;
 mod command;
 mod disk_space;
