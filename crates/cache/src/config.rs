@@ -27,11 +27,15 @@ pub enum Policy {
     Lfu,
     /// First in, first out: insertion order, hits change nothing.
     Fifo,
+    /// S3-FIFO: a small FIFO for new keys in front of a main FIFO with 2-bit use
+    /// counts, and a ghost queue of keys recently evicted from small (`s3fifo.rs`).
+    /// Scans and one-time reads do not displace keys read again.
+    S3Fifo,
 }
 
 impl Policy {
     /// Every built-in policy, for menus, tests and benchmarks.
-    pub const ALL: [Policy; 3] = [Policy::Lru, Policy::Lfu, Policy::Fifo];
+    pub const ALL: [Policy; 4] = [Policy::Lru, Policy::Lfu, Policy::Fifo, Policy::S3Fifo];
 
     /// The name used on the command line and in [`FromStr`].
     pub const fn as_str(self) -> &'static str {
@@ -39,6 +43,7 @@ impl Policy {
             Policy::Lru => "lru",
             Policy::Lfu => "lfu",
             Policy::Fifo => "fifo",
+            Policy::S3Fifo => "s3fifo",
         }
     }
 }
@@ -52,7 +57,7 @@ impl fmt::Display for Policy {
 impl FromStr for Policy {
     type Err = ParsePolicyError;
 
-    /// Accepts `lru`, `lfu` or `fifo`, in any ASCII case.
+    /// Accepts `lru`, `lfu`, `fifo` or `s3fifo`, in any ASCII case.
     fn from_str(name: &str) -> Result<Self, Self::Err> {
         Policy::ALL
             .into_iter()
@@ -63,7 +68,7 @@ impl FromStr for Policy {
     }
 }
 
-/// A policy name that is not one of `lru`, `lfu`, `fifo`.
+/// A policy name that is not one of `lru`, `lfu`, `fifo`, `s3fifo`.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct ParsePolicyError {
     name: String,
@@ -73,7 +78,7 @@ impl fmt::Display for ParsePolicyError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(
             f,
-            "unknown cache policy {:?}: expected one of lru, lfu, fifo",
+            "unknown cache policy {:?}: expected one of lru, lfu, fifo, s3fifo",
             self.name
         )
     }
@@ -187,7 +192,8 @@ mod tests {
         assert_eq!(Policy::default(), Policy::Lru);
         let error = "arc".parse::<Policy>().unwrap_err().to_string();
         assert!(error.contains("\"arc\""), "{error}");
-        assert!(error.contains("lru, lfu, fifo"), "{error}");
+        assert!(error.contains("lru, lfu, fifo, s3fifo"), "{error}");
+        assert_eq!("S3FIFO".parse::<Policy>(), Ok(Policy::S3Fifo));
     }
 
     #[test]

@@ -1,5 +1,6 @@
-//! A sharded, byte-bounded cache with exact LRU, LFU and FIFO eviction, and a
-//! read-path `fill` that can never put a value older than a finished write into it.
+//! A sharded, byte-bounded cache with exact LRU, LFU and FIFO eviction or S3-FIFO,
+//! and a read-path `fill` that can never put a value older than a finished write
+//! into it.
 //!
 //! # Shape
 //!
@@ -9,7 +10,9 @@
 //! `capacity_bytes / shards` bytes, where an entry costs the caller's weight plus
 //! [`ENTRY_OVERHEAD_BYTES`]; an entry bigger than a shard is simply not cached.
 //! Policies are exact per shard: LRU evicts the least recently used entry, FIFO the
-//! oldest insertion, LFU the least used (ties: the least recently used).
+//! oldest insertion, LFU the least used (ties: the least recently used). S3-FIFO
+//! (`s3fifo.rs`) keeps keys read more than once in a main queue that one-time reads
+//! and scans pass by.
 //!
 //! # Coherence with the store: `fill` and `invalidate`
 //!
@@ -78,6 +81,7 @@ mod lfu;
 mod linked_list;
 mod lru;
 mod order;
+mod s3fifo;
 mod shard;
 mod slab;
 mod stats;
@@ -161,7 +165,8 @@ impl<K: Hash + Eq + Clone, V: Clone> Cache<K, V> {
     /// entry's history (recency, use count) goes with it. An entry heavier than a
     /// shard is not cached, and any older value of `key` is removed.
     pub fn put(&self, key: K, value: V, weight: u64) {
-        self.shard(&key).put(key, value, weight);
+        let hash = self.hasher.hash_one(&key);
+        self.shard_of(hash).put(key, value, weight, hash);
     }
 
     pub fn remove<Q>(&self, key: &Q)
@@ -195,7 +200,7 @@ impl<K: Hash + Eq + Clone, V: Clone> Cache<K, V> {
         {
             return false;
         }
-        self.shard_of(hash).fill(key, value, weight, read_stamp)
+        self.shard_of(hash).fill(key, value, weight, read_stamp, hash)
     }
 
     pub fn stats(&self) -> CacheStats {

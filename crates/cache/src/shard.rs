@@ -60,7 +60,7 @@ impl<K: Hash + Eq + Clone, V: Clone> Shard<K, V> {
         Shard {
             map: HashMap::new(),
             entries: Slab::default(),
-            order: Order::new(policy),
+            order: Order::new(policy, capacity),
             bytes: 0,
             capacity,
             write_stamp: 0,
@@ -93,9 +93,10 @@ impl<K: Hash + Eq + Clone, V: Clone> Shard<K, V> {
 
     /// A put starts a new entry: a replaced value's recency, position or use count
     /// is dropped with it, exactly as if the key had been removed first.
-    pub(crate) fn put(&mut self, key: K, value: V, weight: u64) {
+    /// `hash` is the key's hash (the one that chose this shard).
+    pub(crate) fn put(&mut self, key: K, value: V, weight: u64, hash: u64) {
         self.remove(&key);
-        self.insert(key, value, weight, Origin::Put);
+        self.insert(key, value, weight, hash, Origin::Put);
     }
 
     pub(crate) fn remove<Q>(&mut self, key: &Q)
@@ -119,7 +120,7 @@ impl<K: Hash + Eq + Clone, V: Clone> Shard<K, V> {
         self.remove(key);
     }
 
-    pub(crate) fn fill(&mut self, key: K, value: V, weight: u64, read_stamp: u64) -> bool {
+    pub(crate) fn fill(&mut self, key: K, value: V, weight: u64, read_stamp: u64, hash: u64) -> bool {
         if let Some(&slot) = self.map.get(&key) {
             match self.entries.get(slot).origin {
                 // The cached value is older than what this reader read, so some
@@ -141,7 +142,7 @@ impl<K: Hash + Eq + Clone, V: Clone> Shard<K, V> {
             self.counters.fills_rejected += 1;
             return false;
         }
-        let inserted = self.insert(key, value, weight, Origin::Fill(read_stamp));
+        let inserted = self.insert(key, value, weight, hash, Origin::Fill(read_stamp));
         if inserted {
             self.newest_fill = self.newest_fill.max(read_stamp);
         } else {
@@ -182,7 +183,7 @@ impl<K: Hash + Eq + Clone, V: Clone> Shard<K, V> {
 
     /// Stores a key that is not resident, evicting until it fits. Returns false,
     /// storing nothing, when the entry alone is bigger than the shard.
-    fn insert(&mut self, key: K, value: V, weight: u64, origin: Origin) -> bool {
+    fn insert(&mut self, key: K, value: V, weight: u64, hash: u64, origin: Origin) -> bool {
         let charge = weight.saturating_add(ENTRY_OVERHEAD_BYTES);
         if charge > self.capacity {
             return false;
@@ -206,7 +207,7 @@ impl<K: Hash + Eq + Clone, V: Clone> Shard<K, V> {
             origin,
         });
         self.map.insert(key, slot);
-        self.order.insert(slot);
+        self.order.insert(slot, hash, charge);
         self.bytes += charge;
         self.counters.inserts += 1;
         true

@@ -269,3 +269,29 @@ fn with_second_miss_admission_a_value_is_cached_on_its_second_miss() {
     cache.put(8, 80, 4);
     assert_eq!(cache.get(&8), Some(80));
 }
+
+#[test]
+fn s3fifo_keeps_mixed_weights_within_the_byte_budget() {
+    let capacity = 64 * 1024;
+    let cache: Cache<u32, u32> = Cache::new(CacheConfig {
+        policy: Policy::S3Fifo,
+        capacity_bytes: capacity,
+        shards: 1,
+        admission: Default::default(),
+    });
+    let mut state = 1u64;
+    for round in 0..20_000u32 {
+        // Pseudo-random keys, squared so that small keys are read more often.
+        state = state.wrapping_mul(6_364_136_223_846_793_005).wrapping_add(1);
+        let uniform = (state >> 40) as f64 / (1u64 << 24) as f64;
+        let key = (uniform * uniform * 3_000.0) as u32;
+        if cache.get(&key).is_none() {
+            // Weights 0 to 4 KiB, fixed per key.
+            cache.fill(key, round, u64::from(key * 7 % 4096), 0);
+        }
+        let stats = cache.stats();
+        assert!(stats.bytes <= capacity, "{stats:?}");
+    }
+    let stats = cache.stats();
+    assert!(stats.hits > 0 && stats.evictions > 0, "{stats:?}");
+}
