@@ -416,7 +416,7 @@ pub struct ServeArgs {
     /// Directory of the durable store [default: ./hakv-data].
     #[arg(long, env = "HAKV_DATA_DIR", value_name = "DIR")]
     pub data_dir: Option<PathBuf>,
-    /// Read-cache eviction policy: lru, lfu or fifo [default: lru].
+    /// Read-cache eviction policy: lru, lfu, fifo or s3fifo [default: lru].
     #[arg(long, env = "HAKV_CACHE_POLICY", value_name = "POLICY")]
     pub cache_policy: Option<Policy>,
     /// Read-cache size, e.g. 64MiB; 0 disables the cache [default: 64MiB].
