@@ -1,5 +1,5 @@
 //! S3-FIFO (Yang et al., "FIFO queues are all you need for cache eviction", SOSP 2023):
-//! new entries go to a *small* FIFO (10% of the shard); one that was read again while
+//! new entries go to a *small* FIFO (5% of the shard's bytes); one that was read again while
 //! there moves to the *main* FIFO when it reaches the front, the others leave and
 //! their hashes are remembered in a *ghost* FIFO. A key whose hash is in the ghost
 //! goes straight to main when it comes back. Main is a CLOCK with a 2-bit use count:
@@ -41,8 +41,8 @@ struct Resident {
     queue: Queue,
 }
 
-#[derive(Default)]
 /// One queue's list, with the bytes and entries in it.
+#[derive(Default)]
 struct Fifo {
     list: List,
     bytes: u64,
