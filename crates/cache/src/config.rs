@@ -27,8 +27,9 @@ pub enum Policy {
     Lfu,
     /// First in, first out: insertion order, hits change nothing.
     Fifo,
-    /// S3-FIFO: a small FIFO for new keys in front of a main FIFO with 2-bit use
-    /// counts, and a ghost queue of keys recently evicted from small (`s3fifo.rs`).
+    /// S3-FIFO: a small FIFO for new keys in front of a main FIFO with small use
+    /// counts, and ghost queues of keys recently evicted from each; the small
+    /// queue's size adapts to which ghost keys come back from (`s3fifo.rs`).
     /// Scans and one-time reads do not displace keys read again.
     S3Fifo,
 }

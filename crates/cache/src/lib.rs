@@ -77,6 +77,7 @@
 mod config;
 mod doorkeeper;
 mod fifo;
+mod ghost;
 mod lfu;
 mod linked_list;
 mod lru;

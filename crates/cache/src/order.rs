@@ -3,8 +3,8 @@
 //! over slab slots (insert, touch on a hit, remove, name the next victim).
 //!
 //! The simple orders only need slots; S3-FIFO also needs each key's hash (for its
-//! ghost queue), each entry's charge and the shard's capacity (its small queue is a
-//! byte share of the shard).
+//! ghost queues), each entry's charge and the shard's capacity (its small queue is a
+//! byte target within the shard).
 
 use crate::config::Policy;
 use crate::fifo::Fifo;
