@@ -3,7 +3,7 @@
 # runs GET windows of DUR seconds, REPS rounds of: one hot key, uniform over every key, Zipf
 # 0.99 over every key. The node is pinned to SRV_CPU and `hakv bench` (CONN connections) to
 # LOAD_CPU. EXTRA holds more `hakv serve` flags (cache settings to compare). Prints each
-# window's rate and p99, and the uniform and Zipf rates as ratios of the hot-key rate.
+# window's rate, p99 and value-cache hit ratio, and the uniform and Zipf rates as ratios of the hot-key rate.
 #   cargo build --release -p hakv && KEYS=1500000 bench/read-miss.sh
 set -u
 ROOT="$(cd "$(dirname "$0")/.." && pwd)"
@@ -27,10 +27,16 @@ T=http://127.0.0.1:17795
 python3 -c "import json,sys; p=json.load(open(sys.argv[1]))['prefill']; print(f\"loaded {p['requests']} keys in {p['elapsed_seconds']:.0f}s\")" "$D/load.json"
 du -sh "$D/node" | sed 's/^/data directory: /'
 window() { # window NAME BENCH-FLAGS…
-  local name=$1; shift
+  local name=$1 before after; shift
+  before=$(cache_counts)
   taskset -c "$LOAD_CPU" "$BIN" bench --target "$T" -c "$CONN" -d "${DUR}s" --write-ratio 0 "$@" \
     -q --json >"$D/$name.json"
-  python3 -c "import json,sys; r=json.load(open(sys.argv[1])); print(f\"{sys.argv[2]:>10}  {r['qps']:9.0f} GET/s  p99 {r['latency_us']['p99']/1e3:6.2f} ms  failed {r['failed']}\")" "$D/$name.json" "$name"
+  after=$(cache_counts)
+  python3 -c "import json,sys; r=json.load(open(sys.argv[1])); h0,m0=map(float,sys.argv[3].split()); h1,m1=map(float,sys.argv[4].split()); print(f\"{sys.argv[2]:>10}  {r['qps']:9.0f} GET/s  p99 {r['latency_us']['p99']/1e3:6.2f} ms  failed {r['failed']}  cache hits {100*(h1-h0)/max(1,(h1-h0)+(m1-m0)):5.1f} %\")" "$D/$name.json" "$name" "$before" "$after"
+}
+# cache_counts: the node's value-cache hits and misses so far.
+cache_counts() {
+  curl -s "$T/metrics" | awk '/^hakv_cache_hits_total / {h=$2} /^hakv_cache_misses_total / {m=$2} END {print h+0, m+0}'
 }
 for rep in $(seq "$REPS"); do
   window "hot-$rep" --keys 1
