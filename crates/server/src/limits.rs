@@ -77,7 +77,9 @@ pub async fn track_request(State(node): State<Arc<Node>>, request: Request, next
 
 /// `future`, cut off after `limit`. The timer is armed only if the first poll leaves the
 /// future waiting: most requests (a cached read, a refusal) finish in their first poll, and
-/// for them arming and cancelling a timer was a measurable share of the request's own work.
+/// for them arming and cancelling a timer showed in the profile. The limit therefore counts
+/// from the end of the first poll, which is a handler's synchronous start (no timer could cut
+/// that short anyway).
 async fn within<F: Future>(limit: Duration, future: F) -> Result<F::Output, tokio::time::error::Elapsed> {
     let mut future = std::pin::pin!(future);
     if let Poll::Ready(output) = std::future::poll_fn(|cx| Poll::Ready(future.as_mut().poll(cx))).await {
