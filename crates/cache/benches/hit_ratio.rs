@@ -205,9 +205,9 @@ fn hit_ratio_table() {
         println!("|---|---|---|");
     } else {
         println!(
-            "| workload | capacity | lru | fifo | lfu | moka 0.12 (W-TinyLFU) | s3fifo | s3fifo, 16 shards | lru, 16 shards | lru, 16 shards, second-miss admission | lfu, second-miss admission |"
+            "| workload | capacity | lru | fifo | lfu | moka 0.12 (W-TinyLFU) | s3fifo | s3fifo, 16 shards | lru, 16 shards | lru, 16 shards, second-miss admission | s3fifo, 16 shards, second-miss admission | lfu, second-miss admission |"
         );
-        println!("|---|---|---|---|---|---|---|---|---|---|---|");
+        println!("|---|---|---|---|---|---|---|---|---|---|---|---|");
     }
     for (name, trace) in &workloads {
         for percent in CAPACITY_PERCENTS {
@@ -227,6 +227,7 @@ fn hit_ratio_table() {
                     replay_ours(trace, Policy::S3Fifo, entries, 16, first),
                     replay_ours(trace, Policy::Lru, entries, 16, first),
                     replay_ours(trace, Policy::Lru, entries, 16, Admission::SecondMiss),
+                    replay_ours(trace, Policy::S3Fifo, entries, 16, Admission::SecondMiss),
                     replay_ours(trace, Policy::Lfu, entries, 1, Admission::SecondMiss),
                 ]
             };
