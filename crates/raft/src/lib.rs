@@ -24,6 +24,7 @@ mod handover;
 mod identity;
 mod leadership;
 mod lease;
+mod live_snapshot;
 mod log_store;
 mod membership;
 mod node;

@@ -128,7 +128,11 @@ impl RaftNode {
             config.peer_client.clone(),
             lease.clone(),
         );
+        let send_live = state_machine.live_snapshots_switch();
         let raft = Raft::new(config.node_id, raft_config, network.clone(), log, state_machine).await?;
+        // openraft has read the stored snapshot's meta: from here on snapshots are asked for
+        // only to be sent, and may be sent live.
+        send_live.store(true, std::sync::atomic::Ordering::Relaxed);
 
         let timing = config.timing;
         // A leader is taken as cut off only once its majority could have elected someone

@@ -14,6 +14,7 @@ use crate::peer_server::{
 };
 use crate::peer_trouble::PeerTrouble;
 use crate::pre_vote::{PreVoteRequest, PreVoteResponse};
+use crate::snapshot_data::SnapshotData;
 use crate::snapshot_transfer::{self, MAX_FRAME, SnapshotHeader};
 use crate::{NodeId, TypeConfig};
 use bytes::Bytes;
@@ -325,7 +326,7 @@ impl RaftNetwork<TypeConfig> for PeerConnection {
         tokio::pin!(cancel);
         let answer = tokio::select! {
             closed = &mut cancel => return Err(StreamingError::Closed(closed)),
-            answer = self.send_snapshot(header, snapshot.snapshot.into_file()) => answer,
+            answer = self.send_snapshot(header, *snapshot.snapshot) => answer,
         };
         let decoded = answer.and_then(|bytes| {
             Ok(serde_json::from_slice::<
@@ -350,7 +351,7 @@ impl PeerConnection {
     /// Streams the snapshot file after `header` and returns the peer's answer. Frames are
     /// paced to `snapshot_bytes_per_second` while clients are active; a peer that takes no frame for the idle timeout,
     /// or does not answer within the install timeout once all was sent, fails the transfer.
-    async fn send_snapshot(&self, header: Bytes, file: tokio::fs::File) -> Result<Bytes, PeerError> {
+    async fn send_snapshot(&self, header: Bytes, file: SnapshotData) -> Result<Bytes, PeerError> {
         let config = self.network.config.clone();
         let (frames, body) = tokio::sync::mpsc::channel(2);
         let request = Request::post(format!("{}{SNAPSHOT_PATH}", self.base))
@@ -405,11 +406,10 @@ async fn read_answer(
 /// Reads `file` from its start and sends it as frames after `header`, then the end.
 async fn produce_frames(
     header: Bytes,
-    mut file: tokio::fs::File,
+    mut file: SnapshotData,
     frames: tokio::sync::mpsc::Sender<Bytes>,
     config: Arc<PeerClientConfig>,
 ) -> Result<(), PeerError> {
-    use tokio::io::AsyncSeekExt;
     let idle = config.snapshot_idle_timeout;
     let send = |bytes: Bytes| {
         let frames = frames.clone();
@@ -423,9 +423,7 @@ async fn produce_frames(
             }
         }
     };
-    file.seek(std::io::SeekFrom::Start(0))
-        .await
-        .map_err(PeerError::SnapshotFile)?;
+    file.rewind().await.map_err(PeerError::SnapshotFile)?;
     send(header).await?;
     // Paced from `paced_since` while clients are active; restarted whenever they are not.
     let mut paced_since = tokio::time::Instant::now();
@@ -461,7 +459,7 @@ async fn produce_frames(
 }
 
 /// Fills `buf` unless the file ends first; returns how much was read.
-async fn read_full(file: &mut tokio::fs::File, buf: &mut [u8]) -> std::io::Result<usize> {
+async fn read_full(file: &mut SnapshotData, buf: &mut [u8]) -> std::io::Result<usize> {
     use tokio::io::AsyncReadExt;
     let mut filled = 0;
     while filled < buf.len() {

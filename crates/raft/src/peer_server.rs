@@ -28,6 +28,7 @@ use openraft::Snapshot;
 use openraft::error::RaftError;
 use openraft::raft::{AppendEntriesRequest, AppendEntriesResponse, VoteRequest, VoteResponse};
 use serde::Serialize;
+use std::path::Path;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
@@ -286,14 +287,16 @@ async fn snapshot(State(state): State<PeerState>, body: axum::body::Body) -> Res
             return bad_request("snapshot", e);
         }
     };
-    let received = data.path().to_path_buf();
+    let received = data.path().map(Path::to_path_buf);
     let snapshot = Snapshot {
         meta: header.meta,
         snapshot: Box::new(data),
     };
     let response = state.raft.install_full_snapshot(header.vote, snapshot).await;
     // Installed snapshots were renamed away; one that was not (an outdated vote) is dropped.
-    let _ = tokio::fs::remove_file(&received).await;
+    if let Some(received) = received {
+        let _ = tokio::fs::remove_file(&received).await;
+    }
     if response.is_ok() {
         state.contact.touch();
     }
@@ -372,8 +375,8 @@ async fn receive_snapshot(
     match (result, header, file) {
         (Ok(()), Some(header), Some(data)) => Ok((header, *data)),
         (result, _, file) => {
-            if let Some(data) = file {
-                let _ = tokio::fs::remove_file(data.path()).await;
+            if let Some(path) = file.as_ref().and_then(|data| data.path()) {
+                let _ = tokio::fs::remove_file(path).await;
             }
             Err(result.err().unwrap_or(ReceiveError::Truncated))
         }

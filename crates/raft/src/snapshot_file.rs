@@ -17,7 +17,7 @@
 use crate::error::RaftStoreError;
 use crate::snapshot_data::SnapshotData;
 use crate::{LogId, NodeId, StoredMembership};
-use hakv_store::StateMachine;
+use hakv_store::{SnapshotView, StateMachine};
 use openraft::{BasicNode, SnapshotMeta};
 use std::fs::{self, File};
 use std::io::{self, BufReader, BufWriter, ErrorKind, Read, Seek, SeekFrom, Write};
@@ -119,28 +119,7 @@ impl SnapshotFile {
     /// (unless a newer one was installed meanwhile, which is then returned instead).
     pub(crate) fn build(&self, state: &StateMachine) -> Result<(Meta, SnapshotData), RaftStoreError> {
         let view = state.snapshot_view()?;
-        // The log position comes from the same view as the data, never from a newer apply.
-        let last_log_id: Option<LogId> = match view.meta.get(LAST_APPLIED_KEY) {
-            Some(bytes) => decode_json::<Option<LogId>>(bytes)?,
-            None => None,
-        };
-        let last_membership: StoredMembership = match view.meta.get(MEMBERSHIP_KEY) {
-            Some(bytes) => decode_json(bytes)?,
-            None => StoredMembership::default(),
-        };
-        let built_at = SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .unwrap_or_default()
-            .as_micros();
-        let snapshot_id = match &last_log_id {
-            Some(id) => format!("{}-{}-{built_at}", id.leader_id, id.index),
-            None => format!("empty-{built_at}"),
-        };
-        let meta = Meta {
-            last_log_id,
-            last_membership,
-            snapshot_id,
-        };
+        let meta = meta_of(&view)?;
         let tmp = self.tmp_path("building");
         let started = std::time::Instant::now();
         let written = write_snapshot_file(&tmp, &meta, |out| Ok(view.write_to(out)?));
@@ -316,14 +295,47 @@ impl Write for Gentle<'_> {
 }
 
 /// Writes `meta` and then what `body` writes to a new file at `path`, fsynced.
+/// The meta of a snapshot written from `view`: the log position and membership come from the
+/// same view as the data, never from a newer apply.
+pub(crate) fn meta_of(view: &SnapshotView<'_>) -> Result<Meta, RaftStoreError> {
+    let last_log_id: Option<LogId> = match view.meta.get(LAST_APPLIED_KEY) {
+        Some(bytes) => decode_json::<Option<LogId>>(bytes)?,
+        None => None,
+    };
+    let last_membership: StoredMembership = match view.meta.get(MEMBERSHIP_KEY) {
+        Some(bytes) => decode_json(bytes)?,
+        None => StoredMembership::default(),
+    };
+    let built_at = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap_or_default()
+        .as_micros();
+    let snapshot_id = match &last_log_id {
+        Some(id) => format!("{}-{}-{built_at}", id.leader_id, id.index),
+        None => format!("empty-{built_at}"),
+    };
+    Ok(Meta {
+        last_log_id,
+        last_membership,
+        snapshot_id,
+    })
+}
+
+/// Writes the header of the snapshot file format: the meta's length and the meta.
+pub(crate) fn write_meta(out: &mut impl Write, meta: &Meta) -> Result<(), RaftStoreError> {
+    let meta_json = encode_json(meta);
+    let meta_len =
+        u32::try_from(meta_json.len()).map_err(|_| RaftStoreError::corrupt("snapshot meta", "too long"))?;
+    out.write_all(&meta_len.to_be_bytes())?;
+    out.write_all(&meta_json)?;
+    Ok(())
+}
+
 fn write_snapshot_file(
     path: &Path,
     meta: &Meta,
     body: impl FnOnce(&mut BufWriter<Gentle<'_>>) -> Result<u64, RaftStoreError>,
 ) -> Result<(), RaftStoreError> {
-    let meta_json = encode_json(meta);
-    let meta_len =
-        u32::try_from(meta_json.len()).map_err(|_| RaftStoreError::corrupt("snapshot meta", "too long"))?;
     let file = File::create(path)?;
     let gentle = Gentle {
         file: &file,
@@ -332,8 +344,7 @@ fn write_snapshot_file(
         unsynced: 0,
     };
     let mut out = BufWriter::with_capacity(1 << 20, gentle);
-    out.write_all(&meta_len.to_be_bytes())?;
-    out.write_all(&meta_json)?;
+    write_meta(&mut out, meta)?;
     body(&mut out)?;
     out.flush()?;
     drop(out);

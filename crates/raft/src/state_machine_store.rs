@@ -15,6 +15,7 @@
 //! snapshot or the whole state in memory.
 
 use crate::error::{RaftStoreError, blocking};
+use crate::live_snapshot;
 use crate::snapshot_data::SnapshotData;
 use crate::snapshot_file::{LAST_APPLIED_KEY, MEMBERSHIP_KEY, SnapshotFile, applied_meta, decode_json};
 use crate::{Entry, LogId, NodeId, StorageError, StoredMembership, TypeConfig};
@@ -37,6 +38,11 @@ pub struct StateMachineStore {
     /// The term and index of `last_applied`, for readers waiting for a read index: cheaper
     /// to watch than openraft's metrics, which its waiters clone whole at every change.
     applied_index: AppliedIndex,
+    /// Set once openraft has started: from then on a snapshot is asked for only to be sent,
+    /// and one behind the applied state is sent live (`live_snapshot`). At start openraft
+    /// reads the stored snapshot's meta to know what the log may be purged up to, and only the
+    /// stored (fsynced) snapshot may answer that.
+    send_live: Arc<std::sync::atomic::AtomicBool>,
 }
 
 /// The term and index of the last entry whose changes readers can see, as they change.
@@ -72,7 +78,13 @@ impl StateMachineStore {
             last_applied,
             membership,
             applied_index,
+            send_live: Arc::default(),
         })
+    }
+
+    /// Call once openraft has started (see `send_live`).
+    pub(crate) fn live_snapshots_switch(&self) -> Arc<std::sync::atomic::AtomicBool> {
+        self.send_live.clone()
     }
 
     /// The size of the last snapshot built or installed, as it changes.
@@ -174,8 +186,12 @@ impl RaftStateMachine<TypeConfig> for StateMachineStore {
         snapshot: Box<SnapshotData>,
     ) -> Result<(), StorageError> {
         let subject = ErrorSubject::Snapshot(Some(meta.signature()));
-        let received = snapshot.path().to_path_buf();
-        drop(snapshot.into_file());
+        let received = snapshot
+            .path()
+            .ok_or_else(|| RaftStoreError::corrupt("snapshot", "only a received file can be installed"))
+            .map_err(|e| e.into_storage(subject.clone(), ErrorVerb::Write))?
+            .to_path_buf();
+        drop(snapshot);
         let state = self.state.clone();
         let hook = self.hook.clone();
         let snapshots = self.snapshots.clone();
@@ -194,6 +210,24 @@ impl RaftStateMachine<TypeConfig> for StateMachineStore {
         let current = blocking(move || snapshots.current())
             .await
             .map_err(|e| e.into_storage(ErrorSubject::Snapshot(None), ErrorVerb::Read))?;
+        let stored_upto = current.as_ref().and_then(|(meta, _)| meta.last_log_id);
+        if self.send_live.load(std::sync::atomic::Ordering::Relaxed) && stored_upto < self.last_applied {
+            match live_snapshot::stream(self.state.clone()).await {
+                Ok((meta, data)) => {
+                    tracing::info!(
+                        stored_upto = stored_upto.map(|id| id.index),
+                        live_upto = meta.last_log_id.map(|id| id.index),
+                        "sending a snapshot of the current state"
+                    );
+                    return Ok(Some(Snapshot {
+                        meta,
+                        snapshot: Box::new(data),
+                    }));
+                }
+                // The stored snapshot still does, with a longer log after it.
+                Err(e) => tracing::warn!(error = %e, "no live snapshot: sending the stored one"),
+            }
+        }
         Ok(current.map(|(meta, data)| Snapshot {
             meta,
             snapshot: Box::new(data),

@@ -107,6 +107,57 @@ async fn a_new_node_catches_up_by_snapshot_and_a_restart_recovers_locally() {
     first.shutdown().await.unwrap();
 }
 
+/// A newcomer is sent the leader's current state, not its stored snapshot and the log after
+/// it: the stored one can lag by a quarter of the state, which the newcomer would otherwise
+/// receive as one log append at a time.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_newcomer_is_sent_the_current_state_not_the_stored_snapshot() {
+    let dirs = [tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap()];
+    let any_port: SocketAddr = "127.0.0.1:0".parse().unwrap();
+    let first = start_leading_alone(dirs[0].path(), any_port).await;
+    let write = |from: u64, to: u64| {
+        let first = &first;
+        async move {
+            for i in from..to {
+                first
+                    .propose(put(&format!("k{i}"), i as i64, Condition::Always))
+                    .await
+                    .unwrap();
+            }
+        }
+    };
+    write(0, 25).await;
+    let stored = eventually("the leader stores a snapshot and purges its log", || async {
+        let metrics = first.raft().metrics().borrow().clone();
+        (metrics.purged?.index >= 20).then_some(metrics.snapshot?)
+    })
+    .await;
+    // Fewer writes than `snapshot_every_entries`: the stored snapshot stays behind them.
+    write(25, 40).await;
+    assert_eq!(first.raft().metrics().borrow().snapshot, Some(stored));
+
+    let second = start(2, dirs[1].path(), any_port).await;
+    first
+        .add_learner(2, second.member().addr, std::time::Duration::from_secs(20))
+        .await
+        .unwrap();
+    eventually("the learner has every write", || async {
+        (second.state().revision() == Revision(40)).then_some(())
+    })
+    .await;
+    let installed = second.raft().metrics().borrow().snapshot;
+    assert!(
+        installed.is_some_and(|s| s.index > stored.index + 15),
+        "expected the learner to install the current state, got {installed:?} (stored: {stored})"
+    );
+    assert_eq!(
+        second.state().get("k39").unwrap(),
+        first.state().get("k39").unwrap()
+    );
+    first.shutdown().await.unwrap();
+    second.shutdown().await.unwrap();
+}
+
 /// Membership changes that cannot be right are errors that change nothing: adding a member
 /// nothing runs at, adding a voter twice, removing a stranger. A member that cannot catch up
 /// in time is left a learner, never promoted.

@@ -3,6 +3,7 @@
 //! same state machine from its log.
 
 mod answers;
+mod chunks;
 mod clock;
 mod command;
 mod disk_space;
@@ -13,6 +14,7 @@ mod record;
 mod snapshot;
 mod state_machine;
 
+pub use chunks::{Chunk, ChunkWriter};
 pub use clock::{Clock, wall_clock_ms};
 pub use command::{Command, Condition, Op, Outcome};
 pub use disk_space::DiskSpace;

@@ -6,13 +6,14 @@
 use super::cluster::require_token;
 use crate::ApiError;
 use crate::node::Node;
-use axum::body::{Body, Bytes};
+use axum::body::Body;
 use axum::extract::State;
 use axum::response::Response;
+use hakv_store::ChunkWriter;
 use http::{HeaderMap, HeaderValue, Method, StatusCode, header};
 use std::io::{self, Write};
 use std::sync::Arc;
-use tokio::sync::{Semaphore, mpsc, oneshot};
+use tokio::sync::{Semaphore, oneshot};
 
 /// One backup at a time: each holds a storage view open (old versions cannot be compacted
 /// away meanwhile) and a core busy writing.
@@ -44,7 +45,7 @@ pub async fn backup(
         .try_acquire()
         .map_err(|_| ApiError::Overloaded("concurrent backups (one at a time)"))?;
     node.read_barrier().await?;
-    let (chunks, receiver) = mpsc::channel::<Bytes>(QUEUED_CHUNKS);
+    let (mut out, receiver) = ChunkWriter::channel(CHUNK_BYTES, QUEUED_CHUNKS);
     let (revision_tx, revision_rx) = oneshot::channel();
     let state = node.state_machine.clone();
     tokio::task::spawn_blocking(move || {
@@ -57,17 +58,15 @@ pub async fn backup(
             }
         };
         let _ = revision_tx.send(Ok(view.revision));
-        let mut out = ChunkWriter {
-            chunks,
-            buf: Vec::with_capacity(CHUNK_BYTES),
-        };
-        // A failure ends the body early; the client's check of the trailer's CRC catches it.
+        // A failure ends the body with an error, so the client sees a broken transfer, not a
+        // short one (its check of the trailer's CRC would catch that too).
         if let Err(e) = view
             .write_to(&mut out)
             .map_err(io::Error::other)
             .and_then(|_| out.flush())
         {
             tracing::warn!(error = %e, "a backup stream ended early");
+            out.fail(e);
         }
     });
     let revision = revision_rx
@@ -76,7 +75,7 @@ pub async fn backup(
         .map_err(crate::node::unavailable)?;
     let body = futures_util::stream::unfold(receiver, |mut receiver| async move {
         let chunk = receiver.recv().await?;
-        Some((Ok::<_, io::Error>(chunk), receiver))
+        Some((chunk, receiver))
     });
     Ok(backup_response(Body::from_stream(body), revision))
 }
@@ -91,30 +90,4 @@ fn backup_response(body: Body, revision: hakv_api::Revision) -> Response {
     );
     headers.insert("x-hakv-revision", HeaderValue::from(revision.0));
     response
-}
-
-/// Hands what is written to the response body in chunks, waiting while the client is behind.
-struct ChunkWriter {
-    chunks: mpsc::Sender<Bytes>,
-    buf: Vec<u8>,
-}
-
-impl Write for ChunkWriter {
-    fn write(&mut self, bytes: &[u8]) -> io::Result<usize> {
-        self.buf.extend_from_slice(bytes);
-        if self.buf.len() >= CHUNK_BYTES {
-            self.flush()?;
-        }
-        Ok(bytes.len())
-    }
-
-    fn flush(&mut self) -> io::Result<()> {
-        if self.buf.is_empty() {
-            return Ok(());
-        }
-        let chunk = Bytes::from(std::mem::replace(&mut self.buf, Vec::with_capacity(CHUNK_BYTES)));
-        self.chunks
-            .blocking_send(chunk)
-            .map_err(|_| io::Error::new(io::ErrorKind::BrokenPipe, "the client went away"))
-    }
 }
