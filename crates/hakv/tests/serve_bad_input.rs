@@ -264,6 +264,9 @@ fn excess_requests_are_shed_with_503_and_retry_after() {
     );
 }
 
+/// A client that stops sending its body half-way is answered 408 at the request timeout: the
+/// request never arrived in full, so nothing was done (not 504, which says a write's outcome
+/// is unknown).
 #[test]
 fn a_stalled_request_times_out_instead_of_hanging() {
     let dir = tempfile::tempdir().unwrap();
@@ -272,14 +275,34 @@ fn a_stalled_request_times_out_instead_of_hanging() {
     let head = "PUT /data/stall HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 50\r\n\r\n{";
     stalled.stream().write_all(head.as_bytes()).unwrap();
     let reply = stalled.read_reply(false).unwrap();
-    assert_eq!(reply.status, 504);
-    assert_eq!(reply.code(), "timeout");
+    assert_eq!(reply.status, 408);
+    assert_eq!(reply.code(), "request_timeout");
     let mut http = Http::connect(server.addr).unwrap();
     assert_eq!(
         http.get("/data/stall").unwrap().status,
         404,
         "the unfinished write was not applied"
     );
+}
+
+/// A body whose declared length is over the limit is refused from the request head, before a
+/// byte of it is read: the client is not left waiting for the request timeout.
+#[test]
+fn a_declared_body_over_the_limit_is_refused_before_it_is_read() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = ServerProcess::start(&dir.path().join("node"), &["--request-timeout", "10min"]);
+    for method in ["PUT", "POST"] {
+        let mut http = Http::connect(server.addr).unwrap();
+        let head = format!(
+            "{method} /data/big HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 100000000\r\n\r\n"
+        );
+        http.stream().write_all(head.as_bytes()).unwrap();
+        let reply = http.read_reply(false).unwrap();
+        assert_eq!(reply.status, 413, "{method}");
+        assert_eq!(reply.code(), "body_too_large", "{method}");
+    }
+    let mut http = Http::connect(server.addr).unwrap();
+    assert_eq!(http.get("/data/big").unwrap().status, 404, "nothing was written");
 }
 
 #[test]

@@ -41,6 +41,9 @@ pub enum ApiError {
     Overloaded(&'static str),
     #[error("The request timed out; a write may or may not have been applied")]
     Timeout,
+    /// The request's body did not arrive in full within the request timeout.
+    #[error("The request body did not arrive in full within the request timeout; nothing was done")]
+    RequestTimeout,
     #[error("The service is unavailable: {0}")]
     Unavailable(String),
     #[error("The disk is full; nothing was written")]
@@ -105,6 +108,7 @@ impl ApiError {
             ApiError::PreconditionFailed { .. } => StatusCode::PRECONDITION_FAILED,
             ApiError::Overloaded(_) | ApiError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
             ApiError::Timeout | ApiError::OutcomeUnknown(_) => StatusCode::GATEWAY_TIMEOUT,
+            ApiError::RequestTimeout => StatusCode::REQUEST_TIMEOUT,
             ApiError::DiskFull => StatusCode::INSUFFICIENT_STORAGE,
             ApiError::NotLeader { .. } => StatusCode::MISDIRECTED_REQUEST,
             ApiError::Unauthorized | ApiError::AuthRequired(_) => StatusCode::UNAUTHORIZED,
@@ -141,6 +145,7 @@ impl ApiError {
             ApiError::InvalidQuery(_) => ErrorCode::InvalidQuery,
             ApiError::Overloaded(_) => ErrorCode::Overloaded,
             ApiError::Timeout => ErrorCode::Timeout,
+            ApiError::RequestTimeout => ErrorCode::RequestTimeout,
             ApiError::Unavailable(_) => ErrorCode::Unavailable,
             ApiError::DiskFull => ErrorCode::DiskFull,
             ApiError::OutcomeUnknown(_) => ErrorCode::Timeout,

@@ -13,6 +13,7 @@ mod key;
 mod limits;
 mod node;
 mod observability;
+mod request_body;
 mod request_metrics;
 mod routes;
 mod scan_budget;

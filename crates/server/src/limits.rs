@@ -12,20 +12,40 @@ use axum::http::HeaderValue;
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use hakv_api::REQUEST_ID;
+use std::cell::Cell;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::task::Poll;
 use std::time::{Duration, Instant};
 
+/// The client request a task serves, for code far from the envelope.
+struct Serving {
+    request_id: HeaderValue,
+    /// Whether the handler is waiting for the request's body right now.
+    reading_body: Cell<bool>,
+}
+
 tokio::task_local! {
-    /// The id of the client request the task serves.
-    static SERVING: HeaderValue;
+    static SERVING: Serving;
 }
 
 /// The `X-Request-Id` of the client request the calling task serves, for code far from the
 /// handler that passes the request on: a follower forwarding a write or a read to its leader.
 pub fn current_request_id() -> Option<HeaderValue> {
-    SERVING.try_with(Clone::clone).ok()
+    SERVING.try_with(|serving| serving.request_id.clone()).ok()
+}
+
+/// Runs `read`, the reading of the request's body, marked as such: a request timeout that
+/// strikes meanwhile is the client's doing (408: the request never arrived in full, so
+/// nothing was done), not the server's (504: a write's outcome unknown).
+pub async fn reading_body<F: Future>(read: F) -> F::Output {
+    let mark = |on| {
+        let _ = SERVING.try_with(|serving| serving.reading_body.set(on));
+    };
+    mark(true);
+    let output = read.await;
+    mark(false);
+    output
 }
 
 pub async fn track_request(State(node): State<Arc<Node>>, request: Request, next: Next) -> Response {
@@ -45,17 +65,27 @@ pub async fn track_request(State(node): State<Arc<Node>>, request: Request, next
     let mut response = if let Some(None) = permit {
         ApiError::Overloaded("in-flight requests").into_response()
     } else {
-        let serve = SERVING.scope(request_id.clone(), next.run(request));
-        if ROUTES[route] == "/cluster/members" {
-            // Adding a member waits until it has caught up (bounded by its own catch-up
-            // timeout): cut off at the request timeout, the new member would stay a learner.
-            serve.await
-        } else {
-            match within(node.config.request_timeout, serve).await {
-                Ok(response) => response,
-                Err(_) => ApiError::Timeout.into_response(),
-            }
-        }
+        let serving = Serving {
+            request_id: request_id.clone(),
+            reading_body: Cell::new(false),
+        };
+        let timeout = node.config.request_timeout;
+        SERVING
+            .scope(serving, async move {
+                if ROUTES[route] == "/cluster/members" {
+                    // Adding a member waits until it has caught up (bounded by its own catch-up
+                    // timeout): cut off at the request timeout, the new member would stay a learner.
+                    return next.run(request).await;
+                }
+                match within(timeout, next.run(request)).await {
+                    Ok(response) => response,
+                    Err(_) if SERVING.with(|serving| serving.reading_body.get()) => {
+                        ApiError::RequestTimeout.into_response()
+                    }
+                    Err(_) => ApiError::Timeout.into_response(),
+                }
+            })
+            .await
     };
     drop(permit);
     record_request(route, &method, response.status(), started.elapsed());

@@ -2,6 +2,7 @@
 //! and the `If-Match` / `If-None-Match` preconditions.
 
 use crate::ApiError;
+use crate::request_body::read_body;
 use axum::body::Body;
 use hakv_api::{CanonicalJson, Revision, WriteBody, to_canonical_json};
 use hakv_store::Condition;
@@ -36,13 +37,7 @@ pub fn require_json_content_type(headers: &HeaderMap) -> Result<(), ApiError> {
 
 /// Reads at most `max_body` bytes and validates them as a write body.
 pub async fn read_write_body(body: Body, max_body: usize, max_value: u64) -> Result<WriteRequest, ApiError> {
-    let bytes = axum::body::to_bytes(body, max_body).await.map_err(|err| {
-        if std::error::Error::source(&err).is_some_and(|s| s.is::<http_body_util::LengthLimitError>()) {
-            ApiError::BodyTooLarge { limit: max_body }
-        } else {
-            ApiError::InvalidJson(format!("the body could not be read: {err}"))
-        }
-    })?;
+    let bytes = read_body(body, max_body).await?;
     parse_write_body(&bytes, max_value)
 }
 

@@ -59,11 +59,7 @@ pub async fn add_member(
     let member = node.cluster().ok_or(ApiError::NotClustered)?;
     require_token(&node, &headers)?;
     // Read only once the caller is known to hold the token, and only a small body.
-    let body = axum::body::to_bytes(body, MAX_MEMBER_BODY_BYTES)
-        .await
-        .map_err(|_| ApiError::BodyTooLarge {
-            limit: MAX_MEMBER_BODY_BYTES,
-        })?;
+    let body = crate::request_body::read_body(body, MAX_MEMBER_BODY_BYTES).await?;
     let new: NewMember = serde_json::from_slice(&body).map_err(|e| {
         ApiError::InvalidJson(format!(
             "expected {{\"id\": N, \"addr\": \"host:port\", \"learner\": false}}: {e}"

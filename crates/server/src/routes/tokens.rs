@@ -25,11 +25,7 @@ pub async fn create(
 ) -> Result<Response, ApiError> {
     require_auth_on(&node)?;
     auth::authorize(&node, &headers, Need::Admin)?;
-    let bytes = axum::body::to_bytes(body, MAX_REQUEST_BYTES)
-        .await
-        .map_err(|_| ApiError::BodyTooLarge {
-            limit: MAX_REQUEST_BYTES,
-        })?;
+    let bytes = crate::request_body::read_body(body, MAX_REQUEST_BYTES).await?;
     let request: NewToken =
         serde_json::from_slice(&bytes).map_err(|e| ApiError::InvalidToken(e.to_string()))?;
     request.validate().map_err(|e| ApiError::InvalidToken(e.into()))?;
