@@ -12,9 +12,11 @@
 //! Followers take turns. Members hold the same log, so they all come due at nearly the same
 //! index, and building at once cost the cluster a third of its throughput for the length of a
 //! build (three 1 GB builds, 11–12 s, in the 10-minute soak: docs/benchmarks.md). The leader
-//! builds as soon as it is due: its snapshot is the one a member that catches up receives,
-//! and every second it waits is log that member must replay after it (making every member
-//! wait for a turn doubled a wiped member's catch-up, measured). A follower starts a build
+//! builds as soon as it is due: when its stored snapshot was what a member that catches up
+//! received, every second it waited was log that member replayed after it (making every
+//! member wait for a turn doubled a wiped member's catch-up, measured). Such a member is now
+//! sent the live state (`live_snapshot`), so the leader could take turns too; not measured
+//! yet, so it has not changed. A follower starts a build
 //! only at the start of its own slot of the wall clock (its first quarter: a build begins a
 //! moment after it is triggered, once the state machine takes the command): slots are at
 //! least twice as long as a build at the builder's pace, and follower k of n (by id, the
