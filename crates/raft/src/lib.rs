@@ -36,6 +36,7 @@ mod proposer;
 mod read_barrier;
 pub mod restore;
 mod rounds;
+mod snapshot_check;
 mod snapshot_data;
 mod snapshot_file;
 mod snapshot_policy;

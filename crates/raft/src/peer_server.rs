@@ -13,6 +13,7 @@ use crate::config::PeerServerLimits;
 use crate::election_watch::LeaderContact;
 use crate::identity::{Identity, NodeIdentity};
 use crate::pre_vote::{Judge, PreVoteRequest, PreVoteResponse};
+use crate::snapshot_check::{StreamCheck, Writeback};
 use crate::snapshot_data::SnapshotData;
 use crate::snapshot_transfer::{Decoder, Item, SnapshotHeader, TransferError};
 use crate::{NodeId, Raft, TypeConfig};
@@ -317,6 +318,8 @@ enum ReceiveError {
     File(#[from] std::io::Error),
     #[error("raft refused to receive a snapshot: {0}")]
     Raft(String),
+    #[error("the received file is not a whole snapshot: {0}")]
+    NotASnapshot(String),
 }
 
 /// Reads a snapshot transfer into a new file, checking every frame; returns the header and
@@ -332,6 +335,7 @@ async fn receive_snapshot(
     let mut decoder = Decoder::new();
     let mut header = None;
     let mut file: Option<Box<SnapshotData>> = None;
+    let mut check: Option<(StreamCheck, Writeback)> = None;
     let result = async {
         loop {
             while let Some(item) = decoder.next_item()? {
@@ -343,11 +347,15 @@ async fn receive_snapshot(
                             .begin_receiving_snapshot()
                             .await
                             .map_err(|e| ReceiveError::Raft(e.to_string()))?;
+                        check = Some((StreamCheck::start(), Writeback::new(data.std_handle().await?)));
                         file = Some(data);
                     }
                     Item::Chunk(bytes) => {
                         let out = file.as_mut().expect("the header comes first");
                         out.write_all(&bytes).await?;
+                        let (verifier, writeback) = check.as_mut().expect("the header comes first");
+                        writeback.wrote(bytes.len() as u64);
+                        verifier.feed(bytes.clone()).await;
                         metrics::counter!("hakv_raft_snapshot_received_bytes_total")
                             .increment(bytes.len() as u64);
                         state.contact.touch();
@@ -369,6 +377,9 @@ async fn receive_snapshot(
         }
         let out = file.as_mut().expect("done implies a header");
         out.flush().await?;
+        let (verifier, _) = check.take().expect("done implies a header");
+        verifier.verdict().await.map_err(ReceiveError::NotASnapshot)?;
+        out.mark_verified();
         Ok(())
     }
     .await;

@@ -25,6 +25,8 @@ enum Source {
     File {
         file: File,
         path: PathBuf,
+        /// Checked whole as it was received (`snapshot_check`): the install need not again.
+        verified: bool,
     },
     /// Read-only and read once, from its start: chunks as the writer makes them.
     Live {
@@ -36,7 +38,11 @@ enum Source {
 impl SnapshotData {
     pub(crate) fn new(file: File, path: PathBuf) -> SnapshotData {
         SnapshotData {
-            source: Source::File { file, path },
+            source: Source::File {
+                file,
+                path,
+                verified: false,
+            },
         }
     }
 
@@ -54,6 +60,25 @@ impl SnapshotData {
         match &self.source {
             Source::File { path, .. } => Some(path),
             Source::Live { .. } => None,
+        }
+    }
+
+    /// Records that the file was checked whole as it was received.
+    pub(crate) fn mark_verified(&mut self) {
+        if let Source::File { verified, .. } = &mut self.source {
+            *verified = true;
+        }
+    }
+
+    pub(crate) fn is_verified(&self) -> bool {
+        matches!(self.source, Source::File { verified: true, .. })
+    }
+
+    /// Another handle to the file, for syncing it from another thread.
+    pub(crate) async fn std_handle(&self) -> io::Result<std::fs::File> {
+        match &self.source {
+            Source::File { file, .. } => Ok(file.try_clone().await?.into_std().await),
+            Source::Live { .. } => Err(live_is_read_only()),
         }
     }
 

@@ -171,6 +171,7 @@ impl SnapshotFile {
         state: &StateMachine,
         meta: &Meta,
         received: &Path,
+        verified: bool,
         reset: &dyn Fn(hakv_api::Revision),
     ) -> Result<(), RaftStoreError> {
         let mut file = File::open(received)?;
@@ -189,7 +190,7 @@ impl SnapshotFile {
         let installing = self.installing_path();
         fs::rename(received, &installing)?;
         File::open(&self.dir)?.sync_all()?;
-        self.import(state, &installing, meta, reset)?;
+        self.import(state, &installing, meta, verified, reset)?;
         let _guard = self.lock.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
         if let Ok(installed) = fs::metadata(&installing) {
             self.last_bytes.store(installed.len(), Ordering::Relaxed);
@@ -229,7 +230,7 @@ impl SnapshotFile {
         };
         let meta = read_meta(&mut File::open(&source)?)?;
         tracing::warn!(snapshot = %meta.snapshot_id, "repeating a snapshot install that was interrupted");
-        self.import(state, &source, &meta, reset)?;
+        self.import(state, &source, &meta, false, reset)?;
         if source == installing {
             let _guard = self.lock.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
             self.make_current(&installing)?;
@@ -242,11 +243,17 @@ impl SnapshotFile {
         state: &StateMachine,
         path: &Path,
         meta: &Meta,
+        verified: bool,
         reset: &dyn Fn(hakv_api::Revision),
     ) -> Result<(), RaftStoreError> {
         let extra = applied_meta(&meta.last_log_id, &meta.last_membership);
         let started = std::time::Instant::now();
-        let import = state.import_snapshot_from(|| open_store_stream(path), &extra, reset)?;
+        let open = || open_store_stream(path);
+        let import = if verified {
+            state.import_verified_snapshot_from(open, &extra, reset)?
+        } else {
+            state.import_snapshot_from(open, &extra, reset)?
+        };
         tracing::info!(
             snapshot = %meta.snapshot_id,
             keys = import.keys,

@@ -191,14 +191,19 @@ impl RaftStateMachine<TypeConfig> for StateMachineStore {
             .ok_or_else(|| RaftStoreError::corrupt("snapshot", "only a received file can be installed"))
             .map_err(|e| e.into_storage(subject.clone(), ErrorVerb::Write))?
             .to_path_buf();
+        let verified = snapshot.is_verified();
         drop(snapshot);
         let state = self.state.clone();
         let hook = self.hook.clone();
         let snapshots = self.snapshots.clone();
         let meta_owned = meta.clone();
-        blocking(move || snapshots.install(&state, &meta_owned, &received, &|revision| hook.reset(revision)))
-            .await
-            .map_err(|e| e.into_storage(subject, ErrorVerb::Write))?;
+        blocking(move || {
+            snapshots.install(&state, &meta_owned, &received, verified, &|revision| {
+                hook.reset(revision)
+            })
+        })
+        .await
+        .map_err(|e| e.into_storage(subject, ErrorVerb::Write))?;
         self.last_applied = meta.last_log_id;
         self.membership = meta.last_membership.clone();
         self.applied_index.send_replace(term_and_index(meta.last_log_id));

@@ -148,9 +148,26 @@ impl StateMachine {
         extra_meta: &[(&[u8], Vec<u8>)],
         before_visible: impl FnOnce(Revision),
     ) -> Result<SnapshotImport, StoreError> {
-        let checked = read_snapshot(open().map_err(io_error)?, |_, _, _| Ok(()))?;
+        read_snapshot(open().map_err(io_error)?, |_, _, _| Ok(()))?;
+        self.import_verified_snapshot_from(open, extra_meta, before_visible)
+    }
+
+    /// [`import_snapshot_from`](Self::import_snapshot_from) for a stream already checked whole
+    /// ([`verify_snapshot`](Self::verify_snapshot), as a member does while it receives one):
+    /// it is read once, not twice. A stream that fails its checks after all still fails the
+    /// import, at its end, with the old state already removed: the install mark stays and
+    /// reads are refused until another install succeeds.
+    pub fn import_verified_snapshot_from<R: Read>(
+        &self,
+        open: impl Fn() -> io::Result<R>,
+        extra_meta: &[(&[u8], Vec<u8>)],
+        before_visible: impl FnOnce(Revision),
+    ) -> Result<SnapshotImport, StoreError> {
+        let mut head = open().map_err(io_error)?;
+        let revision = read_revision(&mut head)?;
+        drop(head);
         self.installing.store(true, Ordering::SeqCst);
-        before_visible(checked.revision);
+        before_visible(revision);
         let mut marker = self.db.batch().durability(Some(PersistMode::SyncAll));
         marker.insert(&self.meta, INSTALLING_KEY, b"1");
         marker.commit().map_err(StoreError::from_engine)?;
@@ -409,6 +426,24 @@ impl<R: Read> Reader<R> {
 
 /// Reads a whole snapshot, handing each entry to `entry(tag, key, value)`; fails on any
 /// damage (after some entries may have been handed over: check with a first read).
+/// The revision in a snapshot stream's header, read without the rest of it.
+fn read_revision(input: &mut impl Read) -> Result<Revision, StoreError> {
+    let mut head = [0u8; MAGIC.len() + 9];
+    input
+        .read_exact(&mut head)
+        .map_err(|_| corrupt("shorter than its header"))?;
+    let (magic, rest) = head.split_at(MAGIC.len());
+    if magic != MAGIC {
+        return Err(corrupt("not a hakv snapshot"));
+    }
+    if rest[0] != FORMAT_V2 {
+        return Err(corrupt("unknown snapshot format version"));
+    }
+    Ok(Revision(
+        be_u64(&rest[1..9]).ok_or_else(|| corrupt("snapshot revision is not 8 bytes"))?,
+    ))
+}
+
 fn read_snapshot(
     input: impl Read,
     mut entry: impl FnMut(u8, &[u8], &[u8]) -> Result<(), StoreError>,
