@@ -34,6 +34,30 @@ async fn start_leading_alone(dir: &Path, addr: SocketAddr) -> RaftNode {
     node
 }
 
+/// Writes `k{i}` = i for every i in `keys`, through `node`.
+async fn write_keys(node: &RaftNode, keys: std::ops::Range<u64>) {
+    for i in keys {
+        node.propose(put(&format!("k{i}"), i as i64, Condition::Always))
+            .await
+            .unwrap();
+    }
+}
+
+/// Starts node 2 at `dir`, adds it to `leader`'s cluster as a learner and waits until it has
+/// applied up to `revision`.
+async fn start_learner_caught_up_to(leader: &RaftNode, dir: &Path, revision: u64) -> RaftNode {
+    let learner = start(2, dir, "127.0.0.1:0".parse().unwrap()).await;
+    leader
+        .add_learner(2, learner.member().addr, std::time::Duration::from_secs(20))
+        .await
+        .unwrap();
+    eventually("the learner has every write", || async {
+        (learner.state().revision() == Revision(revision)).then_some(())
+    })
+    .await;
+    learner
+}
+
 async fn wait_leader(node: &RaftNode) {
     eventually("the node leads", || async {
         (node.leader() == Some(node.id())).then_some(())
@@ -46,27 +70,14 @@ async fn a_new_node_catches_up_by_snapshot_and_a_restart_recovers_locally() {
     let dirs = [tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap()];
     let any_port: SocketAddr = "127.0.0.1:0".parse().unwrap();
     let first = start_leading_alone(dirs[0].path(), any_port).await;
-    for i in 0..WRITES {
-        first
-            .propose(put(&format!("k{i}"), i as i64, Condition::Always))
-            .await
-            .unwrap();
-    }
+    write_keys(&first, 0..WRITES).await;
     eventually("the leader purges its log behind a snapshot", || async {
         let purged = first.raft().metrics().borrow().purged?;
         (purged.index >= 20).then_some(())
     })
     .await;
 
-    let second = start(2, dirs[1].path(), any_port).await;
-    first
-        .add_learner(2, second.member().addr, std::time::Duration::from_secs(20))
-        .await
-        .unwrap();
-    eventually("the learner has every write", || async {
-        (second.state().revision() == Revision(WRITES)).then_some(())
-    })
-    .await;
+    let second = start_learner_caught_up_to(&first, dirs[1].path(), WRITES).await;
     for key in ["k0", "k25", "k49"] {
         assert_eq!(
             second.state().get(key).unwrap(),
@@ -115,36 +126,17 @@ async fn a_newcomer_is_sent_the_current_state_not_the_stored_snapshot() {
     let dirs = [tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap()];
     let any_port: SocketAddr = "127.0.0.1:0".parse().unwrap();
     let first = start_leading_alone(dirs[0].path(), any_port).await;
-    let write = |from: u64, to: u64| {
-        let first = &first;
-        async move {
-            for i in from..to {
-                first
-                    .propose(put(&format!("k{i}"), i as i64, Condition::Always))
-                    .await
-                    .unwrap();
-            }
-        }
-    };
-    write(0, 25).await;
+    write_keys(&first, 0..25).await;
     let stored = eventually("the leader stores a snapshot and purges its log", || async {
         let metrics = first.raft().metrics().borrow().clone();
         (metrics.purged?.index >= 20).then_some(metrics.snapshot?)
     })
     .await;
     // Fewer writes than `snapshot_every_entries`: the stored snapshot stays behind them.
-    write(25, 40).await;
+    write_keys(&first, 25..40).await;
     assert_eq!(first.raft().metrics().borrow().snapshot, Some(stored));
 
-    let second = start(2, dirs[1].path(), any_port).await;
-    first
-        .add_learner(2, second.member().addr, std::time::Duration::from_secs(20))
-        .await
-        .unwrap();
-    eventually("the learner has every write", || async {
-        (second.state().revision() == Revision(40)).then_some(())
-    })
-    .await;
+    let second = start_learner_caught_up_to(&first, dirs[1].path(), 40).await;
     let installed = second.raft().metrics().borrow().snapshot;
     assert!(
         installed.is_some_and(|s| s.index > stored.index + 15),
