@@ -7,6 +7,7 @@
 # directory. EXTRA flags go to every member (e.g. EXTRA="--snapshot-rate 0"). RATE=0: no
 # load at all (the catch-up of a quiet cluster). TMPFS=1: the wiped member restarts on a tmpfs
 # of its own (root only), to tell the cost of sharing one disk from the cost of the catch-up.
+# Also prints each member's peak RSS from the wipe on.
 #   cargo build --release -p hakv && KEYS=1000000 bench/catch-up.sh
 set -u
 ROOT="$(cd "$(dirname "$0")/.." && pwd)"
@@ -42,6 +43,8 @@ for i in $(seq "$BASE"); do window "base-$i"; done
 F=$(follower_of "$L"); for i in 1 2 3; do [ "${MEMBERS[$i]}" = "$F" ] && V=$i; done
 C=1; [ "$V" = 1 ] && C=2
 T0=$(curl -s "http://$L/cluster" | python3 -c "import json,sys; print(json.load(sys.stdin)['term'])")
+# The others' peak RSS from here on (the load before has its own peak): reset it.
+for i in 1 2 3; do [ "$i" != "$V" ] && echo 5 >"/proc/${PIDS[$((i - 1))]}/clear_refs" 2>/dev/null; done
 kill "${PIDS[$((V - 1))]}"; wait "${PIDS[$((V - 1))]}" 2>/dev/null
 rm -rf "$D/n$V"
 if [ "${TMPFS:-0}" = 1 ]; then
@@ -88,3 +91,9 @@ if received and installed:
 PY
 T1=$(curl -s "http://$L/cluster" | python3 -c "import json,sys; print(json.load(sys.stdin)['term'])")
 echo "wiped member $V caught up in $(python3 -c "print(f'{$E - $S:.1f}')")s; copying a data directory took ${COPY}s; term $T0 -> $T1"
+peaks=""
+for i in 1 2 3; do
+  role=follower; [ "${MEMBERS[$i]}" = "$L" ] && role=leader; [ "$i" = "$V" ] && role=wiped
+  peaks+=" $role $(awk '/^VmHWM/ {printf "%.0f", $2 / 1024}' "/proc/${PIDS[$((i - 1))]}/status") MiB;"
+done
+echo "peak RSS during the catch-up:${peaks%;}"
