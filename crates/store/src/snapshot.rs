@@ -424,9 +424,8 @@ impl<R: Read> Reader<R> {
     }
 }
 
-/// Reads a whole snapshot, handing each entry to `entry(tag, key, value)`; fails on any
-/// damage (after some entries may have been handed over: check with a first read).
-/// The revision in a snapshot stream's header, read without the rest of it.
+/// The revision in a snapshot stream's header, read without the rest of it (the whole stream,
+/// CRC included, is checked by `read_snapshot`).
 fn read_revision(input: &mut impl Read) -> Result<Revision, StoreError> {
     let mut head = [0u8; MAGIC.len() + 9];
     input
@@ -444,6 +443,8 @@ fn read_revision(input: &mut impl Read) -> Result<Revision, StoreError> {
     ))
 }
 
+/// Reads a whole snapshot, handing each entry to `entry(tag, key, value)`; fails on any
+/// damage (after some entries may have been handed over: check with a first read).
 fn read_snapshot(
     input: impl Read,
     mut entry: impl FnMut(u8, &[u8], &[u8]) -> Result<(), StoreError>,
