@@ -3,7 +3,7 @@
 # cluster, then runs an open-loop load (RATE requests/s, 10 % writes, uniform keys) through the
 # leader in WINDOW-second windows: BASE windows before, then one follower is stopped, its data
 # directory wiped, and it is restarted with its usual flags; windows go on until it has caught
-# up. Prints each window's p99 and the catch-up time, against the time to copy a member's data
+# up. Prints each window's p99 (all, reads, writes) and the catch-up time, against the time to copy a member's data
 # directory. EXTRA flags go to every member (e.g. EXTRA="--snapshot-rate 0"). RATE=0: no
 # load at all (the catch-up of a quiet cluster). TMPFS=1: the wiped member restarts on a tmpfs
 # of its own (root only), to tell the cost of sharing one disk from the cost of the catch-up.
@@ -13,6 +13,8 @@ set -u
 ROOT="$(cd "$(dirname "$0")/.." && pwd)"
 . "$ROOT/bench/lib.sh"
 BIN=${HAKV:-$ROOT/target/release/hakv}
+# The load generator; BENCH=<binary> keeps it the same while builds of the members alternate.
+BENCH=${BENCH:-$BIN}
 KEYS=${KEYS:-1000000}; VALUE=${VALUE:-1024}; D=${OUT:-/tmp/hakv-bench-catch-up}
 RATE=${RATE:-2000}; WINDOW=${WINDOW:-5}; BASE=${BASE:-6}; EXTRA=${EXTRA:-}
 [ -x "$BIN" ] || { echo "no hakv binary at $BIN" >&2; exit 2; }
@@ -22,7 +24,7 @@ PIDS=()
 cleanup() {
   kill "${PIDS[@]}" 2>/dev/null; wait 2>/dev/null
   [ "${TMPFS:-0}" = 1 ] && umount -l "$D/n$V" 2>/dev/null
-  [ "${KEEP:-0}" = 1 ] || rm -rf "$D"/n1 "$D"/n2 "$D"/n3 "$D/copy"
+  [ "${KEEP:-0}" = 1 ] || rm -rf "$D"/n1 "$D"/n2 "$D"/n3 "$D/copy" "$D/wiped"
 }
 trap cleanup EXIT
 # shellcheck disable=SC2086
@@ -33,10 +35,17 @@ echo "loading ${KEYS} keys of ${VALUE} bytes through $L"
   --write-method put --timeout 10s --json -q >"$D/load.json"
 du -sh "$D"/n1 | sed 's/^/data on member 1: /'
 window() { # window NAME: one open-loop window; prints "NAME p99_ms failed"
-  "$BIN" bench --target "http://$L" --rate "$RATE" -c 64 -d "${WINDOW}s" --keys "$KEYS" \
+  "$BENCH" bench --target "http://$L" --rate "$RATE" -c 64 -d "${WINDOW}s" --keys "$KEYS" \
     --key-dist uniform --value-size "$VALUE" --write-ratio 0.1 --write-method put \
     --timeout 10s --json -q >"$D/w.json"
-  python3 -c "import json,sys; r=json.load(open(sys.argv[1])); l=r['latency_us'] or {'p50': 0, 'p99': 0}; print(f\"{sys.argv[2]:>9} p50 {l['p50']/1e3:7.2f} ms  p99 {l['p99']/1e3:7.2f} ms  requests {r['requests']}  failed {r['failed']}\")" "$D/w.json" "$1"
+  python3 - "$D/w.json" "$1" <<'PY'
+import json, sys
+r = json.load(open(sys.argv[1]))
+ms = lambda l, q: (l or {}).get(q, 0) / 1e3
+l, rd, wr = r["latency_us"], r.get("read_latency_us"), r.get("write_latency_us")
+print(f"{sys.argv[2]:>9} p50 {ms(l, 'p50'):7.2f} ms  p99 {ms(l, 'p99'):7.2f} ms  "
+      f"(reads {ms(rd, 'p99'):6.2f}, writes {ms(wr, 'p99'):6.2f})  requests {r['requests']}  failed {r['failed']}")
+PY
 }
 [ "$RATE" = 0 ] && BASE=0
 for i in $(seq "$BASE"); do window "base-$i"; done
@@ -46,13 +55,14 @@ T0=$(curl -s "http://$L/cluster" | python3 -c "import json,sys; print(json.load(
 # The others' peak RSS from here on (the load before has its own peak): reset it.
 for i in 1 2 3; do [ "$i" != "$V" ] && echo 5 >"/proc/${PIDS[$((i - 1))]}/clear_refs" 2>/dev/null; done
 kill "${PIDS[$((V - 1))]}"; wait "${PIDS[$((V - 1))]}" 2>/dev/null
-rm -rf "$D/n$V"
+# Wiped by moving it aside: deleting gigabytes here would stall the disk (ext4 frees and
+# discards the blocks over the next seconds) in the very windows being measured, which a
+# replaced disk on another machine does not do. Deleted at the end.
+mv "$D/n$V" "$D/wiped"
 if [ "${TMPFS:-0}" = 1 ]; then
   mkdir -p "$D/n$V" && mount -t tmpfs -o size=16g tmpfs "$D/n$V" || exit 1
 fi
 now() { date +%s.%N; }
-S=$(now); cp -a "$D/n$C" "$D/copy"; sync; E=$(now); rm -rf "$D/copy"; sync
-COPY=$(python3 -c "print(f'{$E - $S:.1f}')")
 S=$(now)
 # shellcheck disable=SC2086,SC2046
 "$BIN" serve $(member_flags "$V" catch-up "$D") $EXTRA >>"$D/n$V.log" 2>&1 &
@@ -67,6 +77,9 @@ else
   window "after"
 fi
 E=$(cat "$D/caught-up")
+# The yardstick, after the windows for the same reason: copying a member's data directory.
+CS=$(now); cp -a "$D/n$C" "$D/copy"; sync; CE=$(now); rm -rf "$D/copy"
+COPY=$(python3 -c "print(f'{$CE - $CS:.1f}')")
 # Where the time went, from the wiped member's log and metrics: transfer, install, log tail.
 curl -s "http://${MEMBERS[$V]}/metrics" >"$D/n$V.metrics"
 python3 - "$D/n$V.log" "$D/n$V.metrics" "$S" "$E" <<'PY'

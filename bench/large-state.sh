@@ -16,13 +16,15 @@ PIDS=()
 trap 'kill "${PIDS[@]}" 2>/dev/null; wait 2>/dev/null' EXIT
 start_members "$BIN" "$D" 17710 soak-check
 L=$(leader_of "${MEMBERS[1]}") || { echo "no leader" >&2; exit 1; }
+field() { curl -s -m 2 "http://$1/cluster" | python3 -c "import json,sys; d=json.load(sys.stdin); print($2)" 2>/dev/null; }
+TL=$(field "$L" "d['term']")
 echo "loading ${KEYS} keys of ${VALUE} bytes through $L"
 "$BIN" bench --target "http://$L" -c 64 --keys "$KEYS" --value-size "$VALUE" --prefill -n 1 \
   --write-method put --timeout 10s --json -q >"$D/load.json"
 python3 -c "import json,sys; p=json.load(open(sys.argv[1]))['prefill']; print(f\"load: {p['requests']} writes ({p['failed']} failed) in {p['elapsed_seconds']:.0f}s = {p['requests']/p['elapsed_seconds']:.0f} writes/s, complete: {p['completed']}\")" "$D/load.json"
+echo "term before the load $TL, after it $(field "$L" "d['term']")"
 du -sh "$D"/n1 | sed 's/^/data on member 1: /'
 [ "$WIPE" = 1 ] || exit 0
-field() { curl -s -m 2 "http://$1/cluster" | python3 -c "import json,sys; d=json.load(sys.stdin); print($2)" 2>/dev/null; }
 F=$(follower_of "$L"); for i in 1 2 3; do [ "${MEMBERS[$i]}" = "$F" ] && V=$i; done
 C=1; [ "$V" = 1 ] && C=2
 T0=$(field "$L" "d['term']")
@@ -46,4 +48,6 @@ T1=$(field "$L" "d['term']")
 echo "wiped member $V caught up in $(python3 -c "print(f'{$E - $S:.1f}')")s; copying a data directory took ${COPY}s; term $T0 -> $T1"
 kill "${PIDS[@]}" 2>/dev/null; wait 2>/dev/null
 PIDS=()
+# The restart writes new logs: keep the load's and the catch-up's.
+for i in 1 2 3; do mv "$D/n$i.log" "$D/n$i.load.log"; done
 HAKV="$BIN" "$ROOT/bench/restart.sh" "$D"

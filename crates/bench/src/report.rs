@@ -3,6 +3,7 @@
 
 use crate::config::{BenchConfig, KeyDist, WriteMethod};
 use crate::tally::Tally;
+use hdrhistogram::Histogram;
 use serde::Serialize;
 use std::collections::BTreeMap;
 use std::fmt;
@@ -55,6 +56,9 @@ pub struct Report {
     pub reads_not_found: u64,
     pub qps: f64,
     pub latency_us: Option<LatencySummary>,
+    /// The same percentiles for reads alone and for writes alone (`null` when none answered).
+    pub read_latency_us: Option<LatencySummary>,
+    pub write_latency_us: Option<LatencySummary>,
     /// Failures by kind: `connect`, `connect_timeout`, `timeout`, `connection`, `protocol`,
     /// `status_<code>`.
     pub errors: BTreeMap<String, u64>,
@@ -98,8 +102,7 @@ pub struct PrefillSummary {
 }
 
 impl LatencySummary {
-    pub fn of(tally: &Tally) -> Option<LatencySummary> {
-        let h = &tally.latency_us;
+    pub fn of(h: &Histogram<u64>) -> Option<LatencySummary> {
         (!h.is_empty()).then(|| LatencySummary {
             min: h.min(),
             mean: h.mean(),
@@ -180,7 +183,9 @@ impl Report {
             writes: tally.writes,
             reads_not_found: tally.not_found,
             qps: qps(tally.total(), run.elapsed),
-            latency_us: LatencySummary::of(tally),
+            latency_us: LatencySummary::of(&tally.latency_us),
+            read_latency_us: LatencySummary::of(&tally.read_latency_us),
+            write_latency_us: LatencySummary::of(&tally.write_latency_us),
             errors: tally.errors.iter().map(|(k, v)| (k.label(), *v)).collect(),
             errors_by_class,
             availability: Availability::of(tally, run.elapsed),
@@ -262,6 +267,17 @@ impl fmt::Display for Report {
                 format_micros(l.mean.round() as u64)
             )?,
             None => writeln!(f, "  latency       no answers")?,
+        }
+        // Split only when the load mixes both: otherwise the line above says it all.
+        if let (Some(r), Some(w)) = (&self.read_latency_us, &self.write_latency_us) {
+            writeln!(
+                f,
+                "  by operation  reads p50 {}  p99 {}; writes p50 {}  p99 {}",
+                format_micros(r.p50),
+                format_micros(r.p99),
+                format_micros(w.p50),
+                format_micros(w.p99)
+            )?;
         }
         if self.errors.is_empty() {
             writeln!(f, "  errors        none")?;
@@ -366,13 +382,13 @@ mod tests {
     fn percentiles_come_from_the_histogram() {
         // 1..=1000 µs, once each: p50 = 500, p90 = 900, p99 = 990, p99.9 = 999 (exact below 2048).
         let tally = tally_with(&[], &(1..=1000).collect::<Vec<_>>());
-        let l = LatencySummary::of(&tally).unwrap();
+        let l = LatencySummary::of(&tally.latency_us).unwrap();
         assert_eq!(
             (l.min, l.p50, l.p90, l.p99, l.p999, l.max),
             (1, 500, 900, 990, 999, 1000)
         );
         assert!((l.mean - 500.5).abs() < 0.01);
-        assert!(LatencySummary::of(&Tally::new(1)).is_none());
+        assert!(LatencySummary::of(&Tally::new(1).latency_us).is_none());
     }
 
     #[test]
@@ -408,6 +424,13 @@ mod tests {
             "{text}"
         );
         assert!(text.contains("connect 1, status_503 1"), "{text}");
+        // Reads (three at 50 µs) and the write (9 µs) are also summed up apart.
+        assert_eq!(json["read_latency_us"]["p99"], 50);
+        assert_eq!(json["write_latency_us"]["p99"], 9);
+        assert!(
+            text.contains("by operation  reads p50 50µs  p99 50µs; writes p50 9µs  p99 9µs"),
+            "{text}"
+        );
     }
 
     #[test]
