@@ -10,7 +10,7 @@
 //! travels. openraft takes a snapshot newer than the one it chose to send (the replication
 //! counts the member as matching up to the meta it sent) and keeps the log after it.
 //!
-//! A blocking task writes the stream in the snapshot file format from one fjall view into a
+//! A background thread writes the stream in the snapshot file format from one fjall view into a
 //! bounded channel, so the receiver cannot tell it from a file, nothing is written to the
 //! sender's disk and its memory is a few chunks. Like a backup's, the view keeps old versions
 //! from being compacted away until the transfer ends.
@@ -19,7 +19,7 @@ use crate::NodeId;
 use crate::error::RaftStoreError;
 use crate::snapshot_data::SnapshotData;
 use crate::snapshot_file::{meta_of, write_meta};
-use hakv_store::{ChunkWriter, StateMachine};
+use hakv_store::{ChunkWriter, StateMachine, background};
 use openraft::{BasicNode, SnapshotMeta};
 use std::io::{self, Write};
 use std::sync::Arc;
@@ -34,8 +34,10 @@ pub(crate) async fn stream(
     state: Arc<StateMachine>,
 ) -> Result<(SnapshotMeta<NodeId, BasicNode>, SnapshotData), RaftStoreError> {
     let (mut out, chunks) = ChunkWriter::channel(CHUNK_BYTES, QUEUED_CHUNKS);
+    // A thread of its own at background priority: the scan must not take cores from the
+    // leader's clients (hakv_store::background).
     let (meta_tx, meta_rx) = oneshot::channel();
-    tokio::task::spawn_blocking(move || {
+    let scan = move || {
         let view = match state.snapshot_view() {
             Ok(view) => view,
             Err(e) => return drop(meta_tx.send(Err(RaftStoreError::from(e)))),
@@ -57,7 +59,8 @@ pub(crate) async fn stream(
                 out.fail(io::Error::other(e));
             }
         }
-    });
+    };
+    background::spawn("hakv-live-snap", scan).map_err(RaftStoreError::from)?;
     let meta = meta_rx
         .await
         .map_err(|_| RaftStoreError::Task("the live snapshot task stopped".into()))??;

@@ -1,18 +1,18 @@
 //! What a member does with a snapshot while it is still arriving, so that less is left once
 //! the last frame is in: the file's pages are written back to disk in the background as they
-//! arrive, so the fsync before the install has little left to do (it used to flush a gigabyte
+//! arrive, a megabyte at a time, so the fsync before the install has little left to do (it used to flush a gigabyte
 //! at once: 0.57 s idle, and under load a 314 ms p99 window for the clients of a leader on the
 //! same disk, docs/benchmarks.md); and the store's stream is verified (structure, key order,
-//! counts, its CRC-32) by a blocking task fed the same frames, so the install still refuses a
+//! counts, its CRC-32) by a background thread fed the same frames, so the install still refuses a
 //! file that is not a whole snapshot before it touches the old state, without reading the
 //! file an extra time.
 
 use crate::snapshot_file::read_meta;
 use bytes::Bytes;
-use hakv_store::StateMachine;
+use hakv_store::{StateMachine, background};
 use std::io::{self, Read};
 use std::sync::Arc;
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, oneshot};
 use tokio::task::JoinHandle;
 
 /// Frames queued ahead of the verifier: it checks faster than frames arrive, and a full queue
@@ -22,25 +22,33 @@ const QUEUED_FRAMES: usize = 4;
 /// Verifies the snapshot file's bytes as they are received.
 pub(crate) struct StreamCheck {
     frames: mpsc::Sender<Bytes>,
-    verdict: JoinHandle<Result<(), String>>,
+    verdict: oneshot::Receiver<Result<(), String>>,
 }
 
 impl StreamCheck {
     pub(crate) fn start() -> StreamCheck {
         let (frames, receiver) = mpsc::channel(QUEUED_FRAMES);
-        let verdict = tokio::task::spawn_blocking(move || {
+        let (said, verdict) = oneshot::channel();
+        let check = move || {
             let mut input = FrameReader {
                 frames: receiver,
                 pending: Bytes::new(),
             };
-            read_meta(&mut input).map_err(|e| e.to_string())?;
-            StateMachine::verify_snapshot(&mut input).map_err(|e| e.to_string())?;
-            // The store's stream ends the file: anything after it is not a snapshot we made.
-            match input.read(&mut [0u8; 1]) {
-                Ok(0) => Ok(()),
-                _ => Err("bytes after the end of the snapshot".into()),
-            }
-        });
+            let mut whole = || -> Result<(), String> {
+                read_meta(&mut input).map_err(|e| e.to_string())?;
+                StateMachine::verify_snapshot(&mut input).map_err(|e| e.to_string())?;
+                // The store's stream ends the file: anything after it is not a snapshot we made.
+                match input.read(&mut [0u8; 1]) {
+                    Ok(0) => Ok(()),
+                    _ => Err("bytes after the end of the snapshot".into()),
+                }
+            };
+            let _ = said.send(whole());
+        };
+        // Not started: the verdict says so, and the transfer is refused.
+        if let Err(e) = background::spawn("hakv-snap-check", check) {
+            tracing::warn!(error = %e, "could not start checking a snapshot as it arrives");
+        }
         StreamCheck { frames, verdict }
     }
 
@@ -53,7 +61,9 @@ impl StreamCheck {
     /// Whether everything fed was a whole, well-formed snapshot.
     pub(crate) async fn verdict(self) -> Result<(), String> {
         drop(self.frames);
-        self.verdict.await.map_err(|e| e.to_string())?
+        self.verdict
+            .await
+            .map_err(|_| "the snapshot check stopped before its verdict".to_string())?
     }
 }
 
@@ -77,35 +87,61 @@ impl Read for FrameReader {
     }
 }
 
-/// Starts writing a file's dirty pages back every [`WRITEBACK_EVERY`] bytes, one sync at a
-/// time and without waiting for it, so they do not pile up for the final fsync.
+/// Starts writing a file's pages back to disk as they arrive, one step in flight after each
+/// [`WRITEBACK_STEP`] received, so they do not pile up for the final fsync.
+///
+/// `sync_file_range` rather than `fdatasync`: it writes the dirty pages and waits for them,
+/// but does not flush the device's cache, a barrier that every other writer on the disk (the
+/// leader's and the followers' log fsyncs when members share one) waits behind; and small
+/// steps rather than large, which were bursts in the disk's queue in front of those fsyncs
+/// (`bench/writeback-probe.py`: another writer's fsync p99 13.7 ms with `fdatasync` every
+/// 32 MiB, 1.4 ms this way). Each step covers the whole file, not the bytes just counted:
+/// the receiver writes through tokio's file, whose writes land a moment after they are
+/// handed over, so a step over only the new range could miss them, and those pages would
+/// wait for the final fsync (which then had a gigabyte to write: a 300 ms stall of the
+/// leader's log, docs/benchmarks.md). Finding the dirty pages costs little. The install's
+/// fsync of the whole file makes it durable; this only spreads the work.
 pub(crate) struct Writeback {
     file: Arc<std::fs::File>,
-    unsynced: u64,
+    unsubmitted: u64,
     in_flight: Option<JoinHandle<()>>,
 }
 
-const WRITEBACK_EVERY: u64 = 32 << 20;
+const WRITEBACK_STEP: u64 = 1 << 20;
 
 impl Writeback {
     pub(crate) fn new(file: std::fs::File) -> Writeback {
         Writeback {
             file: Arc::new(file),
-            unsynced: 0,
+            unsubmitted: 0,
             in_flight: None,
         }
     }
 
     pub(crate) fn wrote(&mut self, bytes: u64) {
-        self.unsynced += bytes;
-        if self.unsynced < WRITEBACK_EVERY || self.in_flight.as_ref().is_some_and(|sync| !sync.is_finished())
+        self.unsubmitted += bytes;
+        if self.unsubmitted < WRITEBACK_STEP
+            || self.in_flight.as_ref().is_some_and(|step| !step.is_finished())
         {
             return;
         }
-        self.unsynced = 0;
+        self.unsubmitted = 0;
         let file = self.file.clone();
         // Best effort: the install fsyncs the whole file before it relies on it.
-        self.in_flight = Some(tokio::task::spawn_blocking(move || drop(file.sync_data())));
+        self.in_flight = Some(tokio::task::spawn_blocking(move || write_back(&file)));
+    }
+}
+
+/// Writes every dirty page of `file` to the disk and waits for them, without a cache flush.
+fn write_back(file: &std::fs::File) {
+    use std::os::fd::AsRawFd;
+    let flags =
+        libc::SYNC_FILE_RANGE_WAIT_BEFORE | libc::SYNC_FILE_RANGE_WRITE | libc::SYNC_FILE_RANGE_WAIT_AFTER;
+    // SAFETY: the descriptor is open for as long as `file` lives; the call reads no memory.
+    // Offset 0 and length 0: the whole file.
+    let done = unsafe { libc::sync_file_range(file.as_raw_fd(), 0, 0, flags) };
+    if done != 0 {
+        tracing::debug!(error = %std::io::Error::last_os_error(), "snapshot write-back step failed");
     }
 }
 

@@ -197,6 +197,7 @@ impl RaftStateMachine<TypeConfig> for StateMachineStore {
         let hook = self.hook.clone();
         let snapshots = self.snapshots.clone();
         let meta_owned = meta.clone();
+        // Not at background priority (hakv_store::background says why): it writes.
         blocking(move || {
             snapshots.install(&state, &meta_owned, &received, verified, &|revision| {
                 hook.reset(revision)

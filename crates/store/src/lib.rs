@@ -3,6 +3,7 @@
 //! same state machine from its log.
 
 mod answers;
+pub mod background;
 mod chunks;
 mod clock;
 mod command;

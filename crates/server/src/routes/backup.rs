@@ -9,7 +9,7 @@ use crate::node::Node;
 use axum::body::Body;
 use axum::extract::State;
 use axum::response::Response;
-use hakv_store::ChunkWriter;
+use hakv_store::{ChunkWriter, background};
 use http::{HeaderMap, HeaderValue, Method, StatusCode, header};
 use std::io::{self, Write};
 use std::sync::Arc;
@@ -48,7 +48,8 @@ pub async fn backup(
     let (mut out, receiver) = ChunkWriter::channel(CHUNK_BYTES, QUEUED_CHUNKS);
     let (revision_tx, revision_rx) = oneshot::channel();
     let state = node.state_machine.clone();
-    tokio::task::spawn_blocking(move || {
+    // At background priority: a backup must not take cores from clients (hakv_store::background).
+    let write = move || {
         let _slot = slot;
         let view = match state.snapshot_view() {
             Ok(view) => view,
@@ -68,7 +69,9 @@ pub async fn backup(
             tracing::warn!(error = %e, "a backup stream ended early");
             out.fail(e);
         }
-    });
+    };
+    background::spawn("hakv-backup", write)
+        .map_err(|e| ApiError::Unavailable(format!("cannot start the backup: {e}")))?;
     let revision = revision_rx
         .await
         .map_err(|_| ApiError::Unavailable("the backup task stopped".into()))?
