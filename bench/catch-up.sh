@@ -52,6 +52,15 @@ for i in $(seq "$BASE"); do window "base-$i"; done
 F=$(follower_of "$L"); for i in 1 2 3; do [ "${MEMBERS[$i]}" = "$F" ] && V=$i; done
 C=1; [ "$V" = 1 ] && C=2
 T0=$(curl -s "http://$L/cluster" | python3 -c "import json,sys; print(json.load(sys.stdin)['term'])")
+# appends L: the leader's log appends so far, in all and over 50 and 100 ms (its histogram).
+appends() {
+  curl -s "http://$1/metrics" | python3 -c '
+import re, sys
+m = dict(re.findall(r"^hakv_raft_log_append_seconds_(count|bucket\{le=\"0\.05\"\}|bucket\{le=\"0\.1\"\}) (\S+)$", sys.stdin.read(), re.M))
+total = float(m.get("count", 0))
+print(total, total - float(m.get("bucket{le=\"0.05\"}", 0)), total - float(m.get("bucket{le=\"0.1\"}", 0)))'
+}
+APPENDS0=$(appends "$L")
 # The others' peak RSS from here on (the load before has its own peak): reset it.
 for i in 1 2 3; do [ "$i" != "$V" ] && echo 5 >"/proc/${PIDS[$((i - 1))]}/clear_refs" 2>/dev/null; done
 kill "${PIDS[$((V - 1))]}"; wait "${PIDS[$((V - 1))]}" 2>/dev/null
@@ -103,6 +112,7 @@ if received and installed:
           f"(mean {1000 * append_s / max(appends, 1):.1f} ms)")
 PY
 T1=$(curl -s "http://$L/cluster" | python3 -c "import json,sys; print(json.load(sys.stdin)['term'])")
+python3 -c "import sys; a = [float(x) for x in sys.argv[1].split()]; b = [float(x) for x in sys.argv[2].split()]; print(f'leader log appends during the catch-up: {b[0] - a[0]:.0f}, of which over 50 ms {b[1] - a[1]:.0f}, over 100 ms {b[2] - a[2]:.0f}')" "$APPENDS0" "$(appends "$L")"
 echo "wiped member $V caught up in $(python3 -c "print(f'{$E - $S:.1f}')")s; copying a data directory took ${COPY}s; term $T0 -> $T1"
 peaks=""
 for i in 1 2 3; do
