@@ -3,11 +3,13 @@
 # cluster, then runs an open-loop load (RATE requests/s, 10 % writes, uniform keys) through the
 # leader in WINDOW-second windows: BASE windows before, then one follower is stopped, its data
 # directory wiped, and it is restarted with its usual flags; windows go on until it has caught
-# up. Prints each window's p99 (all, reads, writes) and the catch-up time, against the time to copy a member's data
-# directory. EXTRA flags go to every member (e.g. EXTRA="--snapshot-rate 0"). RATE=0: no
-# load at all (the catch-up of a quiet cluster). TMPFS=1: the wiped member restarts on a tmpfs
-# of its own (root only), to tell the cost of sharing one disk from the cost of the catch-up.
-# Also prints each member's peak RSS from the wipe on.
+# up. Prints each window's p99 (all, reads, writes) and the catch-up time, against the time
+# to copy a member's data directory; then how many log appends (leader, other follower) and
+# requests served by the leader took over 50 and 100 ms during the catch-up, and each member's
+# peak RSS from the wipe on. EXTRA flags go to every member (e.g. EXTRA="--snapshot-rate 0").
+# BENCH=<binary> is the load generator (default: HAKV). RATE=0: no load at all (the catch-up
+# of a quiet cluster). TMPFS=1: the wiped member restarts on a tmpfs of its own (root only),
+# to tell the cost of sharing one disk from the cost of the catch-up.
 #   cargo build --release -p hakv && KEYS=1000000 bench/catch-up.sh
 set -u
 ROOT="$(cd "$(dirname "$0")/.." && pwd)"
@@ -52,15 +54,23 @@ for i in $(seq "$BASE"); do window "base-$i"; done
 F=$(follower_of "$L"); for i in 1 2 3; do [ "${MEMBERS[$i]}" = "$F" ] && V=$i; done
 C=1; [ "$V" = 1 ] && C=2
 T0=$(curl -s "http://$L/cluster" | python3 -c "import json,sys; print(json.load(sys.stdin)['term'])")
-# appends L: the leader's log appends so far, in all and over 50 and 100 ms (its histogram).
-appends() {
+# slow ADDR METRIC: a member's count of METRIC (a histogram of seconds, summed over its label
+# sets) so far, and how many took over 50 and over 100 ms.
+slow() {
   curl -s "http://$1/metrics" | python3 -c '
 import re, sys
-m = dict(re.findall(r"^hakv_raft_log_append_seconds_(count|bucket\{le=\"0\.05\"\}|bucket\{le=\"0\.1\"\}) (\S+)$", sys.stdin.read(), re.M))
-total = float(m.get("count", 0))
-print(total, total - float(m.get("bucket{le=\"0.05\"}", 0)), total - float(m.get("bucket{le=\"0.1\"}", 0)))'
+name, text = sys.argv[1], sys.stdin.read()
+def total(suffix, le=None):
+    pattern = rf"^{name}_{suffix}(\{{.*\}})? (\S+)$"
+    return sum(float(v) for labels, v in re.findall(pattern, text, re.M) if le is None or f"le=\"{le}\"" in labels)
+count = total("count")
+print(count, count - total("bucket", "0.05"), count - total("bucket", "0.1"))' "$2"
 }
-APPENDS0=$(appends "$L")
+counts() { # counts: the slow appends of the leader and the other follower, the leader's slow requests
+  echo "$(slow "$L" hakv_raft_log_append_seconds) $(slow "$O" hakv_raft_log_append_seconds) $(slow "$L" hakv_http_request_duration_seconds)"
+}
+O=""; for i in 1 2 3; do [ "$i" != "$V" ] && [ "${MEMBERS[$i]}" != "$L" ] && O=${MEMBERS[$i]}; done
+COUNTS0=$(counts)
 # The others' peak RSS from here on (the load before has its own peak): reset it.
 for i in 1 2 3; do [ "$i" != "$V" ] && echo 5 >"/proc/${PIDS[$((i - 1))]}/clear_refs" 2>/dev/null; done
 kill "${PIDS[$((V - 1))]}"; wait "${PIDS[$((V - 1))]}" 2>/dev/null
@@ -112,7 +122,13 @@ if received and installed:
           f"(mean {1000 * append_s / max(appends, 1):.1f} ms)")
 PY
 T1=$(curl -s "http://$L/cluster" | python3 -c "import json,sys; print(json.load(sys.stdin)['term'])")
-python3 -c "import sys; a = [float(x) for x in sys.argv[1].split()]; b = [float(x) for x in sys.argv[2].split()]; print(f'leader log appends during the catch-up: {b[0] - a[0]:.0f}, of which over 50 ms {b[1] - a[1]:.0f}, over 100 ms {b[2] - a[2]:.0f}')" "$APPENDS0" "$(appends "$L")"
+python3 - "$COUNTS0" "$(counts)" <<'PY'
+import sys
+a, b = ([float(x) for x in arg.split()] for arg in sys.argv[1:])
+for k, what in enumerate(["leader's log appends", "other follower's log appends", "requests the leader served"]):
+    d = [b[3 * k + j] - a[3 * k + j] for j in range(3)]
+    print(f"during the catch-up, {what}: {d[0]:.0f}, of which over 50 ms {d[1]:.0f}, over 100 ms {d[2]:.0f}")
+PY
 echo "wiped member $V caught up in $(python3 -c "print(f'{$E - $S:.1f}')")s; copying a data directory took ${COPY}s; term $T0 -> $T1"
 peaks=""
 for i in 1 2 3; do
