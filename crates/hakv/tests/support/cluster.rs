@@ -6,9 +6,30 @@ use super::http::Http;
 use std::net::{SocketAddr, TcpListener};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, Instant};
 
 pub const TOKEN: &str = "test-cluster-secret";
+
+/// A loopback address whose port is free now and lies below the kernel's ephemeral range
+/// (32768 and up on Linux). A port learned by binding port 0 comes from that range, and
+/// between its release and the member's own bind, an outgoing connection of any other test
+/// may be given it: the member then cannot listen (seen once in CI as a member that never
+/// answered). Each port is handed out once per test process, and probed by binding.
+pub fn free_member_addr() -> SocketAddr {
+    const FIRST: u32 = 20_000;
+    const COUNT: u32 = 12_000;
+    static NEXT: AtomicU32 = AtomicU32::new(0);
+    // Test processes run one after another, but start each at its own place anyway.
+    let start = std::process::id() % COUNT;
+    for _ in 0..COUNT {
+        let port = FIRST + (start + NEXT.fetch_add(1, Ordering::Relaxed)) % COUNT;
+        if let Ok(listener) = TcpListener::bind(("127.0.0.1", port as u16)) {
+            return listener.local_addr().unwrap();
+        }
+    }
+    panic!("no free loopback port in {FIRST}..{}", FIRST + COUNT);
+}
 
 pub struct Member {
     pub id: u64,
@@ -62,10 +83,8 @@ impl Cluster {
 
     /// Chooses `n` members' addresses and data directories under `dir`, starting nothing.
     pub fn prepare(dir: &Path, n: u64, extra: &[&str]) -> Cluster {
-        // Free ports, learned by binding port 0; peers must know each other's address upfront.
-        let addrs: Vec<SocketAddr> = (0..n)
-            .map(|_| TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap())
-            .collect();
+        // Peers must know each other's address upfront.
+        let addrs: Vec<SocketAddr> = (0..n).map(|_| free_member_addr()).collect();
         Cluster::with_addrs(dir, addrs, extra)
     }
 
@@ -112,7 +131,7 @@ impl Cluster {
         let id = self.members.len() as u64 + 1;
         self.members.push(Member {
             id,
-            addr: TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap(),
+            addr: free_member_addr(),
             data_dir: dir.join(format!("node-{id}")),
             env: Vec::new(),
             netns: None,
@@ -321,9 +340,26 @@ impl Cluster {
             {
                 return *leader;
             }
-            assert!(Instant::now() < deadline, "no agreed leader: {views:?}");
+            if Instant::now() >= deadline {
+                panic!("no agreed leader: {views:?}{}", self.logs_of_silent(&views));
+            }
             std::thread::sleep(Duration::from_millis(25));
         }
+    }
+
+    /// The last lines of the log of each running member that names no leader, to say why.
+    fn logs_of_silent(&self, views: &[Option<u64>]) -> String {
+        let mut said = String::new();
+        for (id, view) in self.running().into_iter().zip(views) {
+            if view.is_none() {
+                let log = std::fs::read_to_string(self.member(id).data_dir.with_extension("log"))
+                    .unwrap_or_default();
+                let tail: Vec<&str> = log.lines().rev().take(8).collect();
+                let tail: Vec<&str> = tail.into_iter().rev().collect();
+                said.push_str(&format!("\n--- member {id}'s log ends:\n{}", tail.join("\n")));
+            }
+        }
+        said
     }
 
     /// The leader id in `GET /cluster` of one member, if it answers (anything but a status
