@@ -1,11 +1,11 @@
 //! What a member does with a snapshot while it is still arriving, so that less is left once
-//! the last frame is in: the file's pages are written back to disk in the background as they
-//! arrive, a megabyte at a time, so the fsync before the install has little left to do (it used to flush a gigabyte
-//! at once: 0.57 s idle, and under load a 314 ms p99 window for the clients of a leader on the
-//! same disk, docs/benchmarks.md); and the store's stream is verified (structure, key order,
-//! counts, its CRC-32) by a background thread fed the same frames, so the install still refuses a
-//! file that is not a whole snapshot before it touches the old state, without reading the
-//! file an extra time.
+//! the last frame is in: the file's pages are written back to disk as they arrive, a megabyte
+//! at a time, so the fsync before the install has little left to do (it used to flush a
+//! gigabyte at once: 0.57 s idle, and under load a 314 ms p99 window for the clients of a
+//! leader on the same disk, docs/benchmarks.md); and the store's stream is verified
+//! (structure, key order, counts, its CRC-32) by a background thread fed the same frames, so
+//! the install still refuses a file that is not a whole snapshot before it touches the old
+//! state, without reading the file an extra time.
 
 use crate::snapshot_file::read_meta;
 use bytes::Bytes;

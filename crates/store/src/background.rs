@@ -14,7 +14,6 @@
 //! among them. Snapshot builds also pace how long the log grows.
 
 use std::io;
-use tokio::sync::oneshot;
 
 /// The nice value of background threads (0 is the default, 19 the lowest priority).
 pub const BACKGROUND_NICE: i32 = 10;
@@ -29,20 +28,6 @@ where
         work()
     })?;
     Ok(())
-}
-
-/// Runs `work` as [`spawn`] does and waits for its result without blocking the runtime.
-/// `Err` when the thread could not start or panicked.
-pub async fn run<T, F>(name: &str, work: F) -> io::Result<T>
-where
-    F: FnOnce() -> T + Send + 'static,
-    T: Send + 'static,
-{
-    let (result, outcome) = oneshot::channel();
-    spawn(name, move || drop(result.send(work())))?;
-    outcome
-        .await
-        .map_err(|_| io::Error::other(format!("the {name} thread stopped before it finished")))
 }
 
 /// Lowers the calling thread's priority to [`BACKGROUND_NICE`], never raises it (on Linux
@@ -64,16 +49,22 @@ mod tests {
         rustix::process::getpriority_process(Some(rustix::thread::gettid())).unwrap()
     }
 
-    #[tokio::test]
-    async fn work_runs_at_a_lower_priority_and_returns_its_result() {
+    /// Runs `work` through [`spawn`] and waits for what it returns (`None`: it panicked).
+    fn spawned<T: Send + 'static>(work: impl FnOnce() -> T + Send + 'static) -> Option<T> {
+        let (result, outcome) = std::sync::mpsc::channel();
+        spawn("hakv-test-bg", move || drop(result.send(work()))).unwrap();
+        outcome.recv().ok()
+    }
+
+    #[test]
+    fn work_runs_at_a_lower_priority_on_a_named_thread() {
         let before = nice_of_this_thread();
-        let (nice, name) = run("hakv-test-bg", || {
+        let (nice, name) = spawned(|| {
             (
                 nice_of_this_thread(),
                 std::thread::current().name().map(String::from),
             )
         })
-        .await
         .unwrap();
         // A process started nicer than that keeps its niceness.
         assert_eq!(nice, BACKGROUND_NICE.max(before));
@@ -82,9 +73,9 @@ mod tests {
         assert_eq!(nice_of_this_thread(), before);
     }
 
-    #[tokio::test]
-    async fn a_panic_is_an_error_not_a_hang() {
-        let outcome: io::Result<()> = run("hakv-test-bg", || panic!("boom")).await;
-        assert!(outcome.unwrap_err().to_string().contains("stopped"));
+    #[test]
+    fn a_panic_ends_only_its_own_thread() {
+        assert_eq!(spawned(|| -> () { panic!("boom") }), None);
+        assert_eq!(spawned(|| 7), Some(7));
     }
 }

@@ -14,8 +14,8 @@ pub const TOKEN: &str = "test-cluster-secret";
 /// A loopback address whose port is free now and lies below the kernel's ephemeral range
 /// (32768 and up on Linux). A port learned by binding port 0 comes from that range, and
 /// between its release and the member's own bind, an outgoing connection of any other test
-/// may be given it: the member then cannot listen (seen once in CI as a member that never
-/// answered). Each port is handed out once per test process, and probed by binding.
+/// may be given it, and the member then cannot listen (the likely cause of one CI run where a
+/// member never named a leader). Each port is handed out once per test process, and probed.
 pub fn free_member_addr() -> SocketAddr {
     const FIRST: u32 = 20_000;
     const COUNT: u32 = 12_000;
