@@ -9,6 +9,7 @@
 //! this member lost its data: it stays catching up (`crate::identity`) until the leader has
 //! sent it everything committed. Members without a cluster id learn it from their peers.
 
+use crate::election_watch::LeaderContact;
 use crate::identity::{Identity, IdentityError, NodeIdentity, cluster_id_for};
 use crate::node::NodeError;
 use crate::peer_client::PeerNetwork;
@@ -46,6 +47,8 @@ pub(crate) struct Bootstrap {
     pub identity: Arc<NodeIdentity>,
     /// The cluster secret, which the cluster id is derived from.
     pub secret: Arc<str>,
+    /// The election watch's clock of leader contact (`crate::election_watch`).
+    pub contact: Arc<LeaderContact>,
 }
 
 impl Bootstrap {
@@ -55,6 +58,11 @@ impl Bootstrap {
         let cluster_id = cluster_id_for(&self.secret, &members);
         match self.raft.initialize(members).await {
             Ok(()) => {
+                // `initialize` has started this member's own first election. Until it ends,
+                // the election watch must not count the silence since start and campaign on
+                // top of it: it did, ~260 ms after start, and the cluster was born at term 2
+                // with the first term's votes thrown away.
+                self.contact.touch();
                 self.identity.learn_cluster_id(&cluster_id);
                 // It wrote the cluster's first entry itself: there is nothing to catch up.
                 self.identity.mark_caught_up();

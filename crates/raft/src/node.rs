@@ -182,6 +182,7 @@ impl RaftNode {
             network: network.clone(),
             identity,
             secret: Arc::from(config.cluster_token.as_str()),
+            contact: contact.clone(),
         };
         let election_watch = election_watch::spawn(judge.clone(), network.clone());
         let snapshot_policy = snapshot_policy::spawn(

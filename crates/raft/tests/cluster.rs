@@ -117,6 +117,44 @@ async fn three_nodes_replicate_writes_and_survive_losing_the_leader() {
     }
 }
 
+/// A cluster formed long after its members started is born at term 1: forming it starts the
+/// former's own first election, and its election watch must not count the silence since start
+/// and campaign a second time on top (it did, ~260 ms after start, in about one birth of eight).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_cluster_formed_after_a_long_silence_is_born_at_term_one() {
+    let dirs: Vec<TempDir> = (0..3).map(|_| tempfile::tempdir().unwrap()).collect();
+    let mut nodes = Vec::new();
+    for (i, dir) in dirs.iter().enumerate() {
+        nodes.push(start(i as NodeId + 1, dir).await);
+    }
+    // Longer than any patience and than the stall timeout: before the fix the former came out
+    // of `initialize` having "heard no leader" for all of it.
+    tokio::time::sleep(std::time::Duration::from_millis(1_200)).await;
+    let members: BTreeMap<NodeId, _> = nodes.iter().map(|n| (n.id(), n.member())).collect();
+    nodes[0].initialize(members).await.unwrap();
+    assert!(
+        nodes[0].hears_from_leader(),
+        "forming the cluster did not count as contact: the election watch may campaign again"
+    );
+
+    let all: Vec<&RaftNode> = nodes.iter().collect();
+    agreed_leader(&all).await;
+    // Long enough for a second campaign to have happened (several patiences).
+    tokio::time::sleep(std::time::Duration::from_millis(600)).await;
+    for node in &nodes {
+        let term = node.raft().metrics().borrow().current_term;
+        assert_eq!(
+            term,
+            1,
+            "node {} is at term {term}: the cluster was born with an extra election",
+            node.id()
+        );
+    }
+    for node in nodes {
+        node.shutdown().await.unwrap();
+    }
+}
+
 /// Pre-Vote: a member that hears no leader (here: restarted on a port the leader does not
 /// know, so the leader's appends cannot reach it) cannot win, so it must not raise the term
 /// and depose a healthy leader, however often its election watch fires.
