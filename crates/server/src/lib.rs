@@ -16,6 +16,7 @@ mod observability;
 mod request_body;
 mod request_metrics;
 mod routes;
+mod runtime_lag;
 mod scan_budget;
 mod server;
 mod tls;

@@ -48,6 +48,12 @@ fn describe() {
         "Time to answer an HTTP request."
     );
     describe_gauge!("hakv_http_requests_in_flight", "Requests being served now.");
+    describe_histogram!(
+        "hakv_runtime_wake_delay_seconds",
+        Unit::Seconds,
+        "How late a task that is due runs: a probe sleeping 10 ms, again and again. Stalls here \
+         (a blocked worker, a process without CPU) delay requests before any handler is timed."
+    );
     describe_counter!(
         "hakv_auth_denied_total",
         "Requests refused by client authentication, by reason (missing, invalid, forbidden)."

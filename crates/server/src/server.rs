@@ -5,7 +5,7 @@
 
 use crate::node::{Node, NodeError, Stoppable};
 use crate::tls::NodeTls;
-use crate::{ServeConfig, app, expiry_task, observability};
+use crate::{ServeConfig, app, expiry_task, observability, runtime_lag};
 use axum::Router;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
@@ -60,6 +60,7 @@ pub async fn run(
     let mut background = JoinSet::new();
     background.spawn(expiry_task::purge_loop(node.clone(), PURGE_EVERY));
     background.spawn(observability::upkeep_loop());
+    background.spawn(runtime_lag::probe_loop());
     background.spawn(reload_on_hangup(hangup, tls.clone()));
 
     let (stop_tx, stop_rx) = watch::channel(false);
