@@ -58,6 +58,17 @@ pub struct Connection {
 }
 
 impl Connection {
+    /// A connection opened now, before a phase's clock starts (as wrk does), so that the first
+    /// requests are not charged for connecting. One that fails or takes longer than `timeout`
+    /// is left closed: the first request then connects, and its failure is counted.
+    pub async fn open(target: &Target, timeout: Duration) -> Connection {
+        let sender = tokio::time::timeout(timeout, connect(target))
+            .await
+            .ok()
+            .and_then(Result::ok);
+        Connection { sender }
+    }
+
     /// Sends one request and reads the whole answer (so the connection can be reused).
     /// `timeout` bounds everything, connecting included.
     pub async fn exchange(
@@ -148,5 +159,34 @@ fn classify(error: hyper::Error) -> ErrorKind {
         ErrorKind::Protocol
     } else {
         ErrorKind::Connection
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::BenchConfig;
+
+    async fn target(addr: std::net::SocketAddr) -> Target {
+        let config = BenchConfig {
+            target: format!("http://{addr}"),
+            ..BenchConfig::default()
+        };
+        Target::resolve(&config).await.unwrap()
+    }
+
+    #[tokio::test]
+    async fn a_connection_opened_ahead_is_ready_and_one_that_cannot_open_is_left_closed() {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let open = Connection::open(&target(addr).await, Duration::from_secs(5)).await;
+        assert!(open.sender.as_ref().is_some_and(|s| !s.is_closed()));
+
+        drop(listener);
+        let closed = Connection::open(&target(addr).await, Duration::from_secs(5)).await;
+        assert!(
+            closed.sender.is_none(),
+            "nothing listens: the first request connects"
+        );
     }
 }

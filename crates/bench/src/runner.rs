@@ -23,8 +23,9 @@ const TIMER_SLACK: Duration = Duration::from_millis(1);
 /// Closed loop: pause after a failed connect, so a down target costs one attempt per connection
 /// per pause instead of a busy loop.
 const RECONNECT_BACKOFF: Duration = Duration::from_millis(10);
-/// Connections sharing one tally; bounds memory (a histogram is ~150 KiB) for huge -c values.
-const MAX_TALLIES: usize = 64;
+/// Tallies at most; connections share them round robin. Each holds three histograms of about
+/// 190 KiB; 16 shards keep the locks uncontended with up to 16 worker threads.
+const MAX_TALLIES: usize = 16;
 
 /// Where each connection's next request comes from.
 pub enum Schedule {
@@ -159,12 +160,11 @@ impl Shared {
 }
 
 /// One connection: take a ticket, wait for its time (open loop), send, record, repeat.
-async fn drive(shared: Arc<Shared>, index: usize) {
+async fn drive(shared: Arc<Shared>, index: usize, mut connection: Connection) {
     let seed = shared.phase.seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) ^ index as u64;
     let mut rng = SmallRng::seed_from_u64(seed);
     let tally = &shared.tallies[index % shared.tallies.len()];
     let closed_loop = !matches!(shared.phase.schedule, Schedule::Open { .. });
-    let mut connection = Connection::default();
     while let Some(ticket) = shared.ticket(&mut rng) {
         if let Some(wake) = ticket.intended.and_then(|t| t.checked_sub(TIMER_SLACK))
             && wake > Instant::now()
@@ -199,22 +199,34 @@ pub async fn run_phase<F: Future<Output = ()>>(
     mut stop: Pin<&mut F>,
     progress: &mut dyn FnMut(&Progress),
 ) -> PhaseResult {
-    let start = Instant::now();
     let connections = phase.connections;
-    let tallies = connections.min(MAX_TALLIES);
+    // Every connection is opened before the clock starts. Opened by the first requests, a
+    // slow start (64 connects, a process still faulting in its memory) made the requests due
+    // meanwhile late, and an open-loop run charged them the wait: up to 70 ms at the p99 of a
+    // 5 s window, with every request answered within 7 ms on the wire.
+    let mut opening = JoinSet::new();
+    for _ in 0..connections {
+        let (target, timeout) = (phase.target.clone(), phase.timeout);
+        opening.spawn(async move { Connection::open(&target, timeout).await });
+    }
+    let opened: Vec<Connection> = opening.join_all().await;
+    // The tallies too, and their memory touched: allocated after the clock started, they once
+    // held up the first requests by 70-100 ms (the same kind of late start as above).
     let max_seconds = phase.limit.as_secs() as usize + 2;
+    let tallies: Vec<Mutex<Tally>> = (0..connections.min(MAX_TALLIES))
+        .map(|_| Mutex::new(Tally::new(max_seconds).touched()))
+        .collect();
+    let start = Instant::now();
     let deadline = start + phase.limit;
     let shared = Arc::new(Shared {
         phase,
         next: AtomicU64::new(0),
         start,
-        tallies: (0..tallies)
-            .map(|_| Mutex::new(Tally::new(max_seconds)))
-            .collect(),
+        tallies,
     });
     let mut tasks = JoinSet::new();
-    for index in 0..connections {
-        tasks.spawn(drive(shared.clone(), index));
+    for (index, connection) in opened.into_iter().enumerate() {
+        tasks.spawn(drive(shared.clone(), index, connection));
     }
     let second = Duration::from_secs(1);
     let mut ticker = interval_at((start + second).into(), second);
@@ -230,7 +242,14 @@ pub async fn run_phase<F: Future<Output = ()>>(
             joined = tasks.join_next() => if joined.is_none() { break StopReason::Requests },
             _ = ticker.tick() => {
                 let now = Instant::now();
-                let tally = shared.merged();
+                // Merging every connection's histograms takes milliseconds; on the runtime's
+                // thread it held up every connection once a second (requests due meanwhile went
+                // out late, and an open-loop run charged them the wait). Merged on a blocking
+                // thread, only this task waits for it.
+                let merging = shared.clone();
+                let Ok(tally) = tokio::task::spawn_blocking(move || merging.merged()).await else {
+                    continue;
+                };
                 let interval = (now - last_tick).as_secs_f64();
                 progress(&Progress {
                     phase: shared.phase.name,
