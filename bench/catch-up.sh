@@ -5,11 +5,14 @@
 # directory wiped, and it is restarted with its usual flags; windows go on until it has caught
 # up. Prints each window's p99 (all, reads, writes) and the catch-up time, against the time
 # to copy a member's data directory; then how many log appends (leader, other follower) and
-# requests served by the leader took over 50 and 100 ms during the catch-up, and each member's
+# requests served by the leader took over 25, 50 and 100 ms from the wipe on (and how often the
+# leader's and the other follower's runtimes woke a due task that late), and each member's
 # peak RSS from the wipe on. EXTRA flags go to every member (e.g. EXTRA="--snapshot-rate 0").
 # BENCH=<binary> is the load generator (default: HAKV). RATE=0: no load at all (the catch-up
-# of a quiet cluster). TMPFS=1: the wiped member restarts on a tmpfs of its own (root only),
-# to tell the cost of sharing one disk from the cost of the catch-up.
+# of a quiet cluster). AFTER: windows after the catch-up (1). TMPFS=1: the wiped member
+# restarts on a tmpfs of its own (root only), to tell the cost of sharing one disk from the
+# cost of the catch-up. Each window also prints the machine's idle share, its stalled memory
+# allocations, and the cores each member used.
 #   cargo build --release -p hakv && KEYS=1000000 bench/catch-up.sh
 set -u
 ROOT="$(cd "$(dirname "$0")/.." && pwd)"
@@ -36,7 +39,15 @@ echo "loading ${KEYS} keys of ${VALUE} bytes through $L"
 "$BIN" bench --target "http://$L" -c 64 --keys "$KEYS" --value-size "$VALUE" --prefill -n 1 \
   --write-method put --timeout 10s --json -q >"$D/load.json"
 du -sh "$D"/n1 | sed 's/^/data on member 1: /'
-window() { # window NAME: one open-loop window; prints "NAME p99_ms failed"
+# cpu: the machine's idle and each member's CPU ticks so far (for a window's share of each),
+# after the machine's count of direct memory compactions and reclaims (allocations that stalled)
+cpu() {
+  echo "$(awk '/^compact_stall / {c = $2} /^allocstall_/ {r += $2} END {print c, r}' /proc/vmstat)" \
+    "$(awk '/^cpu / {print $5 + $6}' /proc/stat)" \
+    "$(for p in "${PIDS[@]}"; do awk '{print $14 + $15}' "/proc/$p/stat" 2>/dev/null || echo 0; done | tr '\n' ' ')"
+}
+window() { # window NAME: one open-loop window; prints its latency, then where the CPU went
+  local before; before=$(cpu)
   "$BENCH" bench --target "http://$L" --rate "$RATE" -c 64 -d "${WINDOW}s" --keys "$KEYS" \
     --key-dist uniform --value-size "$VALUE" --write-ratio 0.1 --write-method put \
     --timeout 10s --json -q >"$D/w.json"
@@ -48,6 +59,16 @@ l, rd, wr = r["latency_us"], r.get("read_latency_us"), r.get("write_latency_us")
 print(f"{sys.argv[2]:>9} p50 {ms(l, 'p50'):7.2f} ms  p99 {ms(l, 'p99'):7.2f} ms  "
       f"(reads {ms(rd, 'p99'):6.2f}, writes {ms(wr, 'p99'):6.2f})  requests {r['requests']}  failed {r['failed']}")
 PY
+  python3 - "$before" "$(cpu)" "$WINDOW" "$(nproc)" <<'PY'
+import sys
+a, b = ([float(x) for x in arg.split()] for arg in sys.argv[1:3])
+seconds, cores, hz = float(sys.argv[3]), int(sys.argv[4]), 100
+compactions, reclaims = b[0] - a[0], b[1] - a[1]
+idle = (b[2] - a[2]) / hz / seconds / cores * 100
+members = "  ".join(f"n{i} {(y - x) / hz / seconds:4.2f}" for i, (x, y) in enumerate(zip(a[3:], b[3:]), 1))
+print(f"{'':>9} machine idle {idle:3.0f} %, stalled allocations: {compactions:.0f} compactions, "
+      f"{reclaims:.0f} reclaims; cores used: {members}")
+PY
 }
 [ "$RATE" = 0 ] && BASE=0
 for i in $(seq "$BASE"); do window "base-$i"; done
@@ -55,7 +76,7 @@ F=$(follower_of "$L"); for i in 1 2 3; do [ "${MEMBERS[$i]}" = "$F" ] && V=$i; d
 C=1; [ "$V" = 1 ] && C=2
 T0=$(curl -s "http://$L/cluster" | python3 -c "import json,sys; print(json.load(sys.stdin)['term'])")
 # slow ADDR METRIC: a member's count of METRIC (a histogram of seconds, summed over its label
-# sets) so far, and how many took over 50 and over 100 ms.
+# sets) so far, and how many took over 25, 50 and 100 ms.
 slow() {
   curl -s "http://$1/metrics" | python3 -c '
 import re, sys
@@ -64,10 +85,13 @@ def total(suffix, le=None):
     pattern = rf"^{name}_{suffix}(\{{.*\}})? (\S+)$"
     return sum(float(v) for labels, v in re.findall(pattern, text, re.M) if le is None or f"le=\"{le}\"" in labels)
 count = total("count")
-print(count, count - total("bucket", "0.05"), count - total("bucket", "0.1"))' "$2"
+print(count, count - total("bucket", "0.025"), count - total("bucket", "0.05"), count - total("bucket", "0.1"))' "$2"
 }
-counts() { # counts: the slow appends of the leader and the other follower, the leader's slow requests
-  echo "$(slow "$L" hakv_raft_log_append_seconds) $(slow "$O" hakv_raft_log_append_seconds) $(slow "$L" hakv_http_request_duration_seconds)"
+counts() { # counts: the slow appends of the leader and the other follower, the leader's slow
+  # requests, and the late wake-ups of the leader's and the other follower's runtimes
+  echo "$(slow "$L" hakv_raft_log_append_seconds) $(slow "$O" hakv_raft_log_append_seconds)" \
+    "$(slow "$L" hakv_http_request_duration_seconds)" \
+    "$(slow "$L" hakv_runtime_wake_delay_seconds) $(slow "$O" hakv_runtime_wake_delay_seconds)"
 }
 O=""; for i in 1 2 3; do [ "$i" != "$V" ] && [ "${MEMBERS[$i]}" != "$L" ] && O=${MEMBERS[$i]}; done
 COUNTS0=$(counts)
@@ -93,7 +117,7 @@ if [ "$RATE" = 0 ]; then
   wait "$W"
 else
   while kill -0 "$W" 2>/dev/null; do n=$((n + 1)); window "catch-$n"; done
-  window "after"
+  for i in $(seq "${AFTER:-1}"); do window "after-$i"; done
 fi
 E=$(cat "$D/caught-up")
 # The yardstick, after the windows for the same reason: copying a member's data directory.
@@ -125,9 +149,11 @@ T1=$(curl -s "http://$L/cluster" | python3 -c "import json,sys; print(json.load(
 python3 - "$COUNTS0" "$(counts)" <<'PY'
 import sys
 a, b = ([float(x) for x in arg.split()] for arg in sys.argv[1:])
-for k, what in enumerate(["leader's log appends", "other follower's log appends", "requests the leader served"]):
-    d = [b[3 * k + j] - a[3 * k + j] for j in range(3)]
-    print(f"during the catch-up, {what}: {d[0]:.0f}, of which over 50 ms {d[1]:.0f}, over 100 ms {d[2]:.0f}")
+for k, what in enumerate(["leader's log appends", "other follower's log appends", "requests the leader served",
+                          "leader's runtime wake-ups (10 ms probe)", "other follower's runtime wake-ups"]):
+    d = [b[4 * k + j] - a[4 * k + j] for j in range(4)]
+    print(f"during the catch-up, {what}: {d[0]:.0f}, of which over 25 ms {d[1]:.0f}, over 50 ms {d[2]:.0f}, "
+          f"over 100 ms {d[3]:.0f}")
 PY
 echo "wiped member $V caught up in $(python3 -c "print(f'{$E - $S:.1f}')")s; copying a data directory took ${COPY}s; term $T0 -> $T1"
 peaks=""
