@@ -336,6 +336,8 @@ async fn receive_snapshot(
     let mut header = None;
     let mut file: Option<Box<SnapshotData>> = None;
     let mut check: Option<(StreamCheck, Writeback)> = None;
+    // When the first and the latest chunk came, and the bytes between: the arrival rate.
+    let mut arrival: Option<(std::time::Instant, std::time::Instant, u64)> = None;
     let result = async {
         loop {
             while let Some(item) = decoder.next_item()? {
@@ -355,6 +357,9 @@ async fn receive_snapshot(
                         out.write_all(&bytes).await?;
                         let (verifier, writeback) = check.as_mut().expect("the header comes first");
                         writeback.wrote(bytes.len() as u64);
+                        let now = std::time::Instant::now();
+                        let (_, last, total) = arrival.get_or_insert((now, now, 0));
+                        (*last, *total) = (now, *total + bytes.len() as u64);
                         verifier.feed(bytes.clone()).await;
                         metrics::counter!("hakv_raft_snapshot_received_bytes_total")
                             .increment(bytes.len() as u64);
@@ -380,6 +385,9 @@ async fn receive_snapshot(
         let (verifier, _) = check.take().expect("done implies a header");
         verifier.verdict().await.map_err(ReceiveError::NotASnapshot)?;
         out.mark_verified();
+        if let Some(rate) = arrival.and_then(|(first, last, bytes)| bytes_per_second(bytes, last - first)) {
+            out.set_arrival_rate(rate);
+        }
         Ok(())
     }
     .await;
@@ -394,9 +402,22 @@ async fn receive_snapshot(
     }
 }
 
+/// `bytes` over `elapsed`; `None` when too quick to tell (a small snapshot in one go).
+fn bytes_per_second(bytes: u64, elapsed: std::time::Duration) -> Option<u64> {
+    (elapsed >= std::time::Duration::from_millis(100)).then(|| (bytes as f64 / elapsed.as_secs_f64()) as u64)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn an_arrival_rate_needs_a_tenth_of_a_second_to_tell() {
+        let ms = std::time::Duration::from_millis;
+        assert_eq!(bytes_per_second(64 << 20, ms(1000)), Some(64 << 20));
+        assert_eq!(bytes_per_second(1 << 20, ms(250)), Some(4 << 20));
+        assert_eq!(bytes_per_second(1 << 30, ms(99)), None);
+    }
 
     #[test]
     fn only_the_exact_token_is_accepted() {

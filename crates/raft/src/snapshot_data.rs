@@ -27,6 +27,8 @@ enum Source {
         path: PathBuf,
         /// Checked whole as it was received (`snapshot_check`): the install need not again.
         verified: bool,
+        /// How fast it arrived (bytes per second), when it was received from a leader.
+        arrival_rate: Option<u64>,
     },
     /// Read-only and read once, from its start: chunks as the writer makes them.
     Live {
@@ -42,6 +44,7 @@ impl SnapshotData {
                 file,
                 path,
                 verified: false,
+                arrival_rate: None,
             },
         }
     }
@@ -72,6 +75,22 @@ impl SnapshotData {
 
     pub(crate) fn is_verified(&self) -> bool {
         matches!(self.source, Source::File { verified: true, .. })
+    }
+
+    /// Records how fast the file arrived, in bytes per second.
+    pub(crate) fn set_arrival_rate(&mut self, bytes_per_second: u64) {
+        if let Source::File { arrival_rate, .. } = &mut self.source {
+            *arrival_rate = Some(bytes_per_second);
+        }
+    }
+
+    /// How fast the file arrived, if it was received: the install keeps to it
+    /// (`snapshot_file::SnapshotFile::install`).
+    pub(crate) fn arrival_rate(&self) -> Option<u64> {
+        match self.source {
+            Source::File { arrival_rate, .. } => arrival_rate,
+            Source::Live { .. } => None,
+        }
     }
 
     /// Another handle to the file, for syncing it from another thread.

@@ -166,12 +166,18 @@ impl SnapshotFile {
 
     /// Installs the received snapshot at `received` (which must carry `meta`) into `state`,
     /// crash-safely (see the module docs); `reset` runs before the state starts to change.
+    /// `pace` (bytes per second) is how fast the snapshot arrived: the install reads it no
+    /// faster. A leader paces a transfer while it serves clients; ingested at full speed, the
+    /// gigabyte that took it 16 s to send was written in 2-3 s, and on a disk the leader shares
+    /// (one machine) its log's fsyncs waited behind it (docs/benchmarks.md). Sent unpaced, a
+    /// snapshot arrives faster than it can be ingested, and the pace changes nothing.
     pub(crate) fn install(
         &self,
         state: &StateMachine,
         meta: &Meta,
         received: &Path,
         verified: bool,
+        pace: Option<u64>,
         reset: &dyn Fn(hakv_api::Revision),
     ) -> Result<(), RaftStoreError> {
         let mut file = File::open(received)?;
@@ -190,7 +196,7 @@ impl SnapshotFile {
         let installing = self.installing_path();
         fs::rename(received, &installing)?;
         File::open(&self.dir)?.sync_all()?;
-        self.import(state, &installing, meta, verified, reset)?;
+        self.import(state, &installing, meta, verified, pace, reset)?;
         let _guard = self.lock.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
         if let Ok(installed) = fs::metadata(&installing) {
             self.last_bytes.store(installed.len(), Ordering::Relaxed);
@@ -230,7 +236,7 @@ impl SnapshotFile {
         };
         let meta = read_meta(&mut File::open(&source)?)?;
         tracing::warn!(snapshot = %meta.snapshot_id, "repeating a snapshot install that was interrupted");
-        self.import(state, &source, &meta, false, reset)?;
+        self.import(state, &source, &meta, false, None, reset)?;
         if source == installing {
             let _guard = self.lock.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
             self.make_current(&installing)?;
@@ -244,11 +250,12 @@ impl SnapshotFile {
         path: &Path,
         meta: &Meta,
         verified: bool,
+        pace: Option<u64>,
         reset: &dyn Fn(hakv_api::Revision),
     ) -> Result<(), RaftStoreError> {
         let extra = applied_meta(&meta.last_log_id, &meta.last_membership);
         let started = std::time::Instant::now();
-        let open = || open_store_stream(path);
+        let open = || open_store_stream(path).map(|stream| Paced::new(stream, pace));
         let import = if verified {
             state.import_verified_snapshot_from(open, &extra, reset)?
         } else {
@@ -261,6 +268,43 @@ impl SnapshotFile {
             "snapshot installed"
         );
         Ok(())
+    }
+}
+
+/// A reader that keeps to `rate` bytes per second from its first read (`None`: no limit).
+struct Paced<R> {
+    inner: R,
+    rate: Option<u64>,
+    started: Option<std::time::Instant>,
+    read: u64,
+}
+
+impl<R> Paced<R> {
+    fn new(inner: R, rate: Option<u64>) -> Paced<R> {
+        Paced {
+            inner,
+            rate: rate.filter(|rate| *rate > 0),
+            started: None,
+            read: 0,
+        }
+    }
+}
+
+impl<R: Read> Read for Paced<R> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let started = *self.started.get_or_insert_with(std::time::Instant::now);
+        let n = self.inner.read(buf)?;
+        self.read += n as u64;
+        if let Some(rate) = self.rate {
+            let due = std::time::Duration::from_secs_f64(self.read as f64 / rate as f64);
+            // Sleeps of at least 10 ms: finer ones cost more in wake-ups than they smooth.
+            if let Some(ahead) = due.checked_sub(started.elapsed())
+                && ahead >= std::time::Duration::from_millis(10)
+            {
+                std::thread::sleep(ahead);
+            }
+        }
+        Ok(n)
     }
 }
 
@@ -401,4 +445,40 @@ pub(crate) fn decode_json<T: serde::de::DeserializeOwned>(bytes: &[u8]) -> Resul
 
 pub(crate) fn encode_json<T: serde::Serialize>(value: &T) -> Vec<u8> {
     serde_json::to_vec(value).expect("openraft's ids and memberships serialize to JSON")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_paced_reader_reads_everything_no_faster_than_its_rate() {
+        let data = vec![7u8; 512 << 10];
+        let mut paced = Paced::new(&data[..], Some(2 << 20));
+        let started = std::time::Instant::now();
+        let mut out = Vec::new();
+        // Read in pieces, as the store's BufReader does.
+        let mut piece = vec![0u8; 64 << 10];
+        loop {
+            let n = paced.read(&mut piece).unwrap();
+            if n == 0 {
+                break;
+            }
+            out.extend_from_slice(&piece[..n]);
+        }
+        assert_eq!(out, data);
+        // 512 KiB at 2 MiB/s: a quarter of a second at least (the last sleep may be skipped
+        // when under 10 ms ahead).
+        assert!(
+            started.elapsed() >= std::time::Duration::from_millis(240),
+            "{:?}",
+            started.elapsed()
+        );
+    }
+
+    #[test]
+    fn no_rate_or_a_zero_rate_is_no_limit() {
+        assert_eq!(Paced::new(&b""[..], None).rate, None);
+        assert_eq!(Paced::new(&b""[..], Some(0)).rate, None);
+    }
 }

@@ -192,6 +192,7 @@ impl RaftStateMachine<TypeConfig> for StateMachineStore {
             .map_err(|e| e.into_storage(subject.clone(), ErrorVerb::Write))?
             .to_path_buf();
         let verified = snapshot.is_verified();
+        let pace = snapshot.arrival_rate();
         drop(snapshot);
         let state = self.state.clone();
         let hook = self.hook.clone();
@@ -199,7 +200,7 @@ impl RaftStateMachine<TypeConfig> for StateMachineStore {
         let meta_owned = meta.clone();
         // Not at background priority (hakv_store::background says why): it writes.
         blocking(move || {
-            snapshots.install(&state, &meta_owned, &received, verified, &|revision| {
+            snapshots.install(&state, &meta_owned, &received, verified, pace, &|revision| {
                 hook.reset(revision)
             })
         })
