@@ -90,17 +90,12 @@ impl Read for FrameReader {
 /// Starts writing a file's pages back to disk as they arrive, one step in flight after each
 /// [`WRITEBACK_STEP`] received, so they do not pile up for the final fsync.
 ///
-/// `sync_file_range` rather than `fdatasync`: it writes the dirty pages and waits for them,
-/// but does not flush the device's cache, a barrier that every other writer on the disk (the
-/// leader's and the followers' log fsyncs when members share one) waits behind; and small
-/// steps rather than large, which were bursts in the disk's queue in front of those fsyncs
-/// (`bench/writeback-probe.py`: another writer's fsync p99 13.7 ms with `fdatasync` every
-/// 32 MiB, 1.4 ms this way). Each step covers the whole file, not the bytes just counted:
-/// the receiver writes through tokio's file, whose writes land a moment after they are
-/// handed over, so a step over only the new range could miss them, and those pages would
-/// wait for the final fsync (which then had a gigabyte to write: a 300 ms stall of the
-/// leader's log, docs/benchmarks.md). Finding the dirty pages costs little. The install's
-/// fsync of the whole file makes it durable; this only spreads the work.
+/// Why `sync_file_range` in small steps: `hakv_store::writeback`. Each step covers the whole
+/// file, not the bytes just counted: the receiver writes through tokio's file, whose writes
+/// land a moment after they are handed over, so a step over only the new range could miss
+/// them, and those pages would wait for the final fsync (which then had a gigabyte to write: a
+/// 300 ms stall of the leader's log, docs/benchmarks.md). Finding the dirty pages costs
+/// little. The install's fsync of the whole file makes it durable; this only spreads the work.
 pub(crate) struct Writeback {
     file: Arc<std::fs::File>,
     unsubmitted: u64,
@@ -128,20 +123,9 @@ impl Writeback {
         self.unsubmitted = 0;
         let file = self.file.clone();
         // Best effort: the install fsyncs the whole file before it relies on it.
-        self.in_flight = Some(tokio::task::spawn_blocking(move || write_back(&file)));
-    }
-}
-
-/// Writes every dirty page of `file` to the disk and waits for them, without a cache flush.
-fn write_back(file: &std::fs::File) {
-    use std::os::fd::AsRawFd;
-    let flags =
-        libc::SYNC_FILE_RANGE_WAIT_BEFORE | libc::SYNC_FILE_RANGE_WRITE | libc::SYNC_FILE_RANGE_WAIT_AFTER;
-    // SAFETY: the descriptor is open for as long as `file` lives; the call reads no memory.
-    // Offset 0 and length 0: the whole file.
-    let done = unsafe { libc::sync_file_range(file.as_raw_fd(), 0, 0, flags) };
-    if done != 0 {
-        tracing::debug!(error = %std::io::Error::last_os_error(), "snapshot write-back step failed");
+        self.in_flight = Some(tokio::task::spawn_blocking(move || {
+            hakv_store::writeback::write_back(&file)
+        }));
     }
 }
 

@@ -14,6 +14,7 @@ mod group_commit;
 mod record;
 mod snapshot;
 mod state_machine;
+pub mod writeback;
 
 pub use chunks::{Chunk, ChunkWriter};
 pub use clock::{Clock, wall_clock_ms};
