@@ -308,14 +308,17 @@ impl<R: Read> Read for Paced<R> {
     }
 }
 
-/// A snapshot is written at most this fast, and synced every [`SYNC_EVERY_BYTES`]: written
-/// at full speed and synced once at the end, a snapshot of GBs filled the page cache with
-/// dirty pages whose final flush held every other fsync (the Raft log's appends) for seconds,
-/// long enough to look like a dead leader (bench/large-state.sh, docs/benchmarks.md).
+/// A snapshot is written at most this fast, and written back every [`WRITE_BACK_EVERY_BYTES`]:
+/// written at full speed and synced once at the end, a snapshot of GBs filled the page cache
+/// with dirty pages whose final flush held every other fsync (the Raft log's appends) for
+/// seconds, long enough to look like a dead leader (bench/large-state.sh, docs/benchmarks.md).
 pub(crate) const BUILD_BYTES_PER_SECOND: u64 = 96 << 20;
-const SYNC_EVERY_BYTES: u64 = 8 << 20;
+/// Written back with `sync_file_range` (`hakv_store::writeback`), not `fdatasync` every 8 MiB
+/// as before: each of those flushed the device's cache, and a build running while a member
+/// installed a snapshot held the leader's log appends (on a shared disk) for up to 100 ms.
+const WRITE_BACK_EVERY_BYTES: u64 = 1 << 20;
 
-/// A file writer that syncs what it wrote every [`SYNC_EVERY_BYTES`] and keeps to
+/// A file writer that writes back what it wrote every [`WRITE_BACK_EVERY_BYTES`] and keeps to
 /// [`BUILD_BYTES_PER_SECOND`], so that a large snapshot never holds up the disk.
 struct Gentle<'a> {
     file: &'a File,
@@ -329,8 +332,8 @@ impl Write for Gentle<'_> {
         let n = self.file.write(buf)?;
         self.written += n as u64;
         self.unsynced += n as u64;
-        if self.unsynced >= SYNC_EVERY_BYTES {
-            self.file.sync_data()?;
+        if self.unsynced >= WRITE_BACK_EVERY_BYTES {
+            hakv_store::writeback::write_back(self.file);
             self.unsynced = 0;
             let due = std::time::Duration::from_secs_f64(self.written as f64 / BUILD_BYTES_PER_SECOND as f64);
             if let Some(ahead) = due.checked_sub(self.started.elapsed()) {
