@@ -69,7 +69,7 @@ fn newest_files(folder: &Path, n: usize) -> Vec<PathBuf> {
         .flatten()
         .filter_map(|entry| Some((entry.file_name().to_str()?.parse().ok()?, entry.path())))
         .collect();
-    ids.sort_unstable_by(|a, b| b.0.cmp(&a.0));
+    ids.sort_unstable_by_key(|(id, _)| std::cmp::Reverse(*id));
     ids.into_iter().take(n).map(|(_, path)| path).collect()
 }
 
