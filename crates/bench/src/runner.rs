@@ -209,7 +209,11 @@ pub async fn run_phase<F: Future<Output = ()>>(
         let (target, timeout) = (phase.target.clone(), phase.timeout);
         opening.spawn(async move { Connection::open(&target, timeout).await });
     }
-    let opened: Vec<Connection> = opening.join_all().await;
+    let opened: Vec<Connection> = tokio::select! {
+        opened = opening.join_all() => opened,
+        // Interrupted while connecting (a target that does not answer takes the timeout).
+        _ = stop.as_mut() => return empty_result(StopReason::Interrupted),
+    };
     // The tallies too, and their memory touched: allocated after the clock started, they once
     // held up the first requests by 70-100 ms (the same kind of late start as above).
     let max_seconds = phase.limit.as_secs() as usize + 2;

@@ -279,6 +279,27 @@ async fn interrupt_stops_early_and_still_reports() {
 }
 
 #[tokio::test]
+async fn interrupt_stops_a_run_still_connecting() {
+    // A listener that never accepts, with the smallest backlog: the first connects fill its
+    // queue, and the kernel drops the others' handshakes, which then hang.
+    let socket = tokio::net::TcpSocket::new_v4().unwrap();
+    socket.bind("127.0.0.1:0".parse().unwrap()).unwrap();
+    let listener = socket.listen(0).unwrap();
+    let mut config = config(format!("http://{}", listener.local_addr().unwrap()));
+    config.connections = 8;
+    config.timeout = Duration::from_secs(30);
+    let stop = tokio::time::sleep(Duration::from_millis(300));
+    let started = std::time::Instant::now();
+    let report = run(&config, stop, |_| {}).await.unwrap();
+    assert!(
+        started.elapsed() < Duration::from_secs(10),
+        "waited for the connects' timeout"
+    );
+    assert_eq!(report.stopped_by, StopReason::Interrupted);
+    assert_eq!(report.requests, 0);
+}
+
+#[tokio::test]
 async fn progress_is_reported_each_second() {
     let url = serve(behaviour()).await;
     let config = BenchConfig {
