@@ -4,7 +4,7 @@ mod support;
 
 use serde_json::json;
 use std::time::{Duration, Instant};
-use support::{Http, ServerProcess};
+use support::{Http, ServerProcess, eventually};
 
 fn node() -> (tempfile::TempDir, ServerProcess, Http) {
     let dir = tempfile::tempdir().unwrap();
@@ -285,19 +285,14 @@ fn operational_endpoints_answer() {
     assert_eq!(order, sorted);
     assert_eq!(families(&http.get("/metrics").unwrap().text()), order);
     // The runtime's wake-up probe records every 10 ms from the start.
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
-    while !http
-        .get("/metrics")
-        .unwrap()
-        .text()
-        .contains("hakv_runtime_wake_delay_seconds_bucket")
-    {
-        assert!(
-            std::time::Instant::now() < deadline,
-            "no hakv_runtime_wake_delay_seconds"
-        );
-        std::thread::sleep(std::time::Duration::from_millis(20));
-    }
+    eventually(
+        "hakv_runtime_wake_delay_seconds in /metrics",
+        Duration::from_secs(5),
+        || {
+            let text = http.get("/metrics").unwrap().text();
+            text.contains("hakv_runtime_wake_delay_seconds_bucket")
+        },
+    );
     // What the data directory occupies, as du counts it: a few KiB here, not the journal's
     // preallocated 64 MiB.
     let disk: f64 = text

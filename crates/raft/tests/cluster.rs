@@ -21,6 +21,16 @@ async fn start(id: NodeId, dir: &TempDir) -> RaftNode {
     RaftNode::start(config, listener, Arc::new(NoHook)).await.unwrap()
 }
 
+/// Three nodes (ids 1 to 3), each with a data directory of its own, not yet a cluster.
+async fn start_three() -> (Vec<TempDir>, Vec<RaftNode>) {
+    let dirs: Vec<TempDir> = (0..3).map(|_| tempfile::tempdir().unwrap()).collect();
+    let mut nodes = Vec::new();
+    for (i, dir) in dirs.iter().enumerate() {
+        nodes.push(start(i as NodeId + 1, dir).await);
+    }
+    (dirs, nodes)
+}
+
 /// The leader that every running node agrees on.
 async fn agreed_leader(nodes: &[&RaftNode]) -> NodeId {
     eventually("the nodes agree on a running leader", || async {
@@ -58,11 +68,7 @@ async fn unauthenticated_vote(node: &RaftNode) -> String {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn three_nodes_replicate_writes_and_survive_losing_the_leader() {
-    let dirs: Vec<TempDir> = (0..3).map(|_| tempfile::tempdir().unwrap()).collect();
-    let mut nodes = Vec::new();
-    for (i, dir) in dirs.iter().enumerate() {
-        nodes.push(start(i as NodeId + 1, dir).await);
-    }
+    let (_dirs, mut nodes) = start_three().await;
     let members: BTreeMap<NodeId, _> = nodes.iter().map(|n| (n.id(), n.member())).collect();
     nodes[0].initialize(members.clone()).await.unwrap();
     // A second initialization (another node starting first, a restart) changes nothing.
@@ -122,11 +128,7 @@ async fn three_nodes_replicate_writes_and_survive_losing_the_leader() {
 /// and campaign a second time on top (it did, ~260 ms after start, in about one birth of eight).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_cluster_formed_after_a_long_silence_is_born_at_term_one() {
-    let dirs: Vec<TempDir> = (0..3).map(|_| tempfile::tempdir().unwrap()).collect();
-    let mut nodes = Vec::new();
-    for (i, dir) in dirs.iter().enumerate() {
-        nodes.push(start(i as NodeId + 1, dir).await);
-    }
+    let (_dirs, nodes) = start_three().await;
     // Longer than any patience and than the stall timeout: before the fix the former came out
     // of `initialize` having "heard no leader" for all of it.
     tokio::time::sleep(std::time::Duration::from_millis(1_200)).await;
@@ -160,11 +162,7 @@ async fn a_cluster_formed_after_a_long_silence_is_born_at_term_one() {
 /// and depose a healthy leader, however often its election watch fires.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_member_that_hears_no_leader_does_not_raise_the_term() {
-    let dirs: Vec<TempDir> = (0..3).map(|_| tempfile::tempdir().unwrap()).collect();
-    let mut nodes = Vec::new();
-    for (i, dir) in dirs.iter().enumerate() {
-        nodes.push(start(i as NodeId + 1, dir).await);
-    }
+    let (dirs, mut nodes) = start_three().await;
     let members: BTreeMap<NodeId, _> = nodes.iter().map(|n| (n.id(), n.member())).collect();
     nodes[0].initialize(members).await.unwrap();
     let leader = agreed_leader(&nodes.iter().collect::<Vec<_>>()).await;
