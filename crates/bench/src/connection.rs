@@ -52,7 +52,6 @@ impl ErrorKind {
 }
 
 /// A connection that reconnects lazily after any failure.
-#[derive(Default)]
 pub struct Connection {
     sender: Option<SendRequest<Full<Bytes>>>,
 }

@@ -324,17 +324,17 @@ struct Gentle<'a> {
     file: &'a File,
     started: std::time::Instant,
     written: u64,
-    unsynced: u64,
+    not_written_back: u64,
 }
 
 impl Write for Gentle<'_> {
     fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
         let n = self.file.write(buf)?;
         self.written += n as u64;
-        self.unsynced += n as u64;
-        if self.unsynced >= WRITE_BACK_EVERY_BYTES {
+        self.not_written_back += n as u64;
+        if self.not_written_back >= WRITE_BACK_EVERY_BYTES {
             hakv_store::writeback::write_back(self.file);
-            self.unsynced = 0;
+            self.not_written_back = 0;
             let due = std::time::Duration::from_secs_f64(self.written as f64 / BUILD_BYTES_PER_SECOND as f64);
             if let Some(ahead) = due.checked_sub(self.started.elapsed()) {
                 std::thread::sleep(ahead);
@@ -395,7 +395,7 @@ fn write_snapshot_file(
         file: &file,
         started: std::time::Instant::now(),
         written: 0,
-        unsynced: 0,
+        not_written_back: 0,
     };
     let mut out = BufWriter::with_capacity(1 << 20, gentle);
     write_meta(&mut out, meta)?;

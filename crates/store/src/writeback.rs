@@ -89,14 +89,17 @@ mod tests {
     }
 
     #[test]
-    fn writing_back_leaves_the_file_as_it_was() {
+    fn a_step_comes_after_every_step_of_bytes_ingested() {
         let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("f");
-        std::fs::write(&path, vec![1u8; 3 << 20]).unwrap();
-        let mut tables = TableWriteback::new(dir.path().parent().unwrap());
-        tables.folder = dir.path().to_path_buf();
-        tables.wrote(STEP_BYTES); // a step: syncs the file, changes nothing in it
-        assert_eq!(tables.unsynced, 0);
-        assert_eq!(std::fs::read(&path).unwrap(), vec![1u8; 3 << 20]);
+        let mut tables = TableWriteback::new(dir.path());
+        tables.wrote(STEP_BYTES - 1);
+        assert_eq!(tables.unsynced, STEP_BYTES - 1, "no step yet");
+        tables.wrote(1);
+        assert_eq!(
+            tables.unsynced, 0,
+            "a step (no table folder: nothing to write back)"
+        );
+        tables.wrote(STEP_BYTES / 2);
+        assert_eq!(tables.unsynced, STEP_BYTES / 2);
     }
 }
