@@ -25,9 +25,9 @@ use std::io::{self, Write};
 use std::sync::Arc;
 use tokio::sync::oneshot;
 
-/// Chunks of one transfer frame, at most two ahead of the sender.
-const CHUNK_BYTES: usize = crate::snapshot_transfer::MAX_FRAME;
-const QUEUED_CHUNKS: usize = 2;
+/// Chunks of one transfer frame, at most 2 MiB ahead of the sender.
+const CHUNK_BYTES: usize = crate::snapshot_transfer::FRAME;
+const QUEUED_CHUNKS: usize = (2 << 20) / CHUNK_BYTES;
 
 /// The current state as a snapshot: its meta at once, its bytes as the reader takes them.
 pub(crate) async fn stream(

@@ -15,7 +15,7 @@ use crate::peer_server::{
 use crate::peer_trouble::PeerTrouble;
 use crate::pre_vote::{PreVoteRequest, PreVoteResponse};
 use crate::snapshot_data::SnapshotData;
-use crate::snapshot_transfer::{self, MAX_FRAME, SnapshotHeader};
+use crate::snapshot_transfer::{self, FRAME, SnapshotHeader};
 use crate::{NodeId, TypeConfig};
 use bytes::Bytes;
 use hakv_tls::Connector;
@@ -438,7 +438,7 @@ async fn produce_frames(
     // Paced from `paced_since` while clients are active; restarted whenever they are not.
     let mut paced_since = tokio::time::Instant::now();
     let mut paced_bytes = 0u64;
-    let mut buf = vec![0u8; MAX_FRAME];
+    let mut buf = vec![0u8; FRAME];
     let (mut total, mut crc) = (0u64, crc32fast::Hasher::new());
     loop {
         let n = read_full(&mut file, &mut buf)
@@ -509,6 +509,46 @@ impl http_body::Body for ChannelBody {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A snapshot goes out in frames of at most `FRAME` bytes (the receiver would take up to
+    /// `MAX_FRAME`): each frame's work must stay a fraction of a millisecond.
+    #[tokio::test]
+    async fn a_snapshot_is_sent_in_small_frames() {
+        use crate::snapshot_transfer::{Decoder, Item};
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("snapshot");
+        let file: Vec<u8> = (0..2 * FRAME + 17).map(|i| (i % 251) as u8).collect();
+        std::fs::write(&path, &file).unwrap();
+        let data = SnapshotData::new(tokio::fs::File::open(&path).await.unwrap(), path);
+        let (frames, mut wire) = tokio::sync::mpsc::channel(16);
+        let header = snapshot_transfer::encode_header(&SnapshotHeader {
+            vote: openraft::Vote::new_committed(1, 1),
+            meta: openraft::SnapshotMeta::default(),
+        })
+        .unwrap();
+        produce_frames(header, data, frames, Arc::new(PeerClientConfig::default()))
+            .await
+            .unwrap();
+        let mut decoder = Decoder::new();
+        while let Some(bytes) = wire.recv().await {
+            decoder.push(&bytes);
+        }
+        let mut sizes = Vec::new();
+        let mut received = Vec::new();
+        loop {
+            match decoder.next_item() {
+                Ok(Some(Item::Chunk(chunk))) => {
+                    sizes.push(chunk.len());
+                    received.extend_from_slice(&chunk);
+                }
+                Ok(Some(Item::End)) | Ok(None) => break,
+                Ok(Some(Item::Header(_))) => {}
+                Err(e) => panic!("{e}"),
+            }
+        }
+        assert_eq!(sizes, [FRAME, FRAME, 17]);
+        assert_eq!(received, file);
+    }
 
     #[test]
     fn pacing_spreads_bytes_over_the_rate() {

@@ -15,9 +15,9 @@ use std::sync::Arc;
 use tokio::sync::{mpsc, oneshot};
 use tokio::task::JoinHandle;
 
-/// Frames queued ahead of the verifier: it checks faster than frames arrive, and a full queue
-/// only slows the receiver to its pace.
-const QUEUED_FRAMES: usize = 4;
+/// Frames queued ahead of the verifier (4 MiB of a sender's frames): it checks faster than
+/// frames arrive, and a full queue only slows the receiver to its pace.
+const QUEUED_FRAMES: usize = (4 << 20) / crate::snapshot_transfer::FRAME;
 
 /// Verifies the snapshot file's bytes as they are received.
 pub(crate) struct StreamCheck {

@@ -16,8 +16,14 @@ use bytes::{Buf, Bytes, BytesMut};
 use openraft::{BasicNode, SnapshotMeta, Vote};
 use serde::{Deserialize, Serialize};
 
-/// Largest frame a sender makes and a receiver accepts.
+/// Largest frame a receiver accepts.
 pub(crate) const MAX_FRAME: usize = 1 << 20;
+/// The frames a sender makes: small, so that the work of one frame on either side (reading
+/// it, its checksum, the socket write, the receiver's write and check) is a fraction of a
+/// millisecond. A paced transfer then interleaves with the clients' requests; with 1 MiB
+/// frames each one held a core for milliseconds at a time, and a read that came meanwhile
+/// waited, whatever the pace (docs/benchmarks.md, "Catch-up in small frames").
+pub(crate) const FRAME: usize = 128 << 10;
 const MAX_HEADER: usize = 16 << 20;
 
 /// The snapshot request's JSON header.
