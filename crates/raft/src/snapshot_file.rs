@@ -271,6 +271,9 @@ impl SnapshotFile {
     }
 }
 
+/// The shortest sleep of a [`Paced`] reader.
+const PACED_SLEEP: std::time::Duration = std::time::Duration::from_millis(2);
+
 /// A reader that keeps to `rate` bytes per second from its first read (`None`: no limit).
 struct Paced<R> {
     inner: R,
@@ -297,9 +300,11 @@ impl<R: Read> Read for Paced<R> {
         self.read += n as u64;
         if let Some(rate) = self.rate {
             let due = std::time::Duration::from_secs_f64(self.read as f64 / rate as f64);
-            // Sleeps of at least 10 ms: finer ones cost more in wake-ups than they smooth.
+            // Sleeps of at least 2 ms: the work between two sleeps is then a fraction of a
+            // millisecond of a core, which a client's request on the same machine waits
+            // behind at most; finer sleeps would cost more in wake-ups than they smooth.
             if let Some(ahead) = due.checked_sub(started.elapsed())
-                && ahead >= std::time::Duration::from_millis(10)
+                && ahead >= PACED_SLEEP
             {
                 std::thread::sleep(ahead);
             }
