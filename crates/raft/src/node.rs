@@ -191,6 +191,7 @@ impl RaftNode {
             snapshot_bytes,
             config.snapshot_every_entries,
             disk.clone(),
+            network.snapshots_sending().clone(),
         );
         Ok(RaftNode {
             id: config.node_id,

@@ -26,9 +26,14 @@
 //! never correctness; and the wait is at most one round of slots. Snapshots that take less
 //! than a second to build (under 96 MiB) do not wait for a slot: they cost too little to
 //! matter.
+//!
+//! Such a long build is also put off while this node streams a snapshot to a member that
+//! catches up (`snapshots_sending`): the leader's build fell on a transfer's first seconds
+//! in one catch-up run and that window's writes had a p99 of 100 ms. The member is sent the
+//! live state, so nothing waits for the build; the log grows a little longer meanwhile.
 
 use crate::snapshot_file::BUILD_BYTES_PER_SECOND;
-use crate::{LogStore, NodeId, Raft};
+use crate::{LogStore, NodeId, Raft, SnapshotsSending};
 use hakv_store::DiskSpace;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -43,6 +48,12 @@ const STAGGER_FROM_MS: u64 = 1_000;
 /// Whether to build a snapshot now.
 fn due(entries_since: u64, every: u64, log_bytes_since: u64, last_snapshot_bytes: u64) -> bool {
     entries_since >= every && log_bytes_since >= last_snapshot_bytes / 4
+}
+
+/// Whether a build of a snapshot of about `last_snapshot_bytes` waits for the transfers in
+/// flight from this node to end: a long one does, one that takes under a second does not.
+fn waits_for_transfers(last_snapshot_bytes: u64, sending: bool) -> bool {
+    sending && slot_ms(last_snapshot_bytes).is_some()
 }
 
 /// Whether the disk has room for a snapshot of about `last_snapshot_bytes` (plus growth)
@@ -95,6 +106,7 @@ pub(crate) fn spawn(
     snapshot_bytes: Arc<AtomicU64>,
     every: u64,
     disk: Arc<DiskSpace>,
+    sending: Arc<SnapshotsSending>,
 ) -> JoinHandle<()> {
     tokio::spawn(async move {
         let mut bytes_at_last = 0;
@@ -131,6 +143,9 @@ pub(crate) fn spawn(
                 continue;
             }
             put_off = false;
+            if waits_for_transfers(last_snapshot, sending.any()) {
+                continue;
+            }
             if let (Some(slot), Some((rank, followers))) =
                 (slot_ms(last_snapshot), rank_among_followers(&raft))
                 && !my_slot(unix_ms(), slot, rank, followers)
@@ -184,6 +199,17 @@ mod tests {
             "nobody starts late in a slot"
         );
         assert!(my_slot(123, slot, 0, 1), "a single member never waits");
+    }
+
+    #[test]
+    fn a_long_build_waits_while_a_snapshot_is_sent() {
+        let one_gib = 1 << 30;
+        assert!(waits_for_transfers(one_gib, true));
+        assert!(!waits_for_transfers(one_gib, false), "nothing in flight");
+        assert!(
+            !waits_for_transfers(BUILD_BYTES_PER_SECOND / 2, true),
+            "a build of half a second does not wait"
+        );
     }
 
     #[test]
