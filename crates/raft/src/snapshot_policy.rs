@@ -30,7 +30,10 @@
 //! Such a long build is also put off while this node streams a snapshot to a member that
 //! catches up (`snapshots_sending`): the leader's build fell on a transfer's first seconds
 //! in one catch-up run and that window's writes had a p99 of 100 ms. The member is sent the
-//! live state, so nothing waits for the build; the log grows a little longer meanwhile.
+//! live state, so nothing waits for the build; the log grows a little longer meanwhile. The
+//! wait has a bound ([`MAX_WAIT_FOR_TRANSFERS`]): transfers that never end (a member that
+//! refuses every install and is sent the snapshot again and again) must not let the log grow
+//! without end.
 
 use crate::snapshot_file::BUILD_BYTES_PER_SECOND;
 use crate::{LogStore, NodeId, Raft, SnapshotsSending};
@@ -42,6 +45,9 @@ use tokio::task::JoinHandle;
 
 const CHECK_EVERY: Duration = Duration::from_millis(250);
 
+/// The longest a due build waits for the transfers in flight from this node.
+const MAX_WAIT_FOR_TRANSFERS: Duration = Duration::from_secs(10 * 60);
+
 /// Builds expected to take less than this start at once: only longer ones take turns.
 const STAGGER_FROM_MS: u64 = 1_000;
 
@@ -50,10 +56,11 @@ fn due(entries_since: u64, every: u64, log_bytes_since: u64, last_snapshot_bytes
     entries_since >= every && log_bytes_since >= last_snapshot_bytes / 4
 }
 
-/// Whether a build of a snapshot of about `last_snapshot_bytes` waits for the transfers in
-/// flight from this node to end: a long one does, one that takes under a second does not.
-fn waits_for_transfers(last_snapshot_bytes: u64, sending: bool) -> bool {
-    sending && slot_ms(last_snapshot_bytes).is_some()
+/// Whether a build of a snapshot of about `last_snapshot_bytes`, due and waiting for `waited`
+/// so far, waits for the transfers in flight from this node to end: a long one does, up to
+/// [`MAX_WAIT_FOR_TRANSFERS`]; one that takes under a second does not.
+fn waits_for_transfers(last_snapshot_bytes: u64, sending: bool, waited: Duration) -> bool {
+    sending && slot_ms(last_snapshot_bytes).is_some() && waited < MAX_WAIT_FOR_TRANSFERS
 }
 
 /// Whether the disk has room for a snapshot of about `last_snapshot_bytes` (plus growth)
@@ -111,6 +118,8 @@ pub(crate) fn spawn(
     tokio::spawn(async move {
         let mut bytes_at_last = 0;
         let mut put_off = false;
+        // Since when a due build has waited for transfers to end.
+        let mut waiting_since: Option<std::time::Instant> = None;
         loop {
             tokio::time::sleep(CHECK_EVERY).await;
             let (applied, snapshot) = {
@@ -143,9 +152,13 @@ pub(crate) fn spawn(
                 continue;
             }
             put_off = false;
-            if waits_for_transfers(last_snapshot, sending.any()) {
+            let waited = waiting_since
+                .get_or_insert_with(std::time::Instant::now)
+                .elapsed();
+            if waits_for_transfers(last_snapshot, sending.any(), waited) {
                 continue;
             }
+            waiting_since = None;
             if let (Some(slot), Some((rank, followers))) =
                 (slot_ms(last_snapshot), rank_among_followers(&raft))
                 && !my_slot(unix_ms(), slot, rank, followers)
@@ -204,11 +217,16 @@ mod tests {
     #[test]
     fn a_long_build_waits_while_a_snapshot_is_sent() {
         let one_gib = 1 << 30;
-        assert!(waits_for_transfers(one_gib, true));
-        assert!(!waits_for_transfers(one_gib, false), "nothing in flight");
+        let a_while = Duration::from_secs(30);
+        assert!(waits_for_transfers(one_gib, true, a_while));
+        assert!(!waits_for_transfers(one_gib, false, a_while), "nothing in flight");
         assert!(
-            !waits_for_transfers(BUILD_BYTES_PER_SECOND / 2, true),
+            !waits_for_transfers(BUILD_BYTES_PER_SECOND / 2, true, a_while),
             "a build of half a second does not wait"
+        );
+        assert!(
+            !waits_for_transfers(one_gib, true, MAX_WAIT_FOR_TRANSFERS),
+            "nor one that has waited long enough"
         );
     }
 
