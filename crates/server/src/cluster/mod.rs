@@ -27,6 +27,9 @@ type ReadIndexRounds = Rounds<(String, Option<HeaderValue>), Result<Reply<u64>, 
 
 /// A member with more log entries than this not yet applied reports itself not ready.
 const READY_MAX_APPLY_LAG: u64 = 1000;
+/// Attempts of a write or a read barrier that leaders refused before doing anything (so that
+/// asking again cannot apply a command twice), within one election's wait.
+const MAX_ATTEMPTS: u32 = 3;
 
 /// Exit code of a member whose Raft core stopped by itself (EX_SOFTWARE).
 const RAFT_FAILED_EXIT_CODE: i32 = 70;
@@ -200,12 +203,16 @@ impl ClusterNode {
     /// Applies `command` through the log, wherever the leader is. When no leader is known,
     /// the known one cannot be reached or refuses before proposing, or this member leads
     /// without a recent majority (just elected, or about to learn it was deposed) — all cases
-    /// where the command surely was not applied — it waits once for a usable leader and
-    /// tries again: clients see a latency blip, not an error.
+    /// where the command surely was not applied — it waits for a usable leader and tries
+    /// again, up to [`MAX_ATTEMPTS`] times within one election's wait: clients see a latency
+    /// blip, not an error. More than once, because a handover can refuse twice in a row (the
+    /// old leader handing over, then its successor in the moment before a majority has
+    /// acknowledged it; seen once in `removing_the_leader_hands_over_first_and_fails_no_write`).
     pub async fn write(&self, command: Command) -> Result<Outcome, ApiError> {
         let me = self.raft.id();
-        let mut retried = false;
-        loop {
+        // One election's wait in all, from the first refusal.
+        let mut deadline = None;
+        for attempt in 1.. {
             let (failed_leader, err) = match self.raft.propose(command.clone()).await {
                 Ok(outcome) => return Ok(outcome),
                 Err(ProposeError::NotLeader {
@@ -232,11 +239,12 @@ impl ClusterNode {
                 }
                 Err(err) => return Err(propose_error(err)),
             };
-            if retried || !self.wait_for_usable_leader(failed_leader).await {
+            let deadline = *deadline.get_or_insert_with(|| tokio::time::Instant::now() + self.election_wait);
+            if attempt == MAX_ATTEMPTS || !self.wait_for_usable_leader(failed_leader, deadline).await {
                 return Err(err);
             }
-            retried = true;
         }
+        unreachable!("the attempts end in a return")
     }
 
     /// Waits until this replica reflects every write acknowledged before the call: the
@@ -244,8 +252,9 @@ impl ClusterNode {
     /// Like writes, it waits out one election when no leader can be asked.
     pub async fn read_barrier(&self) -> Result<(), ApiError> {
         let me = self.raft.id();
-        let mut retried = false;
-        loop {
+        // One election's wait in all, from the first refusal.
+        let mut deadline = None;
+        for attempt in 1.. {
             let (failed_leader, err) = match self.raft.linearizable_barrier(self.wait).await {
                 Ok(_) => return Ok(()),
                 Err(BarrierError::NotLeader {
@@ -276,17 +285,18 @@ impl ClusterNode {
                 Err(err @ BarrierError::NoQuorum) => (Some(me), barrier_error(err)),
                 Err(err) => return Err(barrier_error(err)),
             };
-            if retried || !self.wait_for_usable_leader(failed_leader).await {
+            let deadline = *deadline.get_or_insert_with(|| tokio::time::Instant::now() + self.election_wait);
+            if attempt == MAX_ATTEMPTS || !self.wait_for_usable_leader(failed_leader, deadline).await {
                 return Err(err);
             }
-            retried = true;
         }
+        unreachable!("the attempts end in a return")
     }
 
-    /// Waits (at most a few election timeouts) until this member knows a leader other than
-    /// `failed`, or leads itself with a recent majority acknowledgement and is not handing
-    /// leadership over; false if neither happened in time.
-    async fn wait_for_usable_leader(&self, failed: Option<u64>) -> bool {
+    /// Waits (until `deadline`) until this member knows a leader other than `failed`, or
+    /// leads itself with a recent majority acknowledgement and is not handing leadership
+    /// over; false if neither happened in time.
+    async fn wait_for_usable_leader(&self, failed: Option<u64>, deadline: tokio::time::Instant) -> bool {
         let me = self.raft.id();
         let mut metrics = self.raft.raft().metrics();
         let usable = metrics.wait_for(|m| match m.current_leader {
@@ -294,7 +304,7 @@ impl ClusterNode {
             Some(leader) => Some(leader) != failed,
             None => false,
         });
-        matches!(tokio::time::timeout(self.election_wait, usable).await, Ok(Ok(_)))
+        matches!(tokio::time::timeout_at(deadline, usable).await, Ok(Ok(_)))
     }
 
     /// Removes this member, which leads: hands leadership to the most caught-up voter, then
