@@ -476,7 +476,7 @@ mod tests {
         }
         assert_eq!(out, data);
         // 512 KiB at 2 MiB/s: a quarter of a second at least (the last sleep may be skipped
-        // when under 10 ms ahead).
+        // when less than `PACED_SLEEP` ahead).
         assert!(
             started.elapsed() >= std::time::Duration::from_millis(240),
             "{:?}",

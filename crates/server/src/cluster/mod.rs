@@ -31,6 +31,22 @@ const READY_MAX_APPLY_LAG: u64 = 1000;
 /// asking again cannot apply a command twice), within one election's wait.
 const MAX_ATTEMPTS: u32 = 3;
 
+/// The retries left to a write or read barrier that leaders refused before doing anything.
+struct Retries {
+    attempts: u32,
+    /// One election's wait in all, from the first refusal.
+    deadline: Option<tokio::time::Instant>,
+}
+
+impl Retries {
+    fn new() -> Retries {
+        Retries {
+            attempts: 1,
+            deadline: None,
+        }
+    }
+}
+
 /// Exit code of a member whose Raft core stopped by itself (EX_SOFTWARE).
 const RAFT_FAILED_EXIT_CODE: i32 = 70;
 
@@ -207,12 +223,12 @@ impl ClusterNode {
     /// again, up to [`MAX_ATTEMPTS`] times within one election's wait: clients see a latency
     /// blip, not an error. More than once, because a handover can refuse twice in a row (the
     /// old leader handing over, then its successor in the moment before a majority has
-    /// acknowledged it; seen once in `removing_the_leader_hands_over_first_and_fails_no_write`).
+    /// acknowledged it: the likely reading of one failure of
+    /// `removing_the_leader_hands_over_first_and_fails_no_write`).
     pub async fn write(&self, command: Command) -> Result<Outcome, ApiError> {
         let me = self.raft.id();
-        // One election's wait in all, from the first refusal.
-        let mut deadline = None;
-        for attempt in 1.. {
+        let mut retries = Retries::new();
+        loop {
             let (failed_leader, err) = match self.raft.propose(command.clone()).await {
                 Ok(outcome) => return Ok(outcome),
                 Err(ProposeError::NotLeader {
@@ -239,12 +255,10 @@ impl ClusterNode {
                 }
                 Err(err) => return Err(propose_error(err)),
             };
-            let deadline = *deadline.get_or_insert_with(|| tokio::time::Instant::now() + self.election_wait);
-            if attempt == MAX_ATTEMPTS || !self.wait_for_usable_leader(failed_leader, deadline).await {
+            if !self.retry_after_refusal(&mut retries, failed_leader).await {
                 return Err(err);
             }
         }
-        unreachable!("the attempts end in a return")
     }
 
     /// Waits until this replica reflects every write acknowledged before the call: the
@@ -252,9 +266,8 @@ impl ClusterNode {
     /// Like writes, it waits out one election when no leader can be asked.
     pub async fn read_barrier(&self) -> Result<(), ApiError> {
         let me = self.raft.id();
-        // One election's wait in all, from the first refusal.
-        let mut deadline = None;
-        for attempt in 1.. {
+        let mut retries = Retries::new();
+        loop {
             let (failed_leader, err) = match self.raft.linearizable_barrier(self.wait).await {
                 Ok(_) => return Ok(()),
                 Err(BarrierError::NotLeader {
@@ -285,12 +298,23 @@ impl ClusterNode {
                 Err(err @ BarrierError::NoQuorum) => (Some(me), barrier_error(err)),
                 Err(err) => return Err(barrier_error(err)),
             };
-            let deadline = *deadline.get_or_insert_with(|| tokio::time::Instant::now() + self.election_wait);
-            if attempt == MAX_ATTEMPTS || !self.wait_for_usable_leader(failed_leader, deadline).await {
+            if !self.retry_after_refusal(&mut retries, failed_leader).await {
                 return Err(err);
             }
         }
-        unreachable!("the attempts end in a return")
+    }
+
+    /// Whether to try a refused request again: true once a usable leader is known, unless the
+    /// attempts or the one election's wait are used up.
+    async fn retry_after_refusal(&self, retries: &mut Retries, failed: Option<u64>) -> bool {
+        if retries.attempts == MAX_ATTEMPTS {
+            return false;
+        }
+        retries.attempts += 1;
+        let deadline = *retries
+            .deadline
+            .get_or_insert_with(|| tokio::time::Instant::now() + self.election_wait);
+        self.wait_for_usable_leader(failed, deadline).await
     }
 
     /// Waits (until `deadline`) until this member knows a leader other than `failed`, or
