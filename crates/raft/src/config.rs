@@ -3,7 +3,6 @@
 
 use crate::NodeId;
 use crate::client_activity::ClientActivity;
-use crate::snapshots_sending::SnapshotsSending;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
@@ -68,8 +67,6 @@ pub struct PeerClientConfig {
     pub snapshot_bytes_per_second: u64,
     /// When clients were last served (the HTTP server touches it).
     pub client_activity: Arc<ClientActivity>,
-    /// Snapshot transfers in flight from this node (the leader puts off its own builds).
-    pub snapshots_sending: Arc<SnapshotsSending>,
     /// Idle pooled connections are closed after this; kept below a server's idle timeout so
     /// a request never goes out on a connection the peer is closing.
     pub pool_idle_timeout: Duration,
@@ -87,7 +84,6 @@ impl Default for PeerClientConfig {
             snapshot_install_timeout: Duration::from_secs(30 * 60),
             snapshot_bytes_per_second: 64 << 20,
             client_activity: Arc::default(),
-            snapshots_sending: Arc::default(),
             pool_idle_timeout: Duration::from_secs(30),
             tls: None,
         }

@@ -41,7 +41,6 @@ mod snapshot_data;
 mod snapshot_file;
 mod snapshot_policy;
 mod snapshot_transfer;
-mod snapshots_sending;
 mod state_machine_store;
 mod status;
 
@@ -59,7 +58,6 @@ pub use proposer::ProposeError;
 pub use read_barrier::BarrierError;
 pub use rounds::Rounds;
 pub use snapshot_data::SnapshotData;
-pub use snapshots_sending::SnapshotsSending;
 pub use state_machine_store::StateMachineStore;
 pub use status::{ClusterStatus, MemberRole, MemberStatus, NodeRole, PeerAddr, ReplicationStatus};
 

@@ -113,7 +113,7 @@ impl RaftNode {
             .map_err(RaftStoreError::from)?,
         );
         let state_machine = StateMachineStore::open(state.clone(), hook, config.data_dir.join("snapshot"))?;
-        let snapshot_bytes = state_machine.snapshot_bytes();
+        let state_bytes = state_machine.state_bytes();
         let applied_index = state_machine.applied_index();
         let log_for_policy = log.clone();
         // openraft's followers refuse votes for election_timeout_max after hearing from their
@@ -188,10 +188,8 @@ impl RaftNode {
         let snapshot_policy = snapshot_policy::spawn(
             raft.clone(),
             log_for_policy,
-            snapshot_bytes,
+            state_bytes,
             config.snapshot_every_entries,
-            disk.clone(),
-            network.snapshots_sending().clone(),
         );
         Ok(RaftNode {
             id: config.node_id,

@@ -86,11 +86,6 @@ impl PeerNetwork {
         &self.config.client_activity
     }
 
-    /// Snapshot transfers in flight from this node.
-    pub(crate) fn snapshots_sending(&self) -> &Arc<crate::SnapshotsSending> {
-        &self.config.snapshots_sending
-    }
-
     pub fn new(
         node_id: NodeId,
         cluster_token: &str,
@@ -368,7 +363,6 @@ impl PeerConnection {
     /// or does not answer within the install timeout once all was sent, fails the transfer.
     async fn send_snapshot(&self, header: Bytes, file: SnapshotData) -> Result<Bytes, PeerError> {
         let config = self.network.config.clone();
-        let _sending = config.snapshots_sending.start();
         let (frames, body) = tokio::sync::mpsc::channel(2);
         let request = Request::post(format!("{}{SNAPSHOT_PATH}", self.base))
             .header(header::AUTHORIZATION, self.network.authorization.clone())

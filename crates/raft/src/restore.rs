@@ -46,7 +46,7 @@ pub fn seed_member<R: Read>(
     let meta = applied_meta(&Some(first), &membership);
     // The backup's own Raft position (of the cluster it was taken from) is overwritten.
     let imported = state.import_snapshot_from(open, &meta, |_| {})?;
-    SnapshotFile::open(data_dir.join("snapshot"))?.build(&state)?;
+    SnapshotFile::open(data_dir.join("snapshot"))?.checkpoint(&state)?;
     LogStore::open(&data_dir.join("raft-log"))?.seed(first)?;
     let identity =
         IdentityFile::open(data_dir, node_id, false).map_err(|e| RaftStoreError::corrupt("identity", e))?;

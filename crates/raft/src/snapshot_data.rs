@@ -58,6 +58,20 @@ impl SnapshotData {
         }
     }
 
+    /// Data that cannot be read: a checkpoint's meta stands alone where openraft wants only
+    /// the meta (at start, and the result of a build), since a checkpoint's data is the state
+    /// machine itself (`snapshot_file`); and in place of a live stream that could not start.
+    /// Reading it fails, so it can never pass for a snapshot.
+    pub(crate) fn unavailable() -> SnapshotData {
+        let (tx, chunks) = mpsc::channel(1);
+        let refusal = io::Error::new(
+            io::ErrorKind::Unsupported,
+            "a checkpoint has no data of its own: a snapshot to send is streamed from the state",
+        );
+        tx.try_send(Err(refusal)).expect("a new channel has room for one");
+        SnapshotData::live(chunks)
+    }
+
     /// The file's path; `None` for a live stream, which has no file.
     pub fn path(&self) -> Option<&Path> {
         match &self.source {
@@ -197,5 +211,11 @@ mod tests {
         let mut data = SnapshotData::live(rx);
         let err = data.read_to_end(&mut Vec::new()).await.unwrap_err();
         assert_eq!(err.to_string(), "scan failed");
+
+        let err = SnapshotData::unavailable()
+            .read_to_end(&mut Vec::new())
+            .await
+            .unwrap_err();
+        assert_eq!(err.kind(), io::ErrorKind::Unsupported);
     }
 }

@@ -1,18 +1,29 @@
-//! The node's snapshots as files in `<data_dir>/snapshot/`, never held in memory:
-//! - `current`: the last built or installed snapshot, sent to followers, kept across restarts;
-//! - `building-N.tmp`: a snapshot being written from a point-in-time view of the store;
+//! The node's snapshots on disk, in `<data_dir>/snapshot/`, never a copy of the state:
+//! - `checkpoint`: the meta (log position, membership) of the last *checkpoint*, a snapshot
+//!   whose data is the state machine itself. A checkpoint fsyncs the state machine's journal:
+//!   from then on the state is durable on its own up to that position, and the log before it
+//!   may be purged. A member that needs a snapshot is sent one streamed from a point-in-time
+//!   view of the state (`live_snapshot`), so nothing else needs to be kept;
 //! - `incoming-N.tmp`: a snapshot being received from the leader;
-//! - `installing`: a received snapshot whose install into the store is under way.
+//! - `installing`: a received snapshot whose install into the store is under way;
+//! - `current`: a whole snapshot file, as builds before checkpoints kept; taken over at open
+//!   (its meta becomes the checkpoint, the file goes).
 //!
-//! File format: `meta_len: u32 BE ‖ SnapshotMeta as JSON ‖ the store's snapshot stream`
-//! (`hakv_store`'s format, which carries its own CRC-32). A file becomes `current` by an
-//! fsynced rename, so a crash leaves either the old or the new snapshot.
+//! Why checkpoints: a snapshot that copies the state rewrote the whole state on every member
+//! every few minutes (a 1 GB state: 10.6 s of reading and writing at a gentle pace), and each
+//! such build cost the cluster up to a third of its throughput while it ran (docs/benchmarks.md,
+//! Soak). A checkpoint costs one fsync, whatever the state's size.
+//!
+//! File formats: a snapshot is `meta_len: u32 BE ‖ SnapshotMeta as JSON ‖ the store's snapshot
+//! stream` (`hakv_store`'s format, which carries its own CRC-32); the checkpoint file is that
+//! header alone. A file takes its place by an fsynced rename, so a crash leaves the old or the
+//! new one.
 //!
 //! Installing is crash-safe: the received file is fsynced and renamed to `installing`, the
 //! store marks itself as installing (reads refused) and replaces its contents in bounded
-//! batches, the file is renamed to `current`, and the store clears its mark in its last,
-//! fsynced batch. A member that dies in between finds the mark at start and repeats the
-//! install from `installing` (or from `current`, if the rename had happened).
+//! batches, clearing its mark in its last, fsynced batch; then the checkpoint records the
+//! snapshot's position and the file is removed. A member that dies in between finds the mark
+//! at start and repeats the install from `installing`.
 
 use crate::error::RaftStoreError;
 use crate::snapshot_data::SnapshotData;
@@ -20,7 +31,7 @@ use crate::{LogId, NodeId, StoredMembership};
 use hakv_store::{SnapshotView, StateMachine};
 use openraft::{BasicNode, SnapshotMeta};
 use std::fs::{self, File};
-use std::io::{self, BufReader, BufWriter, ErrorKind, Read, Seek, SeekFrom, Write};
+use std::io::{self, BufReader, ErrorKind, Read, Write};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
@@ -38,12 +49,13 @@ const MAX_META_BYTES: u32 = 16 << 20;
 #[derive(Clone)]
 pub(crate) struct SnapshotFile {
     dir: PathBuf,
-    /// Serializes replacements of `current`: a builder that read an older state must not
-    /// overwrite a snapshot installed meanwhile.
+    /// Serializes replacements of `checkpoint`: a checkpoint taken from an older view must not
+    /// replace the position of a snapshot installed meanwhile.
     lock: Arc<Mutex<()>>,
     /// Numbers temporary files.
     next_tmp: Arc<AtomicU64>,
-    /// Size of the last snapshot built or installed here (the snapshot policy reads it).
+    /// About what a snapshot of the state weighs, as of the last checkpoint or install (the
+    /// snapshot policy reads it).
     pub(crate) last_bytes: Arc<AtomicU64>,
 }
 
@@ -57,16 +69,20 @@ impl SnapshotFile {
                 fs::remove_file(&path)?;
             }
         }
-        let last_bytes = fs::metadata(dir.join("current")).map_or(0, |m| m.len());
         Ok(SnapshotFile {
             dir,
             lock: Arc::new(Mutex::new(())),
             next_tmp: Arc::new(AtomicU64::new(0)),
-            last_bytes: Arc::new(AtomicU64::new(last_bytes)),
+            last_bytes: Arc::new(AtomicU64::new(0)),
         })
     }
 
-    fn current_path(&self) -> PathBuf {
+    fn checkpoint_path(&self) -> PathBuf {
+        self.dir.join("checkpoint")
+    }
+
+    /// Where builds before checkpoints kept a whole snapshot.
+    fn legacy_current_path(&self) -> PathBuf {
         self.dir.join("current")
     }
 
@@ -79,29 +95,35 @@ impl SnapshotFile {
         self.dir.join(format!("{kind}-{n}.tmp"))
     }
 
-    /// Makes `path` the current snapshot by an fsynced rename.
-    fn make_current(&self, path: &Path) -> Result<(), RaftStoreError> {
-        fs::rename(path, self.current_path())?;
+    /// The meta of the last checkpoint, if one was ever taken.
+    pub(crate) fn checkpoint_meta(&self) -> Result<Option<Meta>, RaftStoreError> {
+        match File::open(self.checkpoint_path()) {
+            Ok(mut file) => Ok(Some(read_meta(&mut file)?)),
+            Err(e) if e.kind() == ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    /// Records `meta` as the checkpoint by an fsynced rename. The caller holds `lock`.
+    fn write_checkpoint(&self, meta: &Meta) -> Result<(), RaftStoreError> {
+        let tmp = self.tmp_path("checkpoint");
+        let written = File::create(&tmp)
+            .map_err(RaftStoreError::from)
+            .and_then(|mut file| {
+                let mut header = Vec::new();
+                write_meta(&mut header, meta)?;
+                file.write_all(&header)?;
+                file.sync_all()?;
+                Ok(())
+            });
+        if let Err(e) = written {
+            let _ = fs::remove_file(&tmp);
+            return Err(e);
+        }
+        fs::rename(&tmp, self.checkpoint_path())?;
         // The rename itself is durable only once the directory is synced.
         File::open(&self.dir)?.sync_all()?;
         Ok(())
-    }
-
-    /// The current snapshot, if one was ever saved: its meta and the open file.
-    pub(crate) fn current(&self) -> Result<Option<(Meta, SnapshotData)>, RaftStoreError> {
-        let _guard = self.lock.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
-        let path = self.current_path();
-        let mut file = match File::open(&path) {
-            Ok(file) => file,
-            Err(e) if e.kind() == ErrorKind::NotFound => return Ok(None),
-            Err(e) => return Err(e.into()),
-        };
-        let meta = read_meta(&mut file)?;
-        file.seek(SeekFrom::Start(0))?;
-        Ok(Some((
-            meta,
-            SnapshotData::new(tokio::fs::File::from_std(file), path),
-        )))
     }
 
     /// A new empty file to receive a snapshot into.
@@ -115,53 +137,33 @@ impl SnapshotFile {
         Ok(SnapshotData::new(tokio::fs::File::from_std(file), path))
     }
 
-    /// Writes a snapshot of `state` from one point-in-time view and makes it current
-    /// (unless a newer one was installed meanwhile, which is then returned instead).
-    pub(crate) fn build(&self, state: &StateMachine) -> Result<(Meta, SnapshotData), RaftStoreError> {
-        let view = state.snapshot_view()?;
-        let meta = meta_of(&view)?;
-        let tmp = self.tmp_path("building");
+    /// Takes a checkpoint of `state` at the position of one point-in-time view: makes the
+    /// state durable up to there (a journal fsync) and records the position. Returns the
+    /// checkpoint now on record: this one, or a newer one installed meanwhile.
+    pub(crate) fn checkpoint(&self, state: &StateMachine) -> Result<Meta, RaftStoreError> {
         let started = std::time::Instant::now();
-        let written = write_snapshot_file(&tmp, &meta, |out| Ok(view.write_to(out)?));
-        if let Err(e) = written {
-            let _ = fs::remove_file(&tmp);
-            return Err(e);
-        }
-        drop(view);
-        // Everything exported is now fsynced before anyone may purge the log up to it.
+        let meta = meta_of(&state.snapshot_view()?)?;
+        // Everything the view holds was applied before this fsync, so it is on disk before
+        // anyone may purge the log up to the view's position.
         state.persist()?;
-        let bytes = fs::metadata(&tmp).map(|m| m.len()).unwrap_or(0);
-        self.last_bytes.store(bytes, Ordering::Relaxed);
-        let elapsed = started.elapsed();
-        metrics::counter!("hakv_raft_snapshots_built_total").increment(1);
-        metrics::histogram!("hakv_raft_snapshot_build_seconds").record(elapsed.as_secs_f64());
-        tracing::info!(
-            snapshot = %meta.snapshot_id,
-            bytes,
-            elapsed_ms = elapsed.as_millis() as u64,
-            "snapshot built"
-        );
+        self.last_bytes.store(state.table_bytes(), Ordering::Relaxed);
+        let _guard = self.lock.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        if let Some(newer) = self
+            .checkpoint_meta()?
+            .filter(|recorded| recorded.last_log_id > meta.last_log_id)
         {
-            let _guard = self.lock.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
-            if self
-                .current_meta()?
-                .is_some_and(|current| current.last_log_id > meta.last_log_id)
-            {
-                fs::remove_file(&tmp)?;
-            } else {
-                self.make_current(&tmp)?;
-            }
+            return Ok(newer);
         }
-        self.current()?
-            .ok_or_else(|| RaftStoreError::corrupt("snapshot file", "vanished after it was written"))
-    }
-
-    fn current_meta(&self) -> Result<Option<Meta>, RaftStoreError> {
-        match File::open(self.current_path()) {
-            Ok(mut file) => Ok(Some(read_meta(&mut file)?)),
-            Err(e) if e.kind() == ErrorKind::NotFound => Ok(None),
-            Err(e) => Err(e.into()),
-        }
+        self.write_checkpoint(&meta)?;
+        let elapsed = started.elapsed();
+        metrics::counter!("hakv_raft_checkpoints_total").increment(1);
+        metrics::histogram!("hakv_raft_checkpoint_seconds").record(elapsed.as_secs_f64());
+        tracing::debug!(
+            snapshot = %meta.snapshot_id,
+            elapsed_ms = elapsed.as_millis() as u64,
+            "checkpoint taken"
+        );
+        Ok(meta)
     }
 
     /// Installs the received snapshot at `received` (which must carry `meta`) into `state`,
@@ -197,49 +199,64 @@ impl SnapshotFile {
         fs::rename(received, &installing)?;
         File::open(&self.dir)?.sync_all()?;
         self.import(state, &installing, meta, verified, pace, reset)?;
+        self.installed(state, meta, &installing)
+    }
+
+    /// After an install from `source`: the snapshot's position becomes the checkpoint (the
+    /// store's last batch was fsynced) and the file goes.
+    fn installed(&self, state: &StateMachine, meta: &Meta, source: &Path) -> Result<(), RaftStoreError> {
         let _guard = self.lock.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
-        if let Ok(installed) = fs::metadata(&installing) {
+        if let Ok(installed) = fs::metadata(source) {
             self.last_bytes.store(installed.len(), Ordering::Relaxed);
+        } else {
+            self.last_bytes.store(state.table_bytes(), Ordering::Relaxed);
         }
-        self.make_current(&installing)
+        self.write_checkpoint(meta)?;
+        fs::remove_file(source)?;
+        Ok(())
     }
 
-    /// True when `current` exists in a format older than this build's (written before the
-    /// store's snapshots carried a checksum): it could not be installed by any member, so it
-    /// must be rebuilt before it is ever sent.
-    pub(crate) fn current_is_outdated(&self) -> Result<bool, RaftStoreError> {
-        let mut file = match File::open(self.current_path()) {
-            Ok(file) => file,
-            Err(e) if e.kind() == ErrorKind::NotFound => return Ok(false),
-            Err(e) => return Err(e.into()),
-        };
-        read_meta(&mut file)?;
-        let mut head = [0u8; 9];
-        let read = file.read(&mut head)?;
-        Ok(!StateMachine::is_current_snapshot_format(&head[..read]))
-    }
-
-    /// Repeats an install that a crash interrupted, if the store says one was.
-    pub(crate) fn resume_install(
+    /// Repeats an install that a crash interrupted, if the store says one was; then takes over
+    /// a whole snapshot an older build kept (its position becomes the checkpoint: the store was
+    /// fsynced when it was built or installed) and removes a received file whose install never
+    /// began.
+    pub(crate) fn recover(
         &self,
         state: &StateMachine,
         reset: &dyn Fn(hakv_api::Revision),
     ) -> Result<(), RaftStoreError> {
-        if !state.is_installing() {
-            return Ok(());
-        }
         let installing = self.installing_path();
-        let source = if installing.exists() {
-            installing.clone()
-        } else {
-            self.current_path()
-        };
-        let meta = read_meta(&mut File::open(&source)?)?;
-        tracing::warn!(snapshot = %meta.snapshot_id, "repeating a snapshot install that was interrupted");
-        self.import(state, &source, &meta, false, None, reset)?;
-        if source == installing {
-            let _guard = self.lock.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
-            self.make_current(&installing)?;
+        let legacy = self.legacy_current_path();
+        if state.is_installing() {
+            // An older build renamed `installing` to `current` before clearing the mark.
+            let source = if installing.exists() {
+                installing.clone()
+            } else {
+                legacy.clone()
+            };
+            let meta = read_meta(&mut File::open(&source)?)?;
+            tracing::warn!(snapshot = %meta.snapshot_id, "repeating a snapshot install that was interrupted");
+            self.import(state, &source, &meta, false, None, reset)?;
+            self.installed(state, &meta, &source)?;
+        }
+        if installing.exists() {
+            fs::remove_file(&installing)?;
+        }
+        match File::open(&legacy) {
+            Ok(mut file) => {
+                let meta = read_meta(&mut file)?;
+                let _guard = self.lock.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+                if self
+                    .checkpoint_meta()?
+                    .is_none_or(|recorded| recorded.last_log_id < meta.last_log_id)
+                {
+                    self.write_checkpoint(&meta)?;
+                }
+                fs::remove_file(&legacy)?;
+                tracing::info!(snapshot = %meta.snapshot_id, "a stored snapshot became the checkpoint");
+            }
+            Err(e) if e.kind() == ErrorKind::NotFound => {}
+            Err(e) => return Err(e.into()),
         }
         Ok(())
     }
@@ -313,47 +330,6 @@ impl<R: Read> Read for Paced<R> {
     }
 }
 
-/// A snapshot is written at most this fast, and written back every [`WRITE_BACK_EVERY_BYTES`]:
-/// written at full speed and synced once at the end, a snapshot of GBs filled the page cache
-/// with dirty pages whose final flush held every other fsync (the Raft log's appends) for
-/// seconds, long enough to look like a dead leader (bench/large-state.sh, docs/benchmarks.md).
-pub(crate) const BUILD_BYTES_PER_SECOND: u64 = 96 << 20;
-/// Written back with `sync_file_range` (`hakv_store::writeback`), not `fdatasync` every 8 MiB
-/// as before: each of those flushed the device's cache, and a build running while a member
-/// installed a snapshot held the leader's log appends (on a shared disk) for up to 100 ms.
-const WRITE_BACK_EVERY_BYTES: u64 = 1 << 20;
-
-/// A file writer that writes back what it wrote every [`WRITE_BACK_EVERY_BYTES`] and keeps to
-/// [`BUILD_BYTES_PER_SECOND`], so that a large snapshot never holds up the disk.
-struct Gentle<'a> {
-    file: &'a File,
-    started: std::time::Instant,
-    written: u64,
-    not_written_back: u64,
-}
-
-impl Write for Gentle<'_> {
-    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        let n = self.file.write(buf)?;
-        self.written += n as u64;
-        self.not_written_back += n as u64;
-        if self.not_written_back >= WRITE_BACK_EVERY_BYTES {
-            hakv_store::writeback::write_back(self.file);
-            self.not_written_back = 0;
-            let due = std::time::Duration::from_secs_f64(self.written as f64 / BUILD_BYTES_PER_SECOND as f64);
-            if let Some(ahead) = due.checked_sub(self.started.elapsed()) {
-                std::thread::sleep(ahead);
-            }
-        }
-        Ok(n)
-    }
-
-    fn flush(&mut self) -> io::Result<()> {
-        Ok(())
-    }
-}
-
-/// Writes `meta` and then what `body` writes to a new file at `path`, fsynced.
 /// The meta of a snapshot written from `view`: the log position and membership come from the
 /// same view as the data, never from a newer apply.
 pub(crate) fn meta_of(view: &SnapshotView<'_>) -> Result<Meta, RaftStoreError> {
@@ -387,28 +363,6 @@ pub(crate) fn write_meta(out: &mut impl Write, meta: &Meta) -> Result<(), RaftSt
         u32::try_from(meta_json.len()).map_err(|_| RaftStoreError::corrupt("snapshot meta", "too long"))?;
     out.write_all(&meta_len.to_be_bytes())?;
     out.write_all(&meta_json)?;
-    Ok(())
-}
-
-fn write_snapshot_file(
-    path: &Path,
-    meta: &Meta,
-    body: impl FnOnce(&mut BufWriter<Gentle<'_>>) -> Result<u64, RaftStoreError>,
-) -> Result<(), RaftStoreError> {
-    let file = File::create(path)?;
-    let gentle = Gentle {
-        file: &file,
-        started: std::time::Instant::now(),
-        written: 0,
-        not_written_back: 0,
-    };
-    let mut out = BufWriter::with_capacity(1 << 20, gentle);
-    write_meta(&mut out, meta)?;
-    body(&mut out)?;
-    out.flush()?;
-    drop(out);
-    (&file).flush()?;
-    file.sync_all()?;
     Ok(())
 }
 

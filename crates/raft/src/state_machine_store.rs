@@ -7,12 +7,12 @@
 //! the data beside it.
 //!
 //! The one time the state machine must be durable on its own is when the log stops covering
-//! it: before openraft purges entries that a snapshot covers. So building a snapshot fsyncs
-//! the state machine after exporting it, and installing one is fsynced.
-//!
-//! Snapshots are files (`snapshot_file`): built from a point-in-time view straight to disk,
-//! received into a file, installed from it in bounded batches. Nothing here holds a whole
-//! snapshot or the whole state in memory.
+//! it: before openraft purges entries that a snapshot covers. So a snapshot here is a
+//! *checkpoint* (`snapshot_file`): a journal fsync and the position it made durable, not a
+//! copy of the state. A member that needs a snapshot is sent one streamed from a point-in-time
+//! view (`live_snapshot`); one received is installed from a file in bounded batches, fsynced.
+//! Nothing here holds a whole snapshot or the whole state in memory, and nothing rewrites the
+//! whole state but an install.
 
 use crate::error::{RaftStoreError, blocking};
 use crate::live_snapshot;
@@ -39,9 +39,9 @@ pub struct StateMachineStore {
     /// to watch than openraft's metrics, which its waiters clone whole at every change.
     applied_index: AppliedIndex,
     /// Set once openraft has started: from then on a snapshot is asked for only to be sent,
-    /// and one behind the applied state is sent live (`live_snapshot`). At start openraft
-    /// reads the stored snapshot's meta to know what the log may be purged up to, and only the
-    /// stored (fsynced) snapshot may answer that.
+    /// and is streamed from the current state (`live_snapshot`). At start openraft reads the
+    /// snapshot's meta to know what the log may be purged up to, and only the checkpoint (the
+    /// position fsynced) may answer that.
     send_live: Arc<std::sync::atomic::AtomicBool>,
 }
 
@@ -53,8 +53,8 @@ fn term_and_index(log_id: Option<LogId>) -> (u64, u64) {
 }
 
 impl StateMachineStore {
-    /// Wraps an open state machine. `snapshot_dir` holds the last built or installed snapshot;
-    /// `hook` sees every applied change (the node's cache hangs there).
+    /// Wraps an open state machine. `snapshot_dir` holds the checkpoint and received
+    /// snapshots; `hook` sees every applied change (the node's cache hangs there).
     pub fn open(
         state: Arc<StateMachine>,
         hook: Arc<dyn ApplyHook>,
@@ -62,12 +62,10 @@ impl StateMachineStore {
     ) -> Result<StateMachineStore, RaftStoreError> {
         let snapshots = SnapshotFile::open(snapshot_dir)?;
         // A crash in the middle of an install left the state half replaced: finish it first.
-        snapshots.resume_install(&state, &|revision| hook.reset(revision))?;
-        // A snapshot written by an older build is replaced before anyone can be sent it.
-        if snapshots.current_is_outdated()? {
-            tracing::warn!("the snapshot on disk is in an older format: building a new one");
-            snapshots.build(&state)?;
-        }
+        snapshots.recover(&state, &|revision| hook.reset(revision))?;
+        snapshots
+            .last_bytes
+            .store(state.table_bytes(), std::sync::atomic::Ordering::Relaxed);
         let last_applied = read_json(&state, LAST_APPLIED_KEY)?.flatten();
         let membership = read_json(&state, MEMBERSHIP_KEY)?.unwrap_or_default();
         let applied_index = Arc::new(tokio::sync::watch::Sender::new(term_and_index(last_applied)));
@@ -87,14 +85,27 @@ impl StateMachineStore {
         self.send_live.clone()
     }
 
-    /// The size of the last snapshot built or installed, as it changes.
-    pub(crate) fn snapshot_bytes(&self) -> Arc<std::sync::atomic::AtomicU64> {
+    /// About what a snapshot of the state weighs, as of the last checkpoint or install.
+    pub(crate) fn state_bytes(&self) -> Arc<std::sync::atomic::AtomicU64> {
         self.snapshots.last_bytes.clone()
     }
 
     /// The term and index of the last applied entry, as they change.
     pub(crate) fn applied_index(&self) -> AppliedIndex {
         self.applied_index.clone()
+    }
+
+    /// A snapshot stream written into a new received file, as the peer server would.
+    async fn received_from_stream(
+        &self,
+        mut stream: Box<SnapshotData>,
+    ) -> Result<Box<SnapshotData>, RaftStoreError> {
+        use tokio::io::AsyncWriteExt;
+        let snapshots = self.snapshots.clone();
+        let mut file = blocking(move || snapshots.incoming()).await?;
+        tokio::io::copy(&mut *stream, &mut file).await?;
+        file.flush().await?;
+        Ok(Box::new(file))
     }
 
     /// The state machine this store applies to (for reads).
@@ -186,10 +197,17 @@ impl RaftStateMachine<TypeConfig> for StateMachineStore {
         snapshot: Box<SnapshotData>,
     ) -> Result<(), StorageError> {
         let subject = ErrorSubject::Snapshot(Some(meta.signature()));
+        let snapshot = match snapshot.path() {
+            Some(_) => snapshot,
+            // A stream handed over in-process (openraft's storage suite does): into a file first.
+            None => self
+                .received_from_stream(snapshot)
+                .await
+                .map_err(|e| e.into_storage(subject.clone(), ErrorVerb::Write))?,
+        };
         let received = snapshot
             .path()
-            .ok_or_else(|| RaftStoreError::corrupt("snapshot", "only a received file can be installed"))
-            .map_err(|e| e.into_storage(subject.clone(), ErrorVerb::Write))?
+            .expect("a received snapshot is a file")
             .to_path_buf();
         let verified = snapshot.is_verified();
         let pace = snapshot.arrival_rate();
@@ -214,35 +232,45 @@ impl RaftStateMachine<TypeConfig> for StateMachineStore {
 
     async fn get_current_snapshot(&mut self) -> Result<Option<Snapshot<TypeConfig>>, StorageError> {
         let snapshots = self.snapshots.clone();
-        let current = blocking(move || snapshots.current())
+        let checkpoint = blocking(move || snapshots.checkpoint_meta())
             .await
             .map_err(|e| e.into_storage(ErrorSubject::Snapshot(None), ErrorVerb::Read))?;
-        let stored_upto = current.as_ref().and_then(|(meta, _)| meta.last_log_id);
-        if self.send_live.load(std::sync::atomic::Ordering::Relaxed) && stored_upto < self.last_applied {
-            match live_snapshot::stream(self.state.clone()).await {
-                Ok((meta, data)) => {
-                    tracing::info!(
-                        stored_upto = stored_upto.map(|id| id.index),
-                        live_upto = meta.last_log_id.map(|id| id.index),
-                        "sending a snapshot of the current state"
-                    );
-                    return Ok(Some(Snapshot {
-                        meta,
-                        snapshot: Box::new(data),
-                    }));
-                }
-                // The stored snapshot still does, with a longer log after it.
-                Err(e) => tracing::warn!(error = %e, "no live snapshot: sending the stored one"),
-            }
+        let Some(checkpoint) = checkpoint else {
+            return Ok(None); // Nothing was ever purged: no snapshot is needed.
+        };
+        let sending = self.send_live.load(std::sync::atomic::Ordering::Relaxed);
+        if !sending && self.last_applied != checkpoint.last_log_id {
+            // At start: only the checkpoint's position is asked for.
+            return Ok(Some(Snapshot {
+                meta: checkpoint,
+                snapshot: Box::new(SnapshotData::unavailable()),
+            }));
         }
-        Ok(current.map(|(meta, data)| Snapshot {
+        let checkpoint_at = checkpoint.last_log_id;
+        let (meta, data) = match live_snapshot::stream(self.state.clone(), Some(checkpoint.clone())).await {
+            Ok(live) => live,
+            // Not fatal to the Raft core, as a storage error would be: this transfer fails
+            // when its data is read, and openraft sends the snapshot again later.
+            Err(e) => {
+                tracing::warn!(error = %e, "no snapshot of the current state to send");
+                (checkpoint, SnapshotData::unavailable())
+            }
+        };
+        if sending {
+            tracing::info!(
+                checkpoint = checkpoint_at.map(|id| id.index),
+                live_upto = meta.last_log_id.map(|id| id.index),
+                "sending a snapshot of the current state"
+            );
+        }
+        Ok(Some(Snapshot {
             meta,
             snapshot: Box::new(data),
         }))
     }
 }
 
-/// Builds a snapshot from one consistent fjall view of the state machine; runs beside apply.
+/// Takes checkpoints (`snapshot_file`); runs beside apply.
 pub struct SnapshotBuilder {
     state: Arc<StateMachine>,
     snapshots: SnapshotFile,
@@ -251,12 +279,13 @@ pub struct SnapshotBuilder {
 impl RaftSnapshotBuilder<TypeConfig> for SnapshotBuilder {
     async fn build_snapshot(&mut self) -> Result<Snapshot<TypeConfig>, StorageError> {
         let (state, snapshots) = (self.state.clone(), self.snapshots.clone());
-        let (meta, data) = blocking(move || snapshots.build(&state))
+        let meta = blocking(move || snapshots.checkpoint(&state))
             .await
             .map_err(|e| e.into_storage(ErrorSubject::Snapshot(None), ErrorVerb::Write))?;
+        // openraft keeps only the meta of a snapshot it built; one to send is asked for anew.
         Ok(Snapshot {
             meta,
-            snapshot: Box::new(data),
+            snapshot: Box::new(SnapshotData::unavailable()),
         })
     }
 }

@@ -162,7 +162,15 @@ async fn a_snapshot_carries_the_data_and_resets_the_cache() {
         .await
         .unwrap();
     assert_eq!(built.meta.last_log_id, Some(log_id(1, 3)));
-    // Applying after the build does not leak into the built snapshot.
+    // What a member is sent: the state streamed from one view, under the checkpoint's meta
+    // while the state is still there.
+    let to_send = leader
+        .get_current_snapshot()
+        .await
+        .unwrap()
+        .expect("a checkpoint was taken");
+    assert_eq!(to_send.meta, built.meta);
+    // Applying after the snapshot was asked for does not leak into it.
     leader
         .apply([entry(1, 4, put("z", 30, Condition::Always))])
         .await
@@ -174,8 +182,8 @@ async fn a_snapshot_carries_the_data_and_resets_the_cache() {
         .apply([entry(1, 1, put("stale", 1, Condition::Always))])
         .await
         .unwrap();
-    // As the peer transport does: the built file is copied into the one being received.
-    let mut sent = built.snapshot;
+    // As the peer transport does: the stream is copied into the file being received.
+    let mut sent = to_send.snapshot;
     let mut receiving = follower.begin_receiving_snapshot().await.unwrap();
     tokio::io::copy(&mut *sent, &mut *receiving).await.unwrap();
     receiving.flush().await.unwrap();
@@ -243,10 +251,58 @@ async fn log_and_vote_survive_reopen() {
     }
 }
 
-/// A snapshot file written by an older build (store format 1, no checksum) could not be
-/// installed by any member: opening the store replaces it before it can be sent.
+/// A checkpoint is a journal fsync and its position, never a copy of the state: the snapshot
+/// directory holds a few hundred bytes whatever the state's size, and after a restart the
+/// checkpoint's position is what openraft is told the log may be purged up to.
 #[tokio::test]
-async fn a_snapshot_in_an_older_format_is_rebuilt_at_open() {
+async fn a_checkpoint_keeps_no_copy_of_the_state() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut sm = open_sm(dir.path(), Arc::new(RecordingHook::default()));
+    assert!(
+        sm.get_current_snapshot().await.unwrap().is_none(),
+        "no checkpoint yet"
+    );
+    let mut entries = vec![entry(1, 1, members(&[1]))];
+    entries.extend((2..=2_001).map(|i| entry(1, i, put(&format!("key-{i}"), i as i64, Condition::Always))));
+    sm.apply(entries).await.unwrap();
+    let built = sm.get_snapshot_builder().await.build_snapshot().await.unwrap();
+    assert_eq!(built.meta.last_log_id, Some(log_id(1, 2_001)));
+    let files: Vec<(String, u64)> = std::fs::read_dir(dir.path().join("snapshot"))
+        .unwrap()
+        .map(|e| e.unwrap())
+        .map(|e| {
+            (
+                e.file_name().to_string_lossy().into_owned(),
+                e.metadata().unwrap().len(),
+            )
+        })
+        .collect();
+    assert_eq!(files.len(), 1, "{files:?}");
+    assert_eq!(files[0].0, "checkpoint");
+    assert!(files[0].1 < 1_024, "{files:?}");
+    // A build's own data is not a snapshot to send: reading it fails rather than pass for one.
+    let mut data = built.snapshot;
+    assert!(
+        tokio::io::AsyncReadExt::read_to_end(&mut *data, &mut Vec::new())
+            .await
+            .is_err()
+    );
+
+    sm.apply([entry(1, 2_002, put("later", 1, Condition::Always))])
+        .await
+        .unwrap();
+    drop(sm);
+    let mut reopened = open_sm(dir.path(), Arc::new(RecordingHook::default()));
+    let (applied, _) = reopened.applied_state().await.unwrap();
+    assert_eq!(applied, Some(log_id(1, 2_002)));
+    let at_start = reopened.get_current_snapshot().await.unwrap().unwrap();
+    assert_eq!(at_start.meta, built.meta, "the checkpoint, not the applied state");
+}
+
+/// A whole snapshot file kept by an older build (`snapshot/current`) is taken over at open:
+/// its position becomes the checkpoint and the file goes.
+#[tokio::test]
+async fn a_stored_snapshot_of_an_older_build_becomes_the_checkpoint() {
     let dir = tempfile::tempdir().unwrap();
     let mut sm = open_sm(dir.path(), Arc::new(RecordingHook::default()));
     sm.apply([
@@ -255,20 +311,26 @@ async fn a_snapshot_in_an_older_format_is_rebuilt_at_open() {
     ])
     .await
     .unwrap();
-    let built = sm.get_snapshot_builder().await.build_snapshot().await.unwrap();
-    drop((sm, built));
-    let current = dir.path().join("snapshot").join("current");
-    let bytes = std::fs::read(&current).unwrap();
-    let header = 4 + u32::from_be_bytes(bytes[..4].try_into().unwrap()) as usize;
-    let mut old = bytes[..header].to_vec();
-    old.extend_from_slice(b"HAKVSNAP\x01 an old body");
-    std::fs::write(&current, old).unwrap();
+    let to_send = {
+        sm.get_snapshot_builder().await.build_snapshot().await.unwrap();
+        sm.get_current_snapshot().await.unwrap().unwrap()
+    };
+    let snapshot_dir = dir.path().join("snapshot");
+    // What an older build kept: the whole snapshot under `current`, no checkpoint.
+    let mut bytes = Vec::new();
+    let mut data = to_send.snapshot;
+    tokio::io::AsyncReadExt::read_to_end(&mut *data, &mut bytes)
+        .await
+        .unwrap();
+    drop(sm);
+    std::fs::remove_file(snapshot_dir.join("checkpoint")).unwrap();
+    std::fs::write(snapshot_dir.join("current"), &bytes).unwrap();
 
-    let mut sm = open_sm(dir.path(), Arc::new(RecordingHook::default()));
-    assert!(sm.get_current_snapshot().await.unwrap().is_some());
-    let rebuilt = std::fs::read(&current).unwrap();
-    let header = 4 + u32::from_be_bytes(rebuilt[..4].try_into().unwrap()) as usize;
-    assert_eq!(&rebuilt[header..header + 9], b"HAKVSNAP\x02");
+    let mut reopened = open_sm(dir.path(), Arc::new(RecordingHook::default()));
+    assert!(!snapshot_dir.join("current").exists(), "the old copy is gone");
+    assert!(snapshot_dir.join("checkpoint").exists());
+    let current = reopened.get_current_snapshot().await.unwrap().unwrap();
+    assert_eq!(current.meta, to_send.meta);
 }
 
 /// `purge` only sets the mark (openraft's core waits for it); the entries go afterwards, and

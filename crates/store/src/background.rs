@@ -8,7 +8,7 @@
 //! weights are 110 against 1024) and still all of an idle one, so a quiet member catches up
 //! as fast as before. Paced transfers need far less than that share.
 //!
-//! Work that writes stays at normal priority (a snapshot install, snapshot builds): a nice
+//! Work that writes stays at normal priority (a snapshot install): a nice
 //! value also lowers a thread's I/O priority, and a writer starved of CPU or I/O can hold up
 //! the filesystem's journal commit that every fsync on the disk waits for, the leader's log
 //! among them. Snapshot builds also pace how long the log grows.
