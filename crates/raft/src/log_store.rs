@@ -15,7 +15,9 @@
 //! `last_purged` mark, and a thread of the store's own (`LogPurger`) deletes the entries below
 //! it afterwards, in small batches. Deleting a whole snapshot's worth of entries (hundreds of
 //! thousands behind a GB state) in one batch inside the core silenced a leader for long
-//! enough to be replaced. Entries at or below the mark that are still there (not yet deleted,
+//! enough to be replaced. The purger first drops whole the tables that hold nothing above
+//! the mark (no rewrite: the disk comes back at once), then deletes what is left below it.
+//! Entries at or below the mark that are still there (not yet deleted,
 //! or left by a crash) are never read: openraft reads nothing at or below `last_purged`, and
 //! the log's end is the later of its last entry and the mark.
 //!
@@ -26,7 +28,7 @@
 
 use crate::error::{RaftStoreError, blocking};
 use crate::{Entry, LogId, NodeId, StorageError, TypeConfig};
-use fjall::{Database, Keyspace, KeyspaceCreateOptions, PersistMode};
+use fjall::{AbstractTree, Database, Keyspace, KeyspaceCreateOptions, PersistMode};
 use openraft::storage::{LogFlushed, LogState, RaftLogStorage};
 use openraft::{ErrorSubject, ErrorVerb, OptionalSend, RaftLogReader, Vote};
 use std::fmt::Debug;
@@ -138,6 +140,12 @@ impl LogStore {
     /// Bytes of entries appended since this process opened the log.
     pub(crate) fn appended_bytes(&self) -> u64 {
         self.appended.load(Ordering::Relaxed)
+    }
+
+    /// What the log's entries occupy in sorted tables on disk (the journal and memtable left
+    /// out).
+    pub fn table_bytes(&self) -> u64 {
+        self.entries.disk_space()
     }
 
     /// The commit index as this store last saw it, shared with whoever holds the handle.
@@ -459,6 +467,14 @@ fn delete_entries_upto(
     stop: &AtomicBool,
 ) -> Result<u64, RaftStoreError> {
     let done = from.max(upto.saturating_add(1));
+    // Tables that hold nothing above the mark go whole, without a rewrite. Deleting their
+    // entries one by one left the space taken until compactions had merged the tombstones
+    // with the data they cover: a log purged down to a few MiB took 1.1 GB of disk after
+    // a 1 GB load and a 10-minute soak, and those merges rewrote what was only to be dropped.
+    entries
+        .tree
+        .drop_range(..=index_key(upto))
+        .map_err(fjall::Error::from)?;
     let Some(first) = entries.range(index_key(from)..=index_key(upto)).next() else {
         return Ok(done);
     };
