@@ -118,29 +118,29 @@ async fn a_new_node_catches_up_by_snapshot_and_a_restart_recovers_locally() {
     first.shutdown().await.unwrap();
 }
 
-/// A newcomer is sent the leader's current state, not its stored snapshot and the log after
-/// it: the stored one can lag by a quarter of the state, which the newcomer would otherwise
-/// receive as one log append at a time.
+/// A newcomer is sent the leader's current state, not a snapshot at its last checkpoint and
+/// the log after it: the checkpoint can lag by a quarter of the state, which the newcomer
+/// would otherwise receive as one log append at a time.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_newcomer_is_sent_the_current_state_not_the_stored_snapshot() {
+async fn a_newcomer_is_sent_the_current_state_not_the_checkpoint() {
     let dirs = [tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap()];
     let any_port: SocketAddr = "127.0.0.1:0".parse().unwrap();
     let first = start_leading_alone(dirs[0].path(), any_port).await;
     write_keys(&first, 0..25).await;
-    let stored = eventually("the leader stores a snapshot and purges its log", || async {
+    let checkpoint = eventually("the leader takes a checkpoint and purges its log", || async {
         let metrics = first.raft().metrics().borrow().clone();
         (metrics.purged?.index >= 20).then_some(metrics.snapshot?)
     })
     .await;
-    // Fewer writes than `snapshot_every_entries`: the stored snapshot stays behind them.
+    // Fewer writes than `snapshot_every_entries`: the checkpoint stays behind them.
     write_keys(&first, 25..40).await;
-    assert_eq!(first.raft().metrics().borrow().snapshot, Some(stored));
+    assert_eq!(first.raft().metrics().borrow().snapshot, Some(checkpoint));
 
     let second = start_learner_caught_up_to(&first, dirs[1].path(), 40).await;
     let installed = second.raft().metrics().borrow().snapshot;
     assert!(
-        installed.is_some_and(|s| s.index > stored.index + 15),
-        "expected the learner to install the current state, got {installed:?} (stored: {stored})"
+        installed.is_some_and(|s| s.index > checkpoint.index + 15),
+        "expected the learner to install the current state, got {installed:?} (checkpoint: {checkpoint})"
     );
     assert_eq!(
         second.state().get("k39").unwrap(),
