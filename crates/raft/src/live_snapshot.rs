@@ -36,7 +36,7 @@ const QUEUED_CHUNKS: usize = (2 << 20) / CHUNK_BYTES;
 /// checkpoint's meta (its id included): it is the same snapshot.
 pub(crate) async fn stream(
     state: Arc<StateMachine>,
-    checkpoint: Option<SnapshotMeta<NodeId, BasicNode>>,
+    checkpoint: SnapshotMeta<NodeId, BasicNode>,
 ) -> Result<(SnapshotMeta<NodeId, BasicNode>, SnapshotData), RaftStoreError> {
     let (mut out, chunks) = ChunkWriter::channel(CHUNK_BYTES, QUEUED_CHUNKS);
     // A thread of its own at background priority: the scan must not take cores from the
@@ -48,10 +48,8 @@ pub(crate) async fn stream(
             Err(e) => return drop(meta_tx.send(Err(RaftStoreError::from(e)))),
         };
         let meta = match meta_of(&view) {
-            Ok(meta) => match checkpoint {
-                Some(checkpoint) if checkpoint.last_log_id == meta.last_log_id => checkpoint,
-                _ => meta,
-            },
+            Ok(meta) if meta.last_log_id == checkpoint.last_log_id => checkpoint,
+            Ok(meta) => meta,
             Err(e) => return drop(meta_tx.send(Err(e))),
         };
         let _ = meta_tx.send(Ok(meta.clone()));

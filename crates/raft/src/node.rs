@@ -113,7 +113,6 @@ impl RaftNode {
             .map_err(RaftStoreError::from)?,
         );
         let state_machine = StateMachineStore::open(state.clone(), hook, config.data_dir.join("snapshot"))?;
-        let state_bytes = state_machine.state_bytes();
         let applied_index = state_machine.applied_index();
         let log_for_policy = log.clone();
         // openraft's followers refuse votes for election_timeout_max after hearing from their
@@ -188,7 +187,7 @@ impl RaftNode {
         let snapshot_policy = snapshot_policy::spawn(
             raft.clone(),
             log_for_policy,
-            state_bytes,
+            state.clone(),
             config.snapshot_every_entries,
         );
         Ok(RaftNode {

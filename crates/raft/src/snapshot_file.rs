@@ -54,9 +54,6 @@ pub(crate) struct SnapshotFile {
     lock: Arc<Mutex<()>>,
     /// Numbers temporary files.
     next_tmp: Arc<AtomicU64>,
-    /// About what a snapshot of the state weighs, as of the last checkpoint or install (the
-    /// snapshot policy reads it).
-    pub(crate) last_bytes: Arc<AtomicU64>,
 }
 
 impl SnapshotFile {
@@ -73,7 +70,6 @@ impl SnapshotFile {
             dir,
             lock: Arc::new(Mutex::new(())),
             next_tmp: Arc::new(AtomicU64::new(0)),
-            last_bytes: Arc::new(AtomicU64::new(0)),
         })
     }
 
@@ -146,7 +142,6 @@ impl SnapshotFile {
         // Everything the view holds was applied before this fsync, so it is on disk before
         // anyone may purge the log up to the view's position.
         state.persist()?;
-        self.last_bytes.store(state.table_bytes(), Ordering::Relaxed);
         let _guard = self.lock.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
         if let Some(newer) = self
             .checkpoint_meta()?
@@ -199,18 +194,13 @@ impl SnapshotFile {
         fs::rename(received, &installing)?;
         File::open(&self.dir)?.sync_all()?;
         self.import(state, &installing, meta, verified, pace, reset)?;
-        self.installed(state, meta, &installing)
+        self.installed(meta, &installing)
     }
 
     /// After an install from `source`: the snapshot's position becomes the checkpoint (the
     /// store's last batch was fsynced) and the file goes.
-    fn installed(&self, state: &StateMachine, meta: &Meta, source: &Path) -> Result<(), RaftStoreError> {
+    fn installed(&self, meta: &Meta, source: &Path) -> Result<(), RaftStoreError> {
         let _guard = self.lock.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
-        if let Ok(installed) = fs::metadata(source) {
-            self.last_bytes.store(installed.len(), Ordering::Relaxed);
-        } else {
-            self.last_bytes.store(state.table_bytes(), Ordering::Relaxed);
-        }
         self.write_checkpoint(meta)?;
         fs::remove_file(source)?;
         Ok(())
@@ -237,7 +227,7 @@ impl SnapshotFile {
             let meta = read_meta(&mut File::open(&source)?)?;
             tracing::warn!(snapshot = %meta.snapshot_id, "repeating a snapshot install that was interrupted");
             self.import(state, &source, &meta, false, None, reset)?;
-            self.installed(state, &meta, &source)?;
+            self.installed(&meta, &source)?;
         }
         if installing.exists() {
             fs::remove_file(&installing)?;

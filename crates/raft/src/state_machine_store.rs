@@ -63,9 +63,6 @@ impl StateMachineStore {
         let snapshots = SnapshotFile::open(snapshot_dir)?;
         // A crash in the middle of an install left the state half replaced: finish it first.
         snapshots.recover(&state, &|revision| hook.reset(revision))?;
-        snapshots
-            .last_bytes
-            .store(state.table_bytes(), std::sync::atomic::Ordering::Relaxed);
         let last_applied = read_json(&state, LAST_APPLIED_KEY)?.flatten();
         let membership = read_json(&state, MEMBERSHIP_KEY)?.unwrap_or_default();
         let applied_index = Arc::new(tokio::sync::watch::Sender::new(term_and_index(last_applied)));
@@ -83,11 +80,6 @@ impl StateMachineStore {
     /// Call once openraft has started (see `send_live`).
     pub(crate) fn live_snapshots_switch(&self) -> Arc<std::sync::atomic::AtomicBool> {
         self.send_live.clone()
-    }
-
-    /// About what a snapshot of the state weighs, as of the last checkpoint or install.
-    pub(crate) fn state_bytes(&self) -> Arc<std::sync::atomic::AtomicU64> {
-        self.snapshots.last_bytes.clone()
     }
 
     /// The term and index of the last applied entry, as they change.
@@ -247,7 +239,7 @@ impl RaftStateMachine<TypeConfig> for StateMachineStore {
             }));
         }
         let checkpoint_at = checkpoint.last_log_id;
-        let (meta, data) = match live_snapshot::stream(self.state.clone(), Some(checkpoint.clone())).await {
+        let (meta, data) = match live_snapshot::stream(self.state.clone(), checkpoint.clone()).await {
             Ok(live) => live,
             // Not fatal to the Raft core, as a storage error would be: this transfer fails
             // when its data is read, and openraft sends the snapshot again later.

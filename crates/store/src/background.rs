@@ -11,7 +11,7 @@
 //! Work that writes stays at normal priority (a snapshot install): a nice
 //! value also lowers a thread's I/O priority, and a writer starved of CPU or I/O can hold up
 //! the filesystem's journal commit that every fsync on the disk waits for, the leader's log
-//! among them. Snapshot builds also pace how long the log grows.
+//! among them.
 
 use std::io;
 
