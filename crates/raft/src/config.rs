@@ -97,6 +97,11 @@ pub struct PeerServerLimits {
     pub max_append_bytes: usize,
     /// A snapshot transfer being received fails when no bytes arrive for this long.
     pub snapshot_idle_timeout: Duration,
+    /// The pace senders keep to while they serve clients (`PeerClientConfig`'s
+    /// `snapshot_bytes_per_second`; `RaftNode` sets it from there). A snapshot that arrived
+    /// no faster is installed no faster; one that came faster was sent with no client waiting
+    /// and is installed at full speed. 0: never paced.
+    pub snapshot_pace: u64,
 }
 
 impl Default for PeerServerLimits {
@@ -104,6 +109,7 @@ impl Default for PeerServerLimits {
         PeerServerLimits {
             max_append_bytes: 64 << 20,
             snapshot_idle_timeout: Duration::from_secs(30),
+            snapshot_pace: PeerClientConfig::default().snapshot_bytes_per_second,
         }
     }
 }

@@ -198,7 +198,10 @@ impl RaftNode {
             clock: hakv_store::Clock::default(),
             member: BasicNode::new(advertise),
             auth: Arc::new(PeerAuth::new(&config.cluster_token)),
-            peer_limits: config.peer_limits,
+            peer_limits: PeerServerLimits {
+                snapshot_pace: config.peer_client.snapshot_bytes_per_second,
+                ..config.peer_limits
+            },
             leadership,
             proposer,
             barrier,

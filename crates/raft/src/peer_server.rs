@@ -385,8 +385,9 @@ async fn receive_snapshot(
         let (verifier, _) = check.take().expect("done implies a header");
         verifier.verdict().await.map_err(ReceiveError::NotASnapshot)?;
         out.mark_verified();
-        if let Some(rate) = arrival.and_then(|(first, last, bytes)| bytes_per_second(bytes, last - first)) {
-            out.set_arrival_rate(rate);
+        let arrived = arrival.and_then(|(first, last, bytes)| bytes_per_second(bytes, last - first));
+        if let Some(rate) = install_pace(arrived, state.limits.snapshot_pace) {
+            out.set_install_pace(rate);
         }
         Ok(())
     }
@@ -407,9 +408,34 @@ fn bytes_per_second(bytes: u64, elapsed: std::time::Duration) -> Option<u64> {
     (elapsed >= std::time::Duration::from_millis(100)).then(|| (bytes as f64 / elapsed.as_secs_f64()) as u64)
 }
 
+/// The pace to install a received snapshot at: the rate it `arrived` at when the sender paced
+/// it (no faster than `paced` bytes per second, with a quarter's margin for the sender's
+/// bursts), so that its writes leave the disk to clients as the transfer did; none when it
+/// came faster, because the sender then had no client waiting. Installed at its arrival rate
+/// whatever the sender did, a quiet catch-up took twice its transfer: the install reads the
+/// received file only once the transfer is over (a 5 GB state: 16 s to arrive, then 16 s to
+/// install; docs/benchmarks.md, "Compressed ingestion").
+fn install_pace(arrived: Option<u64>, paced: u64) -> Option<u64> {
+    arrived.filter(|rate| paced > 0 && *rate <= paced + paced / 4)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn only_a_snapshot_that_arrived_paced_is_installed_paced() {
+        let paced = 64 << 20;
+        assert_eq!(install_pace(Some(60 << 20), paced), Some(60 << 20));
+        assert_eq!(
+            install_pace(Some(80 << 20), paced),
+            Some(80 << 20),
+            "within the margin"
+        );
+        assert_eq!(install_pace(Some(300 << 20), paced), None, "sent unpaced");
+        assert_eq!(install_pace(None, paced), None, "too quick to tell");
+        assert_eq!(install_pace(Some(1 << 20), 0), None, "pacing turned off");
+    }
 
     #[test]
     fn an_arrival_rate_needs_a_tenth_of_a_second_to_tell() {

@@ -27,8 +27,9 @@ enum Source {
         path: PathBuf,
         /// Checked whole as it was received (`snapshot_check`): the install need not again.
         verified: bool,
-        /// How fast it arrived (bytes per second), when it was received from a leader.
-        arrival_rate: Option<u64>,
+        /// How fast to install it (bytes per second): how fast it arrived, when a leader
+        /// paced it (`peer_server::install_pace`).
+        install_pace: Option<u64>,
     },
     /// Read-only and read once, from its start: chunks as the writer makes them.
     Live {
@@ -44,7 +45,7 @@ impl SnapshotData {
                 file,
                 path,
                 verified: false,
-                arrival_rate: None,
+                install_pace: None,
             },
         }
     }
@@ -91,18 +92,18 @@ impl SnapshotData {
         matches!(self.source, Source::File { verified: true, .. })
     }
 
-    /// Records how fast the file arrived, in bytes per second.
-    pub(crate) fn set_arrival_rate(&mut self, bytes_per_second: u64) {
-        if let Source::File { arrival_rate, .. } = &mut self.source {
-            *arrival_rate = Some(bytes_per_second);
+    /// Records how fast to install the file, in bytes per second.
+    pub(crate) fn set_install_pace(&mut self, bytes_per_second: u64) {
+        if let Source::File { install_pace, .. } = &mut self.source {
+            *install_pace = Some(bytes_per_second);
         }
     }
 
-    /// How fast the file arrived, if it was received: the install keeps to it
+    /// How fast to install the file, if it was received from a leader that paced it
     /// (`snapshot_file::SnapshotFile::install`).
-    pub(crate) fn arrival_rate(&self) -> Option<u64> {
+    pub(crate) fn install_pace(&self) -> Option<u64> {
         match self.source {
-            Source::File { arrival_rate, .. } => arrival_rate,
+            Source::File { install_pace, .. } => install_pace,
             Source::Live { .. } => None,
         }
     }

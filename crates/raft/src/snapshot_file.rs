@@ -163,11 +163,12 @@ impl SnapshotFile {
 
     /// Installs the received snapshot at `received` (which must carry `meta`) into `state`,
     /// crash-safely (see the module docs); `reset` runs before the state starts to change.
-    /// `pace` (bytes per second) is how fast the snapshot arrived: the install reads it no
+    /// `pace` (bytes per second) is how fast a paced transfer arrived: the install reads it no
     /// faster. A leader paces a transfer while it serves clients; ingested at full speed, the
     /// gigabyte that took it 16 s to send was written in 2-3 s, and on a disk the leader shares
-    /// (one machine) its log's fsyncs waited behind it (docs/benchmarks.md). Sent unpaced, a
-    /// snapshot arrives faster than it can be ingested, and the pace changes nothing.
+    /// (one machine) its log's fsyncs waited behind it (docs/benchmarks.md). `None` for a
+    /// transfer sent unpaced (no client waiting): installed at full speed
+    /// (`peer_server::install_pace`).
     pub(crate) fn install(
         &self,
         state: &StateMachine,

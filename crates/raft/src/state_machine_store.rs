@@ -202,7 +202,7 @@ impl RaftStateMachine<TypeConfig> for StateMachineStore {
             .expect("a received snapshot is a file")
             .to_path_buf();
         let verified = snapshot.is_verified();
-        let pace = snapshot.arrival_rate();
+        let pace = snapshot.install_pace();
         drop(snapshot);
         let state = self.state.clone();
         let hook = self.hook.clone();
