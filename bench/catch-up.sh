@@ -13,6 +13,8 @@
 # restarts on a tmpfs of its own (root only), to tell the cost of sharing one disk from the
 # cost of the catch-up. Each window also prints the machine's idle share, its stalled memory
 # allocations, and the cores each member used.
+# HAKV_BENCH_VALUE_FILL=random (read by `hakv bench`): values of random characters, which do not
+# compress, so the state on disk is as large as the values (the default repeats one character).
 #   cargo build --release -p hakv && KEYS=1000000 bench/catch-up.sh
 set -u
 ROOT="$(cd "$(dirname "$0")/.." && pwd)"

@@ -4,6 +4,8 @@
 # and measures how long it takes to catch up (its identity says caught_up and /ready is 200)
 # against how long copying a surviving member's data directory takes, then restarts the whole
 # cluster (bench/restart.sh). Compare the load rate with VALUE=100.
+# HAKV_BENCH_VALUE_FILL=random (read by `hakv bench`): values of random characters, which do not
+# compress, so the state on disk is as large as the values (the default repeats one character).
 #   cargo build --release -p hakv && KEYS=5000000 bench/large-state.sh
 set -u
 ROOT="$(cd "$(dirname "$0")/.." && pwd)"

@@ -7,6 +7,8 @@
 # EXTRA (more `hakv serve` flags for every member), HAKV (the binary), OUT (work dir),
 # PREFILL=1 (write every key once before the soak, so it runs on a state of its full size from
 # the first second: without it the state grows during the run and throughput falls with it).
+# HAKV_BENCH_VALUE_FILL=random (read by `hakv bench`): values of random characters, which do not
+# compress, so the state on disk is as large as the values (the default repeats one character).
 set -u
 ROOT="$(cd "$(dirname "$0")/.." && pwd)"
 . "$ROOT/bench/lib.sh"

@@ -20,6 +20,18 @@ pub enum WriteMethod {
     Put,
 }
 
+/// What the characters of a written value are.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ValueFill {
+    /// The same character throughout (the seed's shape; a storage engine compresses it to
+    /// almost nothing, so the state on disk is far smaller than the values written).
+    Repeat,
+    /// Random letters and digits, one of up to 1024 different values per key: values that do
+    /// not compress, so the state on disk is as large as the values.
+    Random,
+}
+
 /// One load run. Closed loop unless `rate` is set.
 #[derive(Debug, Clone, clap::Args)]
 pub struct BenchConfig {
@@ -60,6 +72,8 @@ pub struct BenchConfig {
     /// Bytes in each written value (a JSON string of this many characters).
     #[arg(long, env = "HAKV_BENCH_VALUE_SIZE", default_value_t = 100)]
     pub value_size: usize,
+    #[arg(long, env = "HAKV_BENCH_VALUE_FILL", value_enum, default_value_t = ValueFill::Repeat)]
+    pub value_fill: ValueFill,
     /// Write every key once before the measured run (not counted in the report's numbers).
     #[arg(long, env = "HAKV_BENCH_PREFILL", value_parser = clap::builder::BoolishValueParser::new())]
     pub prefill: bool,
@@ -94,6 +108,7 @@ impl Default for BenchConfig {
             key_dist: KeyDist::Zipf,
             zipf_s: 0.99,
             value_size: 100,
+            value_fill: ValueFill::Repeat,
             prefill: false,
             write_method: WriteMethod::Post,
             stale_reads: false,
@@ -204,6 +219,8 @@ mod tests {
             "uniform",
             "--value-size",
             "16",
+            "--value-fill",
+            "random",
             "--prefill",
             "--write-method",
             "put",
@@ -216,6 +233,7 @@ mod tests {
         assert_eq!(config.requests, Some(100));
         assert_eq!(config.key_dist, KeyDist::Uniform);
         assert_eq!(config.write_method, WriteMethod::Put);
+        assert_eq!(config.value_fill, ValueFill::Random);
         assert!(config.prefill);
         assert!(parse(&["--key-dist", "pareto"]).is_err());
     }

@@ -11,7 +11,7 @@ mod target;
 mod workload;
 mod zipf;
 
-pub use config::{BenchConfig, KeyDist, WriteMethod, parse_duration};
+pub use config::{BenchConfig, KeyDist, ValueFill, WriteMethod, parse_duration};
 pub use connection::ErrorKind;
 pub use error::BenchError;
 pub use report::{Availability, LatencySummary, PrefillSummary, Report, StopReason};

@@ -1,7 +1,7 @@
 //! The final report: the seed's formulas (QPS = N / T, availability = successful / total and
 //! uptime / total time), latency percentiles, errors by kind; as text for people and JSON for scripts.
 
-use crate::config::{BenchConfig, KeyDist, WriteMethod};
+use crate::config::{BenchConfig, KeyDist, ValueFill, WriteMethod};
 use crate::tally::Tally;
 use hdrhistogram::Histogram;
 use serde::Serialize;
@@ -43,6 +43,7 @@ pub struct Report {
     pub key_dist: KeyDist,
     pub zipf_s: Option<f64>,
     pub value_size: usize,
+    pub value_fill: ValueFill,
     pub seed: u64,
     pub stopped_by: StopReason,
     /// T in QPS = N / T.
@@ -173,6 +174,7 @@ impl Report {
             key_dist: config.key_dist,
             zipf_s: (config.key_dist == KeyDist::Zipf).then_some(config.zipf_s),
             value_size: config.value_size,
+            value_fill: config.value_fill,
             seed: config.seed,
             stopped_by: run.stopped_by,
             elapsed_seconds: run.elapsed.as_secs_f64(),
@@ -229,9 +231,13 @@ impl fmt::Display for Report {
             WriteMethod::Post => "POST",
             WriteMethod::Put => "PUT",
         };
+        let fill = match self.value_fill {
+            ValueFill::Repeat => "one character repeated",
+            ValueFill::Random => "random characters",
+        };
         writeln!(
             f,
-            "  workload      {:.0}% writes ({method}), {} keys {dist}, {}-byte values, seed {}",
+            "  workload      {:.0}% writes ({method}), {} keys {dist}, {}-byte values ({fill}), seed {}",
             self.write_ratio * 100.0,
             self.keys,
             self.value_size,

@@ -1,6 +1,6 @@
 //! The service under load: its address, and how each operation becomes an HTTP request.
 
-use crate::config::{BenchConfig, WriteMethod};
+use crate::config::{BenchConfig, ValueFill, WriteMethod};
 use crate::error::BenchError;
 use crate::workload::Op;
 use bytes::Bytes;
@@ -22,8 +22,9 @@ pub struct Target {
     base_path: String,
     read_query: &'static str,
     write_method: Method,
-    /// `{"value": "xxx…"}`, shared by every write (cloning `Bytes` is a refcount bump).
-    write_body: Bytes,
+    /// The JSON bodies of writes, key `k` writing `write_bodies[k % len]` (cloning `Bytes`
+    /// is a refcount bump): one for `--value-fill repeat`, up to 1024 for `random`.
+    write_bodies: Vec<Bytes>,
 }
 
 fn parse_url(url: &str) -> Result<hakv_api::BaseUrl, BenchError> {
@@ -64,6 +65,33 @@ impl std::fmt::Debug for TlsTarget {
         f.debug_struct("TlsTarget")
             .field("name", &self.name)
             .finish_non_exhaustive()
+    }
+}
+
+/// At most this many bytes of different random values are kept (values of 64 KiB or more:
+/// fewer than 1024 of them; of 64 MiB, one).
+const RANDOM_BODIES_BYTES: usize = 64 << 20;
+
+/// The bodies writes take turns with: one of `size` repeated characters, or, for random
+/// values, up to 1024 different strings of `size` random letters and digits (from `seed`),
+/// so that neighbouring keys in a storage engine's block hold values that do not compress.
+pub fn write_bodies(size: usize, fill: ValueFill, seed: u64) -> Vec<Bytes> {
+    use rand::{Rng, SeedableRng};
+    const ALPHABET: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789";
+    match fill {
+        ValueFill::Repeat => vec![write_body(size)],
+        ValueFill::Random => {
+            let mut rng = rand::rngs::SmallRng::seed_from_u64(seed);
+            let count = (RANDOM_BODIES_BYTES / size.max(1)).clamp(1, 1024);
+            (0..count)
+                .map(|_| {
+                    let value: String = (0..size)
+                        .map(|_| ALPHABET[rng.random_range(0..ALPHABET.len())] as char)
+                        .collect();
+                    Bytes::from(format!("{{\"value\":\"{value}\"}}"))
+                })
+                .collect()
+        }
     }
 }
 
@@ -122,7 +150,7 @@ impl Target {
                 WriteMethod::Post => Method::POST,
                 WriteMethod::Put => Method::PUT,
             },
-            write_body: write_body(config.value_size),
+            write_bodies: write_bodies(config.value_size, config.value_fill, config.seed),
         })
     }
 
@@ -131,7 +159,10 @@ impl Target {
         path.push_str(&self.base_path);
         let (method, body, key) = match op {
             Op::Read(key) => (Method::GET, Bytes::new(), key),
-            Op::Write(key) => (self.write_method.clone(), self.write_body.clone(), key),
+            Op::Write(key) => {
+                let body = &self.write_bodies[(key % self.write_bodies.len() as u64) as usize];
+                (self.write_method.clone(), body.clone(), key)
+            }
         };
         // Key names are ASCII letters, digits and '-', so they need no percent-encoding.
         let _ = write!(path, "/data/bench-{key}");
@@ -172,6 +203,24 @@ mod tests {
         let json: serde_json::Value = serde_json::from_slice(&body).unwrap();
         assert_eq!(json["value"].as_str().unwrap().len(), 37);
         assert_eq!(json.as_object().unwrap().len(), 1);
+    }
+
+    #[test]
+    fn random_values_differ_and_keep_their_size() {
+        let bodies = write_bodies(1024, ValueFill::Random, 7);
+        assert_eq!(bodies.len(), 1024);
+        let distinct: std::collections::HashSet<_> = bodies.iter().collect();
+        assert_eq!(distinct.len(), bodies.len());
+        for body in &bodies {
+            let json: serde_json::Value = serde_json::from_slice(body).unwrap();
+            assert_eq!(json["value"].as_str().unwrap().len(), 1024);
+        }
+        assert_eq!(
+            write_bodies(64 << 20, ValueFill::Random, 7).len(),
+            1,
+            "memory stays bounded"
+        );
+        assert_eq!(write_bodies(1024, ValueFill::Repeat, 7), vec![write_body(1024)]);
     }
 
     #[tokio::test]
