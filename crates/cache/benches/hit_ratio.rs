@@ -233,7 +233,7 @@ fn hit_ratio_table() {
             };
             let cells: Vec<String> = ratios
                 .iter()
-                .map(|ratio| format!("{:.1}%", ratio * 100.0))
+                .map(|ratio| format!("{:.2}%", ratio * 100.0))
                 .collect();
             println!(
                 "| {name} ({} requests) | {percent}% ({entries} entries) | {} |",

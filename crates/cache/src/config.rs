@@ -29,8 +29,10 @@ pub enum Policy {
     Fifo,
     /// S3-FIFO: a small FIFO for new keys in front of a main FIFO with small use
     /// counts, and ghost queues of keys recently evicted from each; the small
-    /// queue's size adapts to which ghost keys come back from (`s3fifo.rs`).
-    /// Scans and one-time reads do not displace keys read again.
+    /// queue's size adapts to which ghost keys come back from (`s3fifo.rs`), and a
+    /// key back from the small ghost enters main only if a frequency sketch counted
+    /// it missing more often than main's next victim. Scans and one-time reads do
+    /// not displace keys read again.
     S3Fifo,
 }
 

@@ -84,6 +84,7 @@ mod lru;
 mod order;
 mod s3fifo;
 mod shard;
+mod sketch;
 mod slab;
 mod stats;
 

@@ -243,16 +243,19 @@ fn cache_is_send_and_sync_for_shared_values() {
 
 #[test]
 fn byte_accounting_does_not_overflow_near_u64_max() {
-    let cache: Cache<u32, u32> = Cache::new(CacheConfig {
-        policy: Policy::Lru,
-        capacity_bytes: u64::MAX,
-        shards: 1,
-        admission: Default::default(),
-    });
-    cache.put(1, 1, u64::MAX - ENTRY_OVERHEAD_BYTES);
-    cache.put(2, 2, u64::MAX);
-    assert_eq!(resident(&cache, 0..3), [2]);
-    assert_eq!(cache.stats().bytes, u64::MAX);
+    // Every policy: S3-FIFO also sizes its frequency sketch from the byte budget.
+    for policy in Policy::ALL {
+        let cache: Cache<u32, u32> = Cache::new(CacheConfig {
+            policy,
+            capacity_bytes: u64::MAX,
+            shards: 1,
+            admission: Default::default(),
+        });
+        cache.put(1, 1, u64::MAX - ENTRY_OVERHEAD_BYTES);
+        cache.put(2, 2, u64::MAX);
+        assert_eq!(resident(&cache, 0..3), [2], "{policy:?}");
+        assert_eq!(cache.stats().bytes, u64::MAX, "{policy:?}");
+    }
 }
 
 #[test]
