@@ -16,6 +16,8 @@
 # (KEEP=1 keeps the data too). Clients on ports 17831-17833, peers on 17841-17843.
 #   KEYS=1000000 bench/catch-up-etcd.sh
 set -u
+ROOT="$(cd "$(dirname "$0")/.." && pwd)"
+. "$ROOT/bench/lib.sh"
 KEYS=${KEYS:-1000000}; VALUE=${VALUE:-1024}; D=${OUT:-/tmp/hakv-bench-catch-up-etcd}
 LOAD_SECONDS=${LOAD_SECONDS:-900}; CATCH_UP_SECONDS=${CATCH_UP_SECONDS:-600}
 for tool in etcd etcdctl wrk curl python3; do
@@ -46,16 +48,8 @@ member() { # member I STATE LOG: starts etcd member I (quota 8 GiB, default snap
     --quota-backend-bytes $((8 << 30)) --logger zap --log-outputs stderr --log-level info >>"$3" 2>&1 &
   PIDS[$1]=$!
 }
-status() { curl -s -m 2 -X POST "http://127.0.0.1:$1/v3/maintenance/status" -d '{}'; }
 field() { # field PORT NAME: a field of member PORT's status (header fields by their name too)
-  status "$1" | python3 -c 'import json,sys; s=json.load(sys.stdin); n=sys.argv[1]; print(s.get(n, s["header"].get(n, 0)))' "$2" 2>/dev/null
-}
-leader_port() {
-  local i
-  for i in 1 2 3; do
-    status "1783$i" | python3 -c 'import json,sys; s=json.load(sys.stdin); sys.exit(0 if s["header"]["member_id"]==s["leader"] else 1)' 2>/dev/null && { echo "1783$i"; return 0; }
-  done
-  return 1
+  etcd_status "$1" | python3 -c 'import json,sys; s=json.load(sys.stdin); n=sys.argv[1]; print(s.get(n, s["header"].get(n, 0)))' "$2" 2>/dev/null
 }
 endpoints() { # endpoints TITLE: each member's etcdctl endpoint status
   echo "$1:"
@@ -77,7 +71,7 @@ peaks() { # peaks TITLE: each member's VmHWM
 }
 
 for i in 1 2 3; do member "$i" new "$D/e$i.log"; done
-for _ in $(seq 100); do LP=$(leader_port) && break; sleep 0.2; done
+for _ in $(seq 100); do LP=$(etcd_leader_port 17831 17832 17833) && break; sleep 0.2; done
 [ -n "${LP:-}" ] || { echo "no etcd leader" >&2; exit 1; }
 for _ in $(seq 100); do
   etcdctl --endpoints=127.0.0.1:17831,127.0.0.1:17832,127.0.0.1:17833 endpoint health >/dev/null 2>&1 && break
@@ -88,75 +82,10 @@ echo "etcd $(etcd --version | awk '/^etcd Version/ {print $3}'), leader on $LP"
 # The load: wrk, one thread (one counter), 64 connections, each key once. When all the puts
 # are answered (or none has been for 15 s) the script marks the file MARK and stops; the shell
 # then ends wrk, which otherwise runs LOAD_SECONDS.
-cat >"$D/load.lua" <<'LUA'
-local b64chars = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/"
-local function base64(data)
-  return ((data:gsub(".", function(x)
-    local r, b = "", x:byte()
-    for i = 8, 1, -1 do r = r .. (b % 2 ^ i - b % 2 ^ (i - 1) > 0 and "1" or "0") end
-    return r
-  end) .. "0000"):gsub("%d%d%d?%d?%d?%d?", function(x)
-    if #x < 6 then return "" end
-    local c = 0
-    for i = 1, 6 do c = c + (x:sub(i, i) == "1" and 2 ^ (6 - i) or 0) end
-    return b64chars:sub(c + 1, c + 1)
-  end) .. ({ "", "==", "=" })[#data % 3 + 1])
-end
-local keys, size = tonumber(os.getenv("KEYS")), tonumber(os.getenv("VALUE"))
-local mark, stats = os.getenv("MARK"), os.getenv("STATS")
--- A value is "%011d:" (12 bytes, a multiple of 3: its base64 joins the rest's) and size - 12 "v"s.
-local tail = base64(string.rep("v", size - 12))
-local headers = { ["Content-Type"] = "application/json" }
--- Once every key is sent, connections idle with a request etcd answers 404 without raft (made
--- on first use: wrk.headers has no Host yet while the script loads).
-local idle = nil
-issued, ok, failed, finished, fails = 0, 0, 0, false, {}
-local verified = false
-local last_ok = os.time()
-local threads = {}
-setup = function(thread) table.insert(threads, thread) end
-delay = function() if issued < keys then return 0 end return 200 end
-local function put(i)
-  return wrk.format("POST", "/v3/kv/put", headers, '{"key":"' .. base64("bench-" .. i) .. '","value":"'
-    .. base64(string.format("%011d:", i)) .. tail .. '"}')
-end
-request = function()
-  -- wrk calls request() once to check the script before it sends anything: not a key.
-  if not verified then verified = true; return put(0) end
-  if issued >= keys then
-    idle = idle or wrk.format("GET", "/catch-up-etcd-idle")
-    return idle
-  end
-  issued = issued + 1
-  return put(issued - 1)
-end
-response = function(status, headers, body)
-  if status == 200 then
-    ok, last_ok = ok + 1, os.time()
-  elseif status ~= 404 then
-    failed = failed + 1
-    if #fails < 3 then table.insert(fails, status .. " " .. body:sub(1, 200)) end
-  end
-  if not finished and issued >= keys and (ok + failed >= keys or os.time() - last_ok > 15) then
-    finished = true
-    local f = io.open(mark, "w"); f:write(ok, " ", failed, "\n"); f:close()
-    if wrk.thread then wrk.thread:stop() end
-  end
-end
-done = function(summary)
-  local t = threads[1]
-  local f = io.open(stats, "w")
-  f:write(t:get("issued"), " ", t:get("ok"), " ", t:get("failed"), " ", summary.duration / 1e6, "\n")
-  f:close()
-  f = io.open(stats .. ".failures", "w")
-  for _, line in ipairs(t:get("fails")) do f:write(line:gsub("\n", " "), "\n") end
-  f:close()
-end
-LUA
 echo "loading ${KEYS} keys of ${VALUE} bytes through $LP (at most ${LOAD_SECONDS}s)"
 LS=$(now)
 KEYS=$KEYS VALUE=$VALUE MARK="$D/loaded" STATS="$D/load.stats" \
-  wrk -t1 -c64 -d"${LOAD_SECONDS}s" --timeout 10s -s "$D/load.lua" "http://127.0.0.1:$LP" >"$D/wrk.txt" 2>&1 &
+  wrk -t1 -c64 -d"${LOAD_SECONDS}s" --timeout 10s -s "$ROOT/bench/lua/etcd_load.lua" "http://127.0.0.1:$LP" >"$D/wrk.txt" 2>&1 &
 WRK=$!
 while kill -0 "$WRK" 2>/dev/null && [ ! -e "$D/loaded" ]; do sleep 0.2; done
 kill -INT "$WRK" 2>/dev/null; wait "$WRK"; WRK=""
@@ -194,8 +123,15 @@ ID=$(etcdctl --endpoints="127.0.0.1:$LP" member list 2>/dev/null | awk -F', ' -v
 kill "${PIDS[$V]}"; wait "${PIDS[$V]}" 2>/dev/null
 mv "$D/e$V" "$D/wiped"
 etcdctl --endpoints="127.0.0.1:$LP" member remove "$ID" >/dev/null || { echo "member remove $ID failed" >&2; exit 1; }
-etcdctl --endpoints="127.0.0.1:$LP" member add "e$V" --peer-urls="http://127.0.0.1:1784$V" >"$D/member-add.txt" ||
-  { echo "member add e$V failed" >&2; exit 1; }
+# etcd refuses a member change ("unhealthy cluster") until its members have been connected for
+# 5 s, which a small load does not last: retried for up to 30 s.
+added=0
+for _ in $(seq 60); do
+  etcdctl --endpoints="127.0.0.1:$LP" member add "e$V" --peer-urls="http://127.0.0.1:1784$V" \
+    >"$D/member-add.txt" 2>>"$D/member-add.err" && { added=1; break; }
+  sleep 0.5
+done
+[ "$added" = 1 ] || { echo "member add e$V failed: $(tail -1 "$D/member-add.err")" >&2; exit 1; }
 echo "wiped follower e$V (member $ID removed, added back as $(awk '/^Member/ {print $2}' "$D/member-add.txt")); term $T0"
 # The others' peak RSS from here on (the load had its own peak): reset it.
 for i in 1 2 3; do [ "$i" != "$V" ] && echo 5 >"/proc/${PIDS[$i]}/clear_refs" 2>/dev/null; done

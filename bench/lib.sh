@@ -128,3 +128,17 @@ cap_cpu() {
     echo "$quota" >"$group/cpu.cfs_quota_us" && echo "$2" >"$group/cgroup.procs"
 }
 uncap_cpu() { rmdir "/sys/fs/cgroup/cpu/$1" 2>/dev/null || true; }
+
+# etcd_status PORT: the maintenance status (JSON) of the etcd member with client port PORT.
+etcd_status() { curl -s -m 2 -X POST "http://127.0.0.1:$1/v3/maintenance/status" -d '{}'; }
+
+# etcd_leader_port PORT...: the one of the etcd client PORTs whose member is the leader; fails
+# when none says so.
+etcd_leader_port() {
+  local port
+  for port in "$@"; do
+    etcd_status "$port" | python3 -c 'import json,sys; s=json.load(sys.stdin); sys.exit(0 if s["header"]["member_id"]==s["leader"] else 1)' 2>/dev/null &&
+      { echo "$port"; return 0; }
+  done
+  return 1
+}

@@ -7,6 +7,7 @@
 #   DUR=600 KEYS=1000000 bench/soak-etcd.sh
 set -u
 ROOT="$(cd "$(dirname "$0")/.." && pwd)"
+. "$ROOT/bench/lib.sh"
 DUR=${DUR:-120}; KEYS=${KEYS:-300000}; CONN=${CONN:-64}; D=${OUT:-/tmp/hakv-bench-soak-etcd}
 for tool in etcd wrk curl python3; do
   command -v "$tool" >/dev/null || { echo "soak-etcd.sh needs $tool (apt-get install etcd-server wrk)" >&2; exit 2; }
@@ -23,18 +24,10 @@ for i in 1 2 3; do
     --logger zap --log-outputs stderr --log-level warn >"$D/e$i.log" 2>&1 &
   PIDS+=($!)
 done
-status() { curl -s -m 2 -X POST "http://127.0.0.1:$1/v3/maintenance/status" -d '{}'; }
-leader_port() {
-  local i
-  for i in 1 2 3; do
-    status "1781$i" | python3 -c 'import json,sys; s=json.load(sys.stdin); sys.exit(0 if s["header"]["member_id"]==s["leader"] else 1)' 2>/dev/null && { echo "1781$i"; return 0; }
-  done
-  return 1
-}
-for _ in $(seq 100); do L=$(leader_port) && break; sleep 0.2; done
+for _ in $(seq 100); do L=$(etcd_leader_port 17811 17812 17813) && break; sleep 0.2; done
 [ -n "${L:-}" ] || { echo "no etcd leader" >&2; exit 1; }
-leader_id() { status "$L" | python3 -c 'import json,sys; print(json.load(sys.stdin)["leader"])' 2>/dev/null; }
-term() { status "$L" | python3 -c 'import json,sys; print(json.load(sys.stdin)["raftTerm"])' 2>/dev/null; }
+leader_id() { etcd_status "$L" | python3 -c 'import json,sys; print(json.load(sys.stdin)["leader"])' 2>/dev/null; }
+term() { etcd_status "$L" | python3 -c 'import json,sys; print(json.load(sys.stdin)["raftTerm"])' 2>/dev/null; }
 T0=$(term)
 echo "etcd leader on $L, term $T0; ${DUR}s, ${KEYS} keys, ${CONN} connections"
 (

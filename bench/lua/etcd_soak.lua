@@ -1,18 +1,6 @@
 -- etcd v3 gateway under the soak's load (bench/soak-etcd.sh): half puts of 1 KB values, half
 -- linearizable ranges, keys drawn uniformly from KEYS (env, default 1000000).
-local b64chars = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/"
-local function base64(data)
-  return ((data:gsub(".", function(x)
-    local r, b = "", x:byte()
-    for i = 8, 1, -1 do r = r .. (b % 2 ^ i - b % 2 ^ (i - 1) > 0 and "1" or "0") end
-    return r
-  end) .. "0000"):gsub("%d%d%d?%d?%d?%d?", function(x)
-    if #x < 6 then return "" end
-    local c = 0
-    for i = 1, 6 do c = c + (x:sub(i, i) == "1" and 2 ^ (6 - i) or 0) end
-    return b64chars:sub(c + 1, c + 1)
-  end) .. ({ "", "==", "=" })[#data % 3 + 1])
-end
+local base64 = dofile(debug.getinfo(1, "S").source:match("^@(.*/)") .. "base64.lua")
 local keys = tonumber(os.getenv("KEYS") or "1000000")
 local value = base64(string.rep("v", 1024))
 local headers = { ["Content-Type"] = "application/json" }
