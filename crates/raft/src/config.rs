@@ -97,11 +97,11 @@ pub struct PeerServerLimits {
     pub max_append_bytes: usize,
     /// A snapshot transfer being received fails when no bytes arrive for this long.
     pub snapshot_idle_timeout: Duration,
-    /// The pace senders keep to while they serve clients (`PeerClientConfig`'s
-    /// `snapshot_bytes_per_second`; `RaftNode` sets it from there). A snapshot that arrived
-    /// no faster is installed no faster; one that came faster was sent with no client waiting
-    /// and is installed at full speed. 0: never paced.
-    pub snapshot_pace: u64,
+    /// The pace senders keep to while they serve clients: always `PeerClientConfig`'s
+    /// `snapshot_bytes_per_second`, which `RaftNode` copies here (so not settable on its own).
+    /// A snapshot that arrived no faster is installed no faster; one that came faster was sent
+    /// with no client waiting and is installed at full speed. 0: never paced.
+    pub(crate) snapshot_pace: u64,
 }
 
 impl Default for PeerServerLimits {

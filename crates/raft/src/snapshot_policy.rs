@@ -3,10 +3,13 @@
 //! grown by a quarter of what a snapshot of the state weighs since. A checkpoint itself costs
 //! one fsync; the second rule is about the log kept behind it. A member that was down for a
 //! while catches up from the log as long as the log still reaches back to where it stopped,
-//! and otherwise needs the whole state sent; with this rule the log reaches back by about a
-//! quarter of the state's size on disk (compressed: about 120 MB of log, some 20 s of full
-//! write load, for the 1 GB soak's 470 MB of tables), so a member down for less than that
-//! replays the log instead of taking the whole state, while the log's disk stays in proportion to the state's.
+//! and otherwise needs the whole state sent; with this rule the log grows by up to about a
+//! quarter of the state's size on disk between checkpoints (compressed: about 120 MB of log,
+//! some 20 s of full write load, for the 1 GB soak's 470 MB of tables), and its disk stays in
+//! proportion to the state's. Right after a checkpoint it reaches back only the 1000 entries
+//! openraft keeps, so a member further behind then, or one still installing a snapshot, is
+//! sent a (second) snapshot (docs/benchmarks.md, "Under client load, a second snapshot": an
+//! open problem).
 //!
 //! Builds of snapshots that copied the state took turns among followers, waited for transfers
 //! and for disk room; a checkpoint writes a few hundred bytes, so it needs none of that, and
