@@ -27,8 +27,9 @@ pub enum ValueFill {
     /// The same character throughout (the seed's shape; a storage engine compresses it to
     /// almost nothing, so the state on disk is far smaller than the values written).
     Repeat,
-    /// Random letters and digits, one of up to 1024 different values per key: values that do
-    /// not compress, so the state on disk is as large as the values.
+    /// Random letters and digits (up to 1024 different values, key `k` writing value `k` mod
+    /// their number): values that do not compress, so the state on disk is as large as the
+    /// values.
     Random,
 }
 
@@ -72,6 +73,8 @@ pub struct BenchConfig {
     /// Bytes in each written value (a JSON string of this many characters).
     #[arg(long, env = "HAKV_BENCH_VALUE_SIZE", default_value_t = 100)]
     pub value_size: usize,
+    /// What written values are made of: `repeat` (one character, compresses to almost
+    /// nothing) or `random` (letters and digits that do not compress).
     #[arg(long, env = "HAKV_BENCH_VALUE_FILL", value_enum, default_value_t = ValueFill::Repeat)]
     pub value_fill: ValueFill,
     /// Write every key once before the measured run (not counted in the report's numbers).
