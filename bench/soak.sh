@@ -7,6 +7,8 @@
 # EXTRA (more `hakv serve` flags for every member), HAKV (the binary), OUT (work dir),
 # PREFILL=1 (write every key once before the soak, so it runs on a state of its full size from
 # the first second: without it the state grows during the run and throughput falls with it).
+# SAMPLE=1: each member's CPU by thread group every second (bench/thread-cpu.py), reported per
+# 10 s window with how the rate follows the storage workers and the leader's CPU per request.
 # HAKV_BENCH_VALUE_FILL=random (read by `hakv bench`): values of random characters, which do not
 # compress, so the state on disk is as large as the values (the default repeats one character).
 set -u
@@ -47,11 +49,16 @@ echo "leader $L, term $T0; ${DUR}s of ${WRITES} writes, ${VALUE}-byte values, ${
     sleep 1
   done
 ) & SAMPLER=$!
+THREADS=""
+if [ "${SAMPLE:-0}" = 1 ]; then
+  procs=(); for i in 1 2 3; do procs+=("m$i=${PIDS[$((i - 1))]}"); done
+  python3 "$ROOT/bench/thread-cpu.py" sample "$D/thread-cpu.jsonl" "${procs[@]}" & THREADS=$!
+fi
 
 "$BIN" bench --target "http://$L" -c "$CONN" -d "${DUR}s" --keys "$KEYS" --key-dist uniform \
   --value-size "$VALUE" --write-ratio "$WRITES" --write-method put --timeout 10s --threads 1 \
   --json 2>"$D/progress.txt" >"$D/report.json"
-kill "$SAMPLER" 2>/dev/null
+kill "$SAMPLER" $THREADS 2>/dev/null
 T1=$(term_of "$L")
 
 python3 - "$D" "$T0" "$T1" <<'EOF'
@@ -79,3 +86,7 @@ changes = sum(1 for a, b in zip(leaders, leaders[1:]) if a != b)
 print(f"leader changes seen in 1 s samples: {changes}")
 EOF
 du -sh "$D"/n1 | sed 's/^/data on member 1: /'
+if [ -n "$THREADS" ]; then
+  for i in 1 2 3; do [ "${MEMBERS[$i]}" = "$L" ] && LEADER="m$i"; done
+  python3 "$ROOT/bench/thread-cpu.py" report "$D/thread-cpu.jsonl" "$D/progress.txt" "$LEADER"
+fi
