@@ -188,7 +188,9 @@ impl RaftNode {
             raft.clone(),
             log_for_policy,
             state.clone(),
+            network.clone(),
             config.snapshot_every_entries,
+            config.logs_kept_after_snapshot,
         );
         Ok(RaftNode {
             id: config.node_id,

@@ -37,6 +37,7 @@ use openraft::{BasicNode, OptionalSend, Snapshot, Vote};
 use serde::de::DeserializeOwned;
 use std::collections::HashMap;
 use std::future::Future;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
 type RpcError<E = openraft::error::Infallible> = RPCError<NodeId, BasicNode, RaftError<NodeId, E>>;
@@ -78,12 +79,20 @@ pub struct PeerNetwork {
     troubles: Arc<Mutex<HashMap<NodeId, Arc<PeerTrouble>>>>,
     /// Where accepted appends are recorded, for the leader's read lease.
     lease: Arc<Lease>,
+    /// Snapshots being sent (and installed by their receivers) now; the checkpoint policy
+    /// holds the log for them (`snapshot_policy`).
+    snapshots_sending: Arc<AtomicUsize>,
 }
 
 impl PeerNetwork {
     /// When this node last served a client (its snapshot transfers are paced meanwhile).
     pub(crate) fn client_activity(&self) -> &Arc<crate::ClientActivity> {
         &self.config.client_activity
+    }
+
+    /// Whether a snapshot is being sent to a member, or installed by it, now.
+    pub(crate) fn is_sending_a_snapshot(&self) -> bool {
+        self.snapshots_sending.load(Ordering::Relaxed) > 0
     }
 
     pub fn new(
@@ -115,6 +124,7 @@ impl PeerNetwork {
             config: Arc::new(config),
             troubles: Arc::default(),
             lease,
+            snapshots_sending: Arc::default(),
         }
     }
 }
@@ -334,6 +344,7 @@ impl RaftNetwork<TypeConfig> for PeerConnection {
         let header = snapshot_transfer::encode_header(&header)
             .map_err(|e| StreamingError::Network(NetworkError::new(&e)))?;
         tokio::pin!(cancel);
+        let _sending = SnapshotSending::count(&self.network.snapshots_sending);
         let answer = tokio::select! {
             closed = &mut cancel => return Err(StreamingError::Closed(closed)),
             answer = self.send_snapshot(header, *snapshot.snapshot) => answer,
@@ -385,6 +396,22 @@ impl PeerConnection {
         };
         producer.abort();
         read_answer(response).await
+    }
+}
+
+/// Counts one snapshot send for as long as it lives.
+struct SnapshotSending(Arc<AtomicUsize>);
+
+impl SnapshotSending {
+    fn count(sending: &Arc<AtomicUsize>) -> SnapshotSending {
+        sending.fetch_add(1, Ordering::Relaxed);
+        SnapshotSending(sending.clone())
+    }
+}
+
+impl Drop for SnapshotSending {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::Relaxed);
     }
 }
 

@@ -202,3 +202,102 @@ async fn impossible_membership_changes_fail_and_change_nothing() {
     assert_eq!(members(), [1]);
     first.shutdown().await.unwrap();
 }
+
+/// A member that receives and installs the state while clients write is not cut off from the
+/// log meanwhile: the leader holds its checkpoints (and the purge after them) back, so the
+/// member goes on from the log after the snapshot it installed and never needs a second one.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_member_installing_a_snapshot_under_writes_is_sent_only_one() {
+    use std::sync::atomic::{AtomicBool, Ordering};
+    use std::time::Duration;
+    let dirs = [tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap()];
+    let any_port: SocketAddr = "127.0.0.1:0".parse().unwrap();
+    let mut config = RaftNodeConfig::new(1, dirs[0].path().to_path_buf(), "catch-up-token".into());
+    config.snapshot_every_entries = 20;
+    config.logs_kept_after_snapshot = 0;
+    // Slow enough that the transfer, paced while clients write, takes seconds.
+    config.peer_client.snapshot_bytes_per_second = 4 << 10;
+    let first = RaftNode::start(
+        config,
+        TcpListener::bind(any_port).await.unwrap(),
+        Arc::new(NoHook),
+    )
+    .await
+    .unwrap();
+    first
+        .initialize(BTreeMap::from([(1, first.member())]))
+        .await
+        .unwrap();
+    wait_leader(&first).await;
+    write_keys(&first, 0..300).await;
+    eventually("the leader purges its log behind a checkpoint", || async {
+        (first.raft().metrics().borrow().purged?.index >= 200).then_some(())
+    })
+    .await;
+
+    // Clients write all along the catch-up.
+    let first = Arc::new(first);
+    let writing = Arc::new(AtomicBool::new(true));
+    let writer = tokio::spawn({
+        let (first, writing) = (first.clone(), writing.clone());
+        async move {
+            let mut i = 300u64;
+            while writing.load(Ordering::Relaxed) && i < 100_000 {
+                first.client_activity().touch();
+                first
+                    .propose(put(&format!("k{i}"), i as i64, Condition::Always))
+                    .await
+                    .unwrap();
+                i += 1;
+                tokio::time::sleep(Duration::from_millis(2)).await;
+            }
+            i
+        }
+    });
+
+    let mut config = RaftNodeConfig::new(2, dirs[1].path().to_path_buf(), "catch-up-token".into());
+    config.snapshot_every_entries = u64::MAX; // every snapshot it has was sent to it
+    let second = RaftNode::start(
+        config,
+        TcpListener::bind(any_port).await.unwrap(),
+        Arc::new(NoHook),
+    )
+    .await
+    .unwrap();
+    let mut installs = second.raft().metrics();
+    let watcher = tokio::spawn(async move {
+        let mut seen = Vec::new();
+        while installs.changed().await.is_ok() {
+            let snapshot = installs.borrow().snapshot;
+            if snapshot.is_some() && seen.last() != Some(&snapshot) {
+                seen.push(snapshot);
+            }
+        }
+        seen
+    });
+    first
+        .add_learner(2, second.member().addr, Duration::from_secs(60))
+        .await
+        .unwrap();
+    eventually("the learner installs a snapshot", || async {
+        second.raft().metrics().borrow().snapshot.map(|_| ())
+    })
+    .await;
+    // Long enough that, without the hold-back, checkpoints of the leader would have purged
+    // the log the learner needs after its snapshot.
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    writing.store(false, Ordering::Relaxed);
+    let written = writer.await.unwrap();
+    eventually("the learner has every write", || async {
+        (second.state().revision() == Revision(written)).then_some(())
+    })
+    .await;
+    second.shutdown().await.unwrap();
+    let installed = watcher.await.unwrap();
+    assert_eq!(
+        installed.len(),
+        1,
+        "snapshots installed by the learner: {installed:?}"
+    );
+    Arc::into_inner(first).unwrap().shutdown().await.unwrap();
+}
