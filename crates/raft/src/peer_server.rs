@@ -295,8 +295,8 @@ async fn snapshot(State(state): State<PeerState>, body: axum::body::Body) -> Res
     };
     let response = state.raft.install_full_snapshot(header.vote, snapshot).await;
     // Installed snapshots were renamed away; one that was not (an outdated vote) is dropped.
-    if let Some(received) = received {
-        let _ = tokio::fs::remove_file(&received).await;
+    if let Some(received) = received.filter(|path| path.exists()) {
+        hakv_store::removal::remove_gradually_in_background(received);
     }
     if response.is_ok() {
         state.contact.touch();
@@ -323,7 +323,7 @@ enum ReceiveError {
 }
 
 /// Reads a snapshot transfer into a new file, checking every frame; returns the header and
-/// the complete, fsynced file. A failed transfer leaves no file behind.
+/// the complete, fsynced file. A failed transfer leaves no file behind (it is removed gradually, in the background).
 async fn receive_snapshot(
     state: &PeerState,
     body: axum::body::Body,
@@ -396,7 +396,7 @@ async fn receive_snapshot(
         (Ok(()), Some(header), Some(data)) => Ok((header, *data)),
         (result, _, file) => {
             if let Some(path) = file.as_ref().and_then(|data| data.path()) {
-                let _ = tokio::fs::remove_file(path).await;
+                hakv_store::removal::remove_gradually_in_background(path.to_path_buf());
             }
             Err(result.err().unwrap_or(ReceiveError::Truncated))
         }

@@ -28,7 +28,7 @@
 use crate::error::RaftStoreError;
 use crate::snapshot_data::SnapshotData;
 use crate::{LogId, NodeId, StoredMembership};
-use hakv_store::{SnapshotView, StateMachine};
+use hakv_store::{SnapshotView, StateMachine, removal};
 use openraft::{BasicNode, SnapshotMeta};
 use std::fs::{self, File};
 use std::io::{self, BufReader, ErrorKind, Read, Write};
@@ -63,7 +63,7 @@ impl SnapshotFile {
         for entry in fs::read_dir(&dir)? {
             let path = entry?.path();
             if path.extension().is_some_and(|ext| ext == "tmp") {
-                fs::remove_file(&path)?;
+                removal::remove_gradually(&path)?;
             }
         }
         Ok(SnapshotFile {
@@ -199,11 +199,15 @@ impl SnapshotFile {
     }
 
     /// After an install from `source`: the snapshot's position becomes the checkpoint (the
-    /// store's last batch was fsynced) and the file goes.
+    /// store's last batch was fsynced) and the file goes, renamed out of the way at once and
+    /// removed gradually in the background (`hakv_store::removal`; a crash leaves a `.tmp`
+    /// file that the next start removes).
     fn installed(&self, meta: &Meta, source: &Path) -> Result<(), RaftStoreError> {
         let _guard = self.lock.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
         self.write_checkpoint(meta)?;
-        fs::remove_file(source)?;
+        let discarded = self.tmp_path("installed");
+        fs::rename(source, &discarded)?;
+        removal::remove_gradually_in_background(discarded);
         Ok(())
     }
 
@@ -230,9 +234,7 @@ impl SnapshotFile {
             self.import(state, &source, &meta, false, None, reset)?;
             self.installed(&meta, &source)?;
         }
-        if installing.exists() {
-            fs::remove_file(&installing)?;
-        }
+        removal::remove_gradually(&installing)?;
         match File::open(&legacy) {
             Ok(mut file) => {
                 let meta = read_meta(&mut file)?;

@@ -12,6 +12,7 @@ mod error;
 mod expiry;
 mod group_commit;
 mod record;
+pub mod removal;
 mod snapshot;
 mod state_machine;
 pub mod writeback;
