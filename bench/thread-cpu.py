@@ -8,7 +8,8 @@
   thread-cpu.py report OUT PROGRESS LEADER   per 10 s window: requests/s (from hakv bench's
       progress lines in PROGRESS), each process's cores (all / request threads / storage
       workers), the machine's idle share; then how the rate correlates with the storage
-      workers' CPU and with the LEADER's request-thread CPU per request.
+      workers' CPU and with the LEADER's request-thread CPU per request; then, second by
+      second, how the seconds of lowest rate line up with every member compacting at once.
 """
 import json, os, re, statistics, sys, time
 
@@ -73,6 +74,25 @@ def report(out_path, progress_path, leader):
           f"(they used {min(storage):.2f}-{max(storage):.2f}), with the leader's request-thread "
           f"CPU per request {correlation(rate, per_request):+.2f} "
           f"({statistics.mean(per_request):.0f} +- {statistics.pstdev(per_request):.0f} us)")
+    seconds(rows, rates, names)
+
+
+def seconds(rows, rates, names, busy=0.2):
+    """Per second: the seconds under half the mean rate against those in which every member's
+    storage workers used at least `busy` of a core (members applying the same writes flush and
+    compact at the same moments)."""
+    n = min(len(rows), len(rates))
+    mean = statistics.mean(rates[:n])
+    compacting = [all(rows[j].get(m, {}).get("fjall:worker", 0) >= busy for m in names) for j in range(n)]
+    low = [j for j in range(n) if rates[j] < mean / 2]
+    together = [j for j in range(n) if compacting[j]]
+    if not together:
+        print(f"per second: {len(low)} of {n} seconds under half the mean rate; no second with every member compacting")
+        return
+    print(f"per second: {len(low)} of {n} seconds under half the mean rate, {sum(compacting[j] for j in low)} of them "
+          f"with every member's storage workers at >= {busy} of a core; those {len(together)} seconds "
+          f"averaged {statistics.mean(rates[j] for j in together) / mean:.2f} of the mean rate, the others "
+          f"{statistics.mean(rates[j] for j in range(n) if not compacting[j]) / mean:.2f}")
 
 
 if __name__ == "__main__":
