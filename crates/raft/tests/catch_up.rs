@@ -15,19 +15,32 @@ use tokio::net::TcpListener;
 
 const WRITES: u64 = 50;
 
-async fn start(id: NodeId, dir: &Path, addr: SocketAddr) -> RaftNode {
-    let listener = TcpListener::bind(addr).await.unwrap();
+/// Node `id`'s configuration: it snapshots often and keeps no log behind a snapshot, so a
+/// newcomer cannot be served from the log.
+fn config(id: NodeId, dir: &Path) -> RaftNodeConfig {
     let mut config = RaftNodeConfig::new(id, dir.to_path_buf(), "catch-up-token".into());
-    // Snapshot often and keep no log behind it, so a newcomer cannot be served from the log.
     config.snapshot_every_entries = 20;
     config.logs_kept_after_snapshot = 0;
+    config
+}
+
+async fn start_configured(config: RaftNodeConfig, addr: SocketAddr) -> RaftNode {
+    let listener = TcpListener::bind(addr).await.unwrap();
     RaftNode::start(config, listener, Arc::new(NoHook)).await.unwrap()
+}
+
+async fn start(id: NodeId, dir: &Path, addr: SocketAddr) -> RaftNode {
+    start_configured(config(id, dir), addr).await
 }
 
 /// Node 1, forming a cluster of itself and leading it.
 async fn start_leading_alone(dir: &Path, addr: SocketAddr) -> RaftNode {
-    let node = start(1, dir, addr).await;
-    node.initialize(BTreeMap::from([(1, node.member())]))
+    lead_alone(start(1, dir, addr).await).await
+}
+
+/// `node` forms a cluster of itself and leads it.
+async fn lead_alone(node: RaftNode) -> RaftNode {
+    node.initialize(BTreeMap::from([(node.id(), node.member())]))
         .await
         .unwrap();
     wait_leader(&node).await;
@@ -212,23 +225,10 @@ async fn a_member_installing_a_snapshot_under_writes_is_sent_only_one() {
     use std::time::Duration;
     let dirs = [tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap()];
     let any_port: SocketAddr = "127.0.0.1:0".parse().unwrap();
-    let mut config = RaftNodeConfig::new(1, dirs[0].path().to_path_buf(), "catch-up-token".into());
-    config.snapshot_every_entries = 20;
-    config.logs_kept_after_snapshot = 0;
+    let mut leader = config(1, dirs[0].path());
     // Slow enough that the transfer, paced while clients write, takes seconds.
-    config.peer_client.snapshot_bytes_per_second = 4 << 10;
-    let first = RaftNode::start(
-        config,
-        TcpListener::bind(any_port).await.unwrap(),
-        Arc::new(NoHook),
-    )
-    .await
-    .unwrap();
-    first
-        .initialize(BTreeMap::from([(1, first.member())]))
-        .await
-        .unwrap();
-    wait_leader(&first).await;
+    leader.peer_client.snapshot_bytes_per_second = 4 << 10;
+    let first = lead_alone(start_configured(leader, any_port).await).await;
     write_keys(&first, 0..300).await;
     eventually("the leader purges its log behind a checkpoint", || async {
         (first.raft().metrics().borrow().purged?.index >= 200).then_some(())
@@ -255,15 +255,9 @@ async fn a_member_installing_a_snapshot_under_writes_is_sent_only_one() {
         }
     });
 
-    let mut config = RaftNodeConfig::new(2, dirs[1].path().to_path_buf(), "catch-up-token".into());
-    config.snapshot_every_entries = u64::MAX; // every snapshot it has was sent to it
-    let second = RaftNode::start(
-        config,
-        TcpListener::bind(any_port).await.unwrap(),
-        Arc::new(NoHook),
-    )
-    .await
-    .unwrap();
+    let mut learner = config(2, dirs[1].path());
+    learner.snapshot_every_entries = u64::MAX; // every snapshot it has was sent to it
+    let second = start_configured(learner, any_port).await;
     let mut installs = second.raft().metrics();
     let watcher = tokio::spawn(async move {
         let mut seen = Vec::new();
