@@ -6,6 +6,8 @@
 //!   view of the state (`live_snapshot`), so nothing else needs to be kept;
 //! - `incoming-N.tmp`: a snapshot being received from the leader;
 //! - `installing`: a received snapshot whose install into the store is under way;
+//! - `installed-N.tmp`: an installed snapshot being removed, gradually and in the background
+//!   (`hakv_store::removal`);
 //! - `current`: a whole snapshot file, as builds before checkpoints kept; taken over at open
 //!   (its meta becomes the checkpoint, the file goes).
 //!
@@ -22,8 +24,8 @@
 //! Installing is crash-safe: the received file is fsynced and renamed to `installing`, the
 //! store marks itself as installing (reads refused) and replaces its contents in bounded
 //! batches, clearing its mark in its last, fsynced batch; then the checkpoint records the
-//! snapshot's position and the file is removed. A member that dies in between finds the mark
-//! at start and repeats the install from `installing`.
+//! snapshot's position and the file is renamed away to be removed. A member that dies in
+//! between finds the mark at start and repeats the install from `installing`.
 
 use crate::error::RaftStoreError;
 use crate::snapshot_data::SnapshotData;
