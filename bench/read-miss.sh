@@ -4,6 +4,11 @@
 # 0.99 over every key. The node is pinned to SRV_CPU and `hakv bench` (CONN connections) to
 # LOAD_CPU. EXTRA holds more `hakv serve` flags (cache settings to compare). Prints each
 # window's rate, p99 and value-cache hit ratio, and the uniform and Zipf rates as ratios of the hot-key rate.
+# OVERWRITE=<seconds>: after loading, that long of uniform overwrites of every key (64
+# connections), so the reads meet the state as a node that has run for a while holds it (moved
+# down the storage engine's levels by compactions), not as a fresh load leaves it.
+# HAKV_BENCH_VALUE_FILL=random (read by `hakv bench`): values of random characters, which do not
+# compress, so the state on disk is as large as the values.
 #   cargo build --release -p hakv && KEYS=1500000 bench/read-miss.sh
 set -u
 ROOT="$(cd "$(dirname "$0")/.." && pwd)"
@@ -25,6 +30,11 @@ T=http://127.0.0.1:17795
 "$BIN" bench --target "$T" -c 64 --keys "$KEYS" --value-size "$VALUE" --prefill -n 1 --write-method put \
   --timeout 10s -q --json >"$D/load.json"
 python3 -c "import json,sys; p=json.load(open(sys.argv[1]))['prefill']; print(f\"loaded {p['requests']} keys in {p['elapsed_seconds']:.0f}s\")" "$D/load.json"
+if [ "${OVERWRITE:-0}" -gt 0 ]; then
+  "$BIN" bench --target "$T" -c 64 -d "${OVERWRITE}s" --keys "$KEYS" --key-dist uniform --value-size "$VALUE" \
+    --write-ratio 1 --write-method put --timeout 10s -q --json >"$D/overwrite.json"
+  python3 -c "import json,sys; r=json.load(open(sys.argv[1])); print(f\"overwrote for {sys.argv[2]}s: {r['requests']} writes, {r['failed']} failed\")" "$D/overwrite.json" "$OVERWRITE"
+fi
 du -sh "$D/node" | sed 's/^/data directory: /'
 window() { # window NAME BENCH-FLAGS…
   local name=$1 before after; shift
