@@ -433,6 +433,23 @@ mod tests {
         );
     }
 
+    /// A crash can leave a received file, a checkpoint being written, or an installed file
+    /// being removed: the next open removes them all and keeps the checkpoint.
+    #[test]
+    fn opening_removes_what_a_crash_left_behind() {
+        let dir = tempfile::tempdir().unwrap();
+        let leftovers = ["incoming-3.tmp", "checkpoint-1.tmp", "installed-0.tmp"];
+        for name in leftovers {
+            fs::write(dir.path().join(name), vec![1u8; 3 << 20]).unwrap();
+        }
+        fs::write(dir.path().join("checkpoint"), b"kept").unwrap();
+        SnapshotFile::open(dir.path().to_path_buf()).unwrap();
+        for name in leftovers {
+            assert!(!dir.path().join(name).exists(), "{name}");
+        }
+        assert!(dir.path().join("checkpoint").exists());
+    }
+
     #[test]
     fn no_rate_or_a_zero_rate_is_no_limit() {
         assert_eq!(Paced::new(&b""[..], None).rate, None);

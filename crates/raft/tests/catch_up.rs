@@ -103,6 +103,17 @@ async fn a_new_node_catches_up_by_snapshot_and_a_restart_recovers_locally() {
         installed.is_some_and(|s| s.index >= 20),
         "caught up by snapshot: {installed:?}"
     );
+    // The received file is removed after its install (in the background): only the
+    // checkpoint stays.
+    let snapshot_dir = dirs[1].path().join("snapshot");
+    eventually("the installed file is removed", || async {
+        let names: Vec<_> = std::fs::read_dir(&snapshot_dir)
+            .unwrap()
+            .map(|entry| entry.unwrap().file_name())
+            .collect();
+        (names == ["checkpoint"]).then_some(())
+    })
+    .await;
 
     let addr = first.addr().unwrap();
     first.shutdown().await.unwrap();
