@@ -39,14 +39,8 @@ cleanup() {
 trap cleanup EXIT
 trap 'exit 130' INT TERM
 now() { date +%s.%N; }
-CLUSTER="e1=http://127.0.0.1:17841,e2=http://127.0.0.1:17842,e3=http://127.0.0.1:17843"
 member() { # member I STATE LOG: starts etcd member I (quota 8 GiB, default snapshot count)
-  etcd --name "e$1" --data-dir "$D/e$1" \
-    --listen-client-urls "http://127.0.0.1:1783$1" --advertise-client-urls "http://127.0.0.1:1783$1" \
-    --listen-peer-urls "http://127.0.0.1:1784$1" --initial-advertise-peer-urls "http://127.0.0.1:1784$1" \
-    --initial-cluster "$CLUSTER" --initial-cluster-state "$2" --initial-cluster-token catch-up-etcd \
-    --quota-backend-bytes $((8 << 30)) --logger zap --log-outputs stderr --log-level info >>"$3" 2>&1 &
-  PIDS[$1]=$!
+  etcd_member "$1" "$2" "$D" 17830 catch-up-etcd "$3" --quota-backend-bytes $((8 << 30)) --log-level info
 }
 field() { # field PORT NAME: a field of member PORT's status (header fields by their name too)
   etcd_status "$1" | python3 -c 'import json,sys; s=json.load(sys.stdin); n=sys.argv[1]; print(s.get(n, s["header"].get(n, 0)))' "$2" 2>/dev/null

@@ -129,6 +129,22 @@ cap_cpu() {
 }
 uncap_cpu() { rmdir "/sys/fs/cgroup/cpu/$1" 2>/dev/null || true; }
 
+# etcd_member I STATE DIR PORT_BASE TOKEN LOG [FLAG...]: starts member eI (I in 1..3) of a
+# 3-member etcd cluster, STATE `new` or `existing`, its data in DIR/eI, its client port
+# PORT_BASE+I and peer port PORT_BASE+10+I, its output appended to LOG, with any further FLAGs;
+# sets PIDS[I] to its PID.
+etcd_member() {
+  local i=$1 state=$2 dir=$3 base=$4 token=$5 log=$6; shift 6
+  local client=$((base + i)) peer=$((base + 10 + i)) cluster="" j
+  for j in 1 2 3; do cluster+="${cluster:+,}e$j=http://127.0.0.1:$((base + 10 + j))"; done
+  etcd --name "e$i" --data-dir "$dir/e$i" \
+    --listen-client-urls "http://127.0.0.1:$client" --advertise-client-urls "http://127.0.0.1:$client" \
+    --listen-peer-urls "http://127.0.0.1:$peer" --initial-advertise-peer-urls "http://127.0.0.1:$peer" \
+    --initial-cluster "$cluster" --initial-cluster-state "$state" --initial-cluster-token "$token" \
+    --logger zap --log-outputs stderr "$@" >>"$log" 2>&1 &
+  PIDS[i]=$!
+}
+
 # etcd_status PORT: the maintenance status (JSON) of the etcd member with client port PORT.
 etcd_status() { curl -s -m 2 -X POST "http://127.0.0.1:$1/v3/maintenance/status" -d '{}'; }
 

@@ -15,15 +15,7 @@ done
 rm -rf "$D"; mkdir -p "$D"
 PIDS=()
 trap 'kill "${PIDS[@]}" 2>/dev/null; wait 2>/dev/null' EXIT
-CLUSTER="e1=http://127.0.0.1:17821,e2=http://127.0.0.1:17822,e3=http://127.0.0.1:17823"
-for i in 1 2 3; do
-  etcd --name "e$i" --data-dir "$D/e$i" \
-    --listen-client-urls "http://127.0.0.1:1781$i" --advertise-client-urls "http://127.0.0.1:1781$i" \
-    --listen-peer-urls "http://127.0.0.1:1782$i" --initial-advertise-peer-urls "http://127.0.0.1:1782$i" \
-    --initial-cluster "$CLUSTER" --initial-cluster-state new --initial-cluster-token soak \
-    --logger zap --log-outputs stderr --log-level warn >"$D/e$i.log" 2>&1 &
-  PIDS+=($!)
-done
+for i in 1 2 3; do etcd_member "$i" new "$D" 17810 soak "$D/e$i.log" --log-level warn; done
 for _ in $(seq 100); do L=$(etcd_leader_port 17811 17812 17813) && break; sleep 0.2; done
 [ -n "${L:-}" ] || { echo "no etcd leader" >&2; exit 1; }
 leader_id() { etcd_status "$L" | python3 -c 'import json,sys; print(json.load(sys.stdin)["leader"])' 2>/dev/null; }

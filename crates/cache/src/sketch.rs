@@ -1,4 +1,5 @@
-//! A count-min sketch of 4-bit counters (TinyLFU's frequency sketch, Einziger et al., 2017): how often each key hash was counted lately, in 8 bytes per entry a shard can hold.
+//! A count-min sketch of 4-bit counters (TinyLFU's frequency sketch, Einziger et al., 2017):
+//! how often each key hash was counted lately, in 8 bytes per entry a shard can hold.
 //!
 //! Each hash increments four counters, one per row, and its estimate is the least of
 //! them, so collisions can only over-count. Counters saturate at 15. After

@@ -323,7 +323,8 @@ enum ReceiveError {
 }
 
 /// Reads a snapshot transfer into a new file, checking every frame; returns the header and
-/// the complete, fsynced file. A failed transfer leaves no file behind (it is removed gradually, in the background).
+/// the complete, fsynced file. A failed transfer leaves no file behind (removed gradually, in
+/// the background).
 async fn receive_snapshot(
     state: &PeerState,
     body: axum::body::Body,
