@@ -18,7 +18,7 @@ use crate::read_barrier::{BarrierError, ReadBarrier};
 use crate::snapshot_policy;
 use crate::status::ClusterStatus;
 use crate::{CommittedIndex, LogStore, NodeId, Raft, RaftStoreError, StateMachineStore};
-use hakv_store::{ApplyHook, Command, DiskSpace, Outcome, StateMachine, StoreConfig};
+use hakv_store::{ApplyHook, Command, DiskSpace, Outcome, StateMachine, StoreConfig, staggered_l0_trigger};
 use openraft::error::{InitializeError, RaftError};
 use openraft::{BasicNode, RaftMetrics};
 use std::collections::BTreeMap;
@@ -107,8 +107,8 @@ impl RaftNode {
         let committed = log.committed_index();
         let state = Arc::new(
             StateMachine::open(&StoreConfig {
-                data_dir: config.data_dir.join("state"),
-                block_cache_bytes: config.block_cache_bytes,
+                l0_trigger: staggered_l0_trigger(config.node_id),
+                ..StoreConfig::new(config.data_dir.join("state"), config.block_cache_bytes)
             })
             .map_err(RaftStoreError::from)?,
         );

@@ -12,7 +12,7 @@ use crate::error::RaftStoreError;
 use crate::identity::{IdentityFile, cluster_id_for};
 use crate::snapshot_file::{SnapshotFile, applied_meta};
 use crate::{LogId, LogStore, NodeId, StoredMembership};
-use hakv_store::{SnapshotImport, StateMachine, StoreConfig};
+use hakv_store::{SnapshotImport, StateMachine, StoreConfig, staggered_l0_trigger};
 use openraft::{BasicNode, Membership};
 use std::collections::{BTreeMap, BTreeSet};
 use std::io::{self, Read};
@@ -37,8 +37,8 @@ pub fn seed_member<R: Read>(
         ));
     }
     let state = StateMachine::open(&StoreConfig {
-        data_dir: data_dir.join("state"),
-        block_cache_bytes: RESTORE_CACHE_BYTES,
+        l0_trigger: staggered_l0_trigger(node_id),
+        ..StoreConfig::new(data_dir.join("state"), RESTORE_CACHE_BYTES)
     })?;
     let first = LogId::default();
     let voters: BTreeSet<NodeId> = members.keys().copied().collect();

@@ -137,11 +137,7 @@ mod tests {
 
     fn snapshot_file_bytes() -> Vec<u8> {
         let dir = tempfile::tempdir().unwrap();
-        let state = StateMachine::open(&StoreConfig {
-            data_dir: dir.path().to_path_buf(),
-            block_cache_bytes: 1 << 20,
-        })
-        .unwrap();
+        let state = StateMachine::open(&StoreConfig::new(dir.path().to_path_buf(), 1 << 20)).unwrap();
         let export = state.export_snapshot().unwrap();
         let mut bytes = Vec::new();
         write_meta(&mut bytes, &Default::default()).unwrap();

@@ -18,11 +18,8 @@ impl StoreBuilder<TypeConfig, LogStore, StateMachineStore, TempDir> for FjallSto
     async fn build(&self) -> Result<(TempDir, LogStore, StateMachineStore), StorageError> {
         let dir = tempfile::tempdir().map_err(setup_error)?;
         let log = LogStore::open(&dir.path().join("raft-log")).map_err(setup_error)?;
-        let state = StateMachine::open(&StoreConfig {
-            data_dir: dir.path().join("state"),
-            block_cache_bytes: 1 << 20,
-        })
-        .map_err(setup_error)?;
+        let state =
+            StateMachine::open(&StoreConfig::new(dir.path().join("state"), 1 << 20)).map_err(setup_error)?;
         let sm = StateMachineStore::open(Arc::new(state), Arc::new(NoHook), dir.path().join("snapshot"))
             .map_err(setup_error)?;
         Ok((dir, log, sm))

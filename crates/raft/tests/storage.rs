@@ -68,11 +68,7 @@ fn members(ids: &[u64]) -> EntryPayload<hakv_raft::TypeConfig> {
 }
 
 fn open_sm(dir: &Path, hook: Arc<RecordingHook>) -> StateMachineStore {
-    let state = StateMachine::open(&StoreConfig {
-        data_dir: dir.join("state"),
-        block_cache_bytes: 1 << 20,
-    })
-    .unwrap();
+    let state = StateMachine::open(&StoreConfig::new(dir.join("state"), 1 << 20)).unwrap();
     StateMachineStore::open(Arc::new(state), hook, dir.join("snapshot")).unwrap()
 }
 

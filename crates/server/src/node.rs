@@ -77,10 +77,7 @@ impl Node {
                 Replication::Cluster(Arc::new(cluster)),
             )
         } else {
-            let store_config = StoreConfig {
-                data_dir: config.data_dir.clone(),
-                block_cache_bytes: config.store_cache_bytes,
-            };
+            let store_config = StoreConfig::new(config.data_dir.clone(), config.store_cache_bytes);
             let state_machine =
                 Arc::new(
                     StateMachine::open(&store_config).map_err(|source| NodeError::OpenStore {

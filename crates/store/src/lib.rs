@@ -26,6 +26,6 @@ pub use group_commit::{ApplyHook, NoHook, ProposeError, Writer, WriterConfig};
 pub use record::Record;
 pub use snapshot::{SnapshotExport, SnapshotImport, SnapshotSummary, SnapshotView};
 pub use state_machine::{
-    ApplyOptions, Change, DATA_MEMTABLE_BYTES, MAX_JOURNAL_BYTES, SMALL_MEMTABLE_BYTES, StateMachine,
-    StoreConfig, StoreStats,
+    ApplyOptions, Change, DATA_MEMTABLE_BYTES, DEFAULT_L0_TRIGGER, MAX_JOURNAL_BYTES, SMALL_MEMTABLE_BYTES,
+    StateMachine, StoreConfig, StoreStats, staggered_l0_trigger,
 };

@@ -6,11 +6,7 @@ use hakv_api::to_canonical_json;
 use serde_json::json;
 
 fn open(dir: &std::path::Path) -> StateMachine {
-    StateMachine::open(&StoreConfig {
-        data_dir: dir.to_path_buf(),
-        block_cache_bytes: 1 << 20,
-    })
-    .unwrap()
+    StateMachine::open(&StoreConfig::new(dir.to_path_buf(), 1 << 20)).unwrap()
 }
 
 fn put(key: &str, value: serde_json::Value, ttl_ms: Option<u64>) -> Command {

@@ -23,11 +23,13 @@
 
 use crate::{Command, Op, Outcome, Record, StoreError};
 use fjall::CompressionType;
+use fjall::compaction::Leveled;
 use fjall::config::{CompressionPolicy, PartitioningPolicy};
 use fjall::{Database, Keyspace, KeyspaceCreateOptions, PersistMode};
 use hakv_api::Revision;
 use std::collections::HashMap;
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
 pub(crate) const REVISION_KEY: &[u8] = b"revision";
@@ -50,6 +52,45 @@ pub struct StoreConfig {
     pub data_dir: PathBuf,
     /// fjall's block cache, in bytes (separate from hakv's value cache).
     pub block_cache_bytes: u64,
+    /// How many level-0 tables start a compaction into level 1 in the `data` keyspace, used
+    /// only when the keyspace is created (fjall keeps it with the keyspace):
+    /// [`DEFAULT_L0_TRIGGER`], or a cluster member's [`staggered_l0_trigger`].
+    pub l0_trigger: u8,
+}
+
+impl StoreConfig {
+    /// A store in `data_dir` with fjall's level-0 trigger.
+    pub fn new(data_dir: impl Into<PathBuf>, block_cache_bytes: u64) -> StoreConfig {
+        StoreConfig {
+            data_dir: data_dir.into(),
+            block_cache_bytes,
+            l0_trigger: DEFAULT_L0_TRIGGER,
+        }
+    }
+}
+
+/// fjall's default: four level-0 tables (four memtable flushes) start a compaction.
+pub const DEFAULT_L0_TRIGGER: u8 = 4;
+
+/// The level-0 compaction trigger of cluster member `node_id`: 4, 5 or 7 tables by the id
+/// modulo 3.
+///
+/// Why members differ: they apply the same writes, so their memtables fill and flush at the
+/// same log index, and with one trigger they compact at the same moments too. On a machine
+/// that holds several members, their compactions then took every core at once: in a 10-minute
+/// soak of 3 members on 2 cores, every 15-17 s all three compacted for 3-4 s and the rate
+/// fell to a third (docs/benchmarks.md, "Members that compact at different moments"). With
+/// one member per machine, every member's disk would be busy at once, when a commit needs any
+/// two of them. The trigger, not the memtable: staggered memtables (16, 13.5, 11 MiB) also
+/// desynchronized the members, but a smaller memtable makes more level-0 tables for the same
+/// writes, each merged into all of level 1 (keys spread uniformly): the 11 MiB member's
+/// storage workers used 0.13 of a core against 0.10; and larger memtables would raise the
+/// memory bound. A larger trigger merges more tables at a time, less often (fjall also makes
+/// level 1 t × 64 MiB): the members with 5 and 7 used 0.09 and 0.08 of a core against 0.10
+/// with 4, at the price of up to t level-0 tables' bloom filters checked per read. 4, 5 and 7
+/// have no small common multiple, so the members' cycles rarely line up again.
+pub fn staggered_l0_trigger(node_id: u64) -> u8 {
+    [DEFAULT_L0_TRIGGER, 5, 7][(node_id % 3) as usize]
 }
 
 /// Sizes for `/metrics`.
@@ -139,6 +180,7 @@ impl StateMachine {
         // wait for. Also set at creation, like the partitioning.
         let data = db.keyspace("data", || {
             sized(DATA_MEMTABLE_BYTES)()
+                .compaction_strategy(Arc::new(Leveled::default().with_l0_threshold(config.l0_trigger)))
                 .index_block_partitioning_policy(PartitioningPolicy::all(true))
                 .filter_block_partitioning_policy(PartitioningPolicy::all(true))
                 .data_block_compression_policy(CompressionPolicy::new([
@@ -462,5 +504,59 @@ fn decide(
             }
             _ => (Outcome::Unchanged, None),
         },
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::{Condition, Op};
+    use hakv_api::to_canonical_json;
+    use std::time::{Duration, Instant};
+
+    /// Writes the same two keys again and flushes the memtable: one more level-0 table, which
+    /// overlaps every earlier one (so a compaction merges them rather than moving them down).
+    fn write_one_table(state: &StateMachine, value: &str) {
+        let put = |key: &str| Command {
+            at_ms: 1_000,
+            op: Op::Put {
+                key: key.into(),
+                value: to_canonical_json(&serde_json::json!(value)),
+                ttl_ms: None,
+                condition: Condition::Always,
+            },
+        };
+        state.apply_batch(&[put("a"), put("z")], |_, _| {}).unwrap();
+        state.data.rotate_memtable_and_wait().unwrap();
+    }
+
+    #[test]
+    fn the_data_keyspace_compacts_at_the_configured_level0_trigger() {
+        // Three tables: below fjall's default trigger (4), at or above a trigger of 2. If the
+        // setting did not reach the keyspace, the three tables would stay.
+        let dir = tempfile::tempdir().unwrap();
+        let state = StateMachine::open(&StoreConfig {
+            l0_trigger: 2,
+            ..StoreConfig::new(dir.path(), 1 << 20)
+        })
+        .unwrap();
+        for value in ["1", "2", "3"] {
+            write_one_table(&state, value);
+        }
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while state.data.table_count() >= 3 {
+            assert!(
+                Instant::now() < deadline,
+                "3 level-0 tables never compacted with a trigger of 2"
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    #[test]
+    fn three_consecutive_members_get_three_level0_triggers() {
+        let triggers: Vec<u8> = (1..=3).map(staggered_l0_trigger).collect();
+        assert_eq!(triggers, [5, 7, DEFAULT_L0_TRIGGER]);
+        assert!((0..100).all(|id| (4..=7).contains(&staggered_l0_trigger(id))));
     }
 }

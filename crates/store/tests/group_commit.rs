@@ -7,10 +7,7 @@ use std::sync::Arc;
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn concurrent_compare_and_set_increments_never_lose_an_update() {
     let dir = tempfile::tempdir().unwrap();
-    let config = StoreConfig {
-        data_dir: dir.path().to_path_buf(),
-        block_cache_bytes: 8 << 20,
-    };
+    let config = StoreConfig::new(dir.path().to_path_buf(), 8 << 20);
     let sm = Arc::new(StateMachine::open(&config).unwrap());
     let (writer, thread) = Writer::start(sm.clone(), Arc::new(NoHook), WriterConfig::default());
     let put = |value: u64, condition| Command {

@@ -5,11 +5,7 @@ use hakv_store::{Command, Condition, Op, Outcome, StateMachine, StoreConfig};
 use serde_json::json;
 
 fn open(dir: &std::path::Path) -> StateMachine {
-    StateMachine::open(&StoreConfig {
-        data_dir: dir.to_path_buf(),
-        block_cache_bytes: 8 << 20,
-    })
-    .unwrap()
+    StateMachine::open(&StoreConfig::new(dir.to_path_buf(), 8 << 20)).unwrap()
 }
 
 fn put(key: &str, value: serde_json::Value, condition: Condition) -> Command {

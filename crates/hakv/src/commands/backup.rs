@@ -151,10 +151,7 @@ fn seed(command: RestoreCommand) -> anyhow::Result<String> {
     let open = || File::open(&command.file).map(|f| BufReader::with_capacity(1 << 20, f));
     let what = match command.node_id {
         None => {
-            let state = StateMachine::open(&StoreConfig {
-                data_dir: dir.clone(),
-                block_cache_bytes: 8 << 20,
-            })?;
+            let state = StateMachine::open(&StoreConfig::new(dir.clone(), 8 << 20))?;
             state.import_snapshot_from(open, &[], |_| {})?;
             // A backup of a cluster member carries its place in that cluster's log.
             state.remove_meta_prefix(b"raft/")?;
