@@ -38,9 +38,9 @@ T1=$(term)
 cat "$D/wrk.txt" | grep -E 'Requests/sec|Non-2xx|Socket errors|requests in|Latency'
 echo "term before $T0 after $T1"
 grep -c 'database space exceeded' "$D"/e*.log | sed 's/^/quota errors logged: /'
-python3 - "$D" <<'EOF'
-import sys
-d = sys.argv[1]
+python3 - "$D" "$ROOT" <<'EOF'
+import subprocess, sys
+d, root = sys.argv[1], sys.argv[2]
 rows = [l.split() for l in open(f"{d}/samples.txt") if len(l.split()) >= 4]
 for i in range(3):
     peak = max((int(r[1 + i]) for r in rows if r[1 + i].isdigit()), default=0)
@@ -48,13 +48,8 @@ for i in range(3):
 leaders = [r[4] for r in rows if len(r) > 4]
 # Answers per 10 s window (bench/lua/etcd_soak.lua), judged as bench/soak.sh judges hakv's.
 windows = [int(l.split()[1]) for l in open(f"{d}/windows.txt") if len(l.split()) == 2]
-if windows:
-    rates = [n / 10 for n in windows]
-    mean = sum(rates) / len(rates)
-    within = sum(1 for r in rates if abs(r - mean) <= 0.2 * mean)
-    print("req/s per 10 s:", " ".join(f"{r:.0f}" for r in rates))
-    print(f"windows within {100 * max(abs(r - mean) for r in rates) / mean:.0f}% of their mean {mean:.0f}; "
-          f"{within} of {len(rates)} within 20%")
+sys.stdout.flush()
+subprocess.run([sys.executable, f"{root}/bench/flatness.py", *(str(n / 10) for n in windows)], check=False)
 print(f"leader changes seen in 1 s samples: {sum(1 for a, b in zip(leaders, leaders[1:]) if a != b)}")
 EOF
 du -sh "$D"/e1 | sed 's/^/data on member 1: /'

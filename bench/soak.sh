@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Soak: a 3-member cluster under sustained mixed load with 1 KB values, as users load it.
-# Reports elections (term changes), failed requests, throughput per 10 s window and each
+# Reports elections (term changes), failed requests, throughput per 10 s window and per minute
+# (bench/flatness.py, which bench/soak-etcd.sh shares), and each
 # member's peak RSS. Members and the load generator share both cores.
 #   cargo build --release -p hakv && DUR=600 KEYS=1000000 bench/soak.sh
 # Knobs: DUR (s, 120), KEYS (300000), VALUE (1024 bytes), CONN (64), WRITES (0.5),
@@ -61,9 +62,9 @@ fi
 kill "$SAMPLER" $THREADS 2>/dev/null
 T1=$(term_of "$L")
 
-python3 - "$D" "$T0" "$T1" <<'EOF'
-import json, re, sys
-d, t0, t1 = sys.argv[1], sys.argv[2], sys.argv[3]
+python3 - "$D" "$T0" "$T1" "$ROOT" <<'EOF'
+import json, re, subprocess, sys
+d, t0, t1, root = sys.argv[1], sys.argv[2], sys.argv[3], sys.argv[4]
 r = json.load(open(f"{d}/report.json"))
 print(f"requests {r['requests']} ok {r['successful']} failed {r['failed']} errors {r['errors']}")
 print(f"qps {r['qps']:.0f}  p50 {r['latency_us']['p50']}us  p99 {r['latency_us']['p99']}us  "
@@ -72,11 +73,8 @@ print(f"term before {t0} after {t1}: {int(t1) - int(t0) if t0 and t1 else '?'} e
 # Progress lines: "[run   12s]   3456 req/s ..." -> per-10s-window mean.
 rates = [int(m.group(1)) for m in re.finditer(r"\[run\s+\d+s\]\s+(\d+) req/s", open(f"{d}/progress.txt").read())]
 windows = [sum(rates[i:i + 10]) / len(rates[i:i + 10]) for i in range(0, len(rates), 10) if rates[i:i + 10]]
-if windows:
-    mean = sum(windows) / len(windows)
-    print("req/s per 10 s:", " ".join(f"{w:.0f}" for w in windows))
-    print(f"windows within {100 * max(abs(w - mean) for w in windows) / mean:.0f}% of their mean {mean:.0f}; "
-          f"{sum(1 for w in windows if abs(w - mean) <= 0.2 * mean)} of {len(windows)} within 20%")
+sys.stdout.flush()
+subprocess.run([sys.executable, f"{root}/bench/flatness.py", *(str(w) for w in windows)], check=False)
 rows = [l.split() for l in open(f"{d}/samples.txt") if len(l.split()) >= 4]
 for i in range(3):
     peak = max((int(r[1 + i]) for r in rows if r[1 + i].isdigit()), default=0)
