@@ -11,6 +11,9 @@ import sys
 
 def judge(label, rates):
     mean = sum(rates) / len(rates)
+    if mean == 0:
+        print(f"req/s per {label}: every window 0")
+        return
     worst = max(abs(r - mean) for r in rates) / mean
     within = sum(1 for r in rates if abs(r - mean) <= 0.2 * mean)
     print(f"req/s per {label}:", " ".join(f"{r:.0f}" for r in rates))

@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Soak: a 3-member cluster under sustained mixed load with 1 KB values, as users load it.
 # Reports elections (term changes), failed requests, throughput per 10 s window and per minute
-# (bench/flatness.py, which bench/soak-etcd.sh shares), and each
-# member's peak RSS. Members and the load generator share both cores.
+# (bench/flatness.py, which bench/soak-etcd.sh shares), and each member's peak RSS. Members
+# and the load generator share both cores.
 #   cargo build --release -p hakv && DUR=600 KEYS=1000000 bench/soak.sh
 # Knobs: DUR (s, 120), KEYS (300000), VALUE (1024 bytes), CONN (64), WRITES (0.5),
 # EXTRA (more `hakv serve` flags for every member), HAKV (the binary), OUT (work dir),
