@@ -47,7 +47,9 @@ for i in range(3):
     print(f"member {i + 1} peak RSS {peak / 1024:.0f} MiB")
 leaders = [r[4] for r in rows if len(r) > 4]
 # Answers per 10 s window (bench/lua/etcd_soak.lua), judged as bench/soak.sh judges hakv's.
-windows = [int(l.split()[1]) for l in open(f"{d}/windows.txt") if len(l.split()) == 2]
+# The Lua writes no line for a window without answers: place each count by its window number.
+counted = dict(tuple(map(int, l.split())) for l in open(f"{d}/windows.txt") if len(l.split()) == 2)
+windows = [counted.get(i, 0) for i in range(max(counted) + 1)] if counted else []
 sys.stdout.flush()
 subprocess.run([sys.executable, f"{root}/bench/flatness.py", *(str(n / 10) for n in windows)], check=False)
 print(f"leader changes seen in 1 s samples: {sum(1 for a, b in zip(leaders, leaders[1:]) if a != b)}")

@@ -4,7 +4,7 @@
 //! filesystem waits for that transaction: removing a 1 GiB file on this machine's ext4 made
 //! another process's 1 KiB `fdatasync`s take up to 58 ms (1.3 ms otherwise), and a member that
 //! removed the gigabyte snapshot it had just installed stalled the writes of the members
-//! sharing its disk for as long (docs/benchmarks.md, "Under client load, a second snapshot").
+//! sharing its disk for as long (docs/benchmarks.md, "Removing the installed file gradually").
 //! Truncated from its end in steps of [`STEP_BYTES`] first, each step frees a bounded part:
 //! the other writer's worst `fdatasync` was 4.2 ms with 8 MiB steps (9.7 ms with 32 MiB), and
 //! the removal took 0.7 s instead of 0.26 s. RocksDB's `DeleteScheduler` does the same.
